@@ -1,0 +1,163 @@
+//! Command line as the user typed it (clap derive). [`crate::run`] resolves it into a plan.
+
+use crate::output::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  tercuman translate makale.txt --model gemma-3-270m-q4_k_m.gguf
+  tercuman summarize makale.txt --model qwen2.5-1.5b-instruct-q4_k_m.gguf --bullets 3
+  tercuman makale.txt --model MODEL.gguf -o makale.en.md
+  cat makale.txt | tercuman translate - --model MODEL.gguf
+
+Exit status: 0 on success (also when the reader of stdout goes away), 2 on any error.";
+
+/// Translate Turkish news articles into English and summarize them, with a local model.
+///
+/// Without a subcommand, tercuman translates the article and then summarizes it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tercuman",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub args: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate the article into English, one output block per input block.
+    Translate(RunArgs),
+    /// Summarize the article as English bullet points.
+    Summarize(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Article file (UTF-8 text, paragraphs separated by blank lines); `-` reads stdin.
+    #[arg(value_name = "ARTICLE", required = true)]
+    pub input: Option<PathBuf>,
+
+    /// Model to use: the path of a GGUF file (Gemma 3 or Qwen2.5 chat models).
+    #[arg(
+        short,
+        long,
+        value_name = "MODEL",
+        required = true,
+        env = "TERCUMAN_MODEL"
+    )]
+    pub model: Option<String>,
+
+    /// Output format [default: markdown for `-o *.md`, json for `-o *.json`, else text].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write the result to this file (atomically: a complete file or none) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Number of summary bullet points.
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub bullets: u16,
+
+    /// Upper limit on tokens generated for one chunk (each chunk also gets a limit from its
+    /// length, so a looping model stops early).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_new_tokens: usize,
+
+    /// Sampling temperature; 0 picks the most likely token every time (reproducible).
+    #[arg(short, long, default_value_t = 0.0, value_name = "T")]
+    pub temperature: f64,
+
+    /// Seed for sampling when the temperature is above 0.
+    #[arg(long, default_value_t = 299_792_458)]
+    pub seed: u64,
+
+    /// CPU threads for the model [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Largest context, in tokens, that a prompt may use (bounded by the model's own).
+    #[arg(long, default_value_t = 4096, value_name = "TOKENS")]
+    pub context: usize,
+
+    /// No progress bar and no closing stats line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What the run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Translate,
+    Summarize,
+    Both,
+}
+
+impl Cli {
+    pub fn job_and_args(self) -> (Job, RunArgs) {
+        match self.command {
+            Some(Command::Translate(a)) => (Job::Translate, a),
+            Some(Command::Summarize(a)) => (Job::Summarize, a),
+            None => (Job::Both, self.args),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn default_job_is_both() {
+        let cli = Cli::try_parse_from(["tercuman", "a.txt", "--model", "m.gguf"]).unwrap();
+        let (job, args) = cli.job_and_args();
+        assert_eq!(job, Job::Both);
+        assert_eq!(args.input.unwrap(), PathBuf::from("a.txt"));
+    }
+
+    #[test]
+    fn subcommands_take_the_same_flags() {
+        let cli = Cli::try_parse_from([
+            "tercuman",
+            "summarize",
+            "a.txt",
+            "-m",
+            "m.gguf",
+            "--bullets",
+            "3",
+        ])
+        .unwrap();
+        let (job, args) = cli.job_and_args();
+        assert_eq!(job, Job::Summarize);
+        assert_eq!(args.bullets, 3);
+    }
+
+    #[test]
+    fn every_flag_is_documented() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} --{} has no help",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}

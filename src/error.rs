@@ -1,0 +1,60 @@
+//! The library's error type: every failure a user can meet, with the context needed to act on it
+//! (the file, the model, the paragraph) and, where there is one, the next step to take.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not read {path}")]
+    ReadInput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read standard input")]
+    ReadStdin(#[source] std::io::Error),
+    #[error("{what} is not valid UTF-8 (first bad byte at offset {offset}); convert it first, e.g. `iconv -f WINDOWS-1254 -t UTF-8 FILE`")]
+    NotUtf8 { what: String, offset: usize },
+    #[error("{0} holds no text to translate")]
+    EmptyInput(String),
+    #[error("model file {path} not found; pass the path of a .gguf file to --model")]
+    ModelNotFound { path: PathBuf },
+    #[error("could not read the model file {path}")]
+    ModelRead {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{path}: model architecture `{arch}` is not supported; supported GGUF architectures: {supported}")]
+    UnsupportedArchitecture {
+        path: PathBuf,
+        arch: String,
+        supported: String,
+    },
+    #[error("{path}: {message}")]
+    InvalidModel { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("prompt template {name}: {message}")]
+    Prompt { name: String, message: String },
+    #[error("paragraph {paragraph}: {message}")]
+    Paragraph { paragraph: usize, message: String },
+    #[error("model computation failed")]
+    Candle(#[from] candle_core::Error),
+    #[error("could not write {path}")]
+    WriteOutput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<tokenizers::Error> for Error {
+    fn from(e: tokenizers::Error) -> Self {
+        Error::Tokenizer(e.to_string())
+    }
+}

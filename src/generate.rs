@@ -1,0 +1,269 @@
+//! Generation: tokenizes a prompt, runs the model over it and samples the answer token by token
+//! with candle's `LogitsProcessor`, stopping on the model's end-of-turn tokens, at a line end
+//! when asked, at a token budget, or when the output starts repeating itself.
+
+use crate::error::{Error, Result};
+use crate::model::LoadedModel;
+use crate::prompt::Segment;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Hard cap on generated tokens per call; each call may ask for fewer.
+    pub max_new_tokens: usize,
+    /// 0 means greedy (argmax), reproducible.
+    pub temperature: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its turn.
+    EndOfTurn,
+    /// A line ended (few-shot answers and bullets are one line).
+    LineEnd,
+    /// The token budget ran out.
+    Budget,
+    /// The output began repeating itself and was cut.
+    Repetition,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub text: String,
+    pub tokens: usize,
+    pub stop: StopReason,
+}
+
+/// Token and time counts over a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    #[serde(with = "secs")]
+    pub prefill_time: Duration,
+    #[serde(with = "secs")]
+    pub decode_time: Duration,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}
+
+impl Stats {
+    pub fn decode_tps(&self) -> f64 {
+        self.generated_tokens as f64 / self.decode_time.as_secs_f64().max(1e-9)
+    }
+    pub fn prefill_tps(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill_time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A model with its sampling state and the position of its KV cache.
+pub struct Engine {
+    pub model: LoadedModel,
+    params: Params,
+    sampler: LogitsProcessor,
+    /// Tokens in the KV cache.
+    pos: usize,
+    /// Logits after the last fed token, waiting to be sampled.
+    next_logits: Option<candle_core::Tensor>,
+    /// The last sampled token that was not fed back (generation stopped on it).
+    unfed: Option<u32>,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn new(model: LoadedModel, params: Params) -> Self {
+        let sampling = if params.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else {
+            Sampling::All {
+                temperature: params.temperature,
+            }
+        };
+        Engine {
+            sampler: LogitsProcessor::from_sampling(params.seed, sampling),
+            model,
+            params,
+            pos: 0,
+            next_logits: None,
+            unfed: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The context this run allows, in tokens.
+    pub fn context_length(&self) -> usize {
+        self.model.info.context_length
+    }
+
+    /// Number of tokens `text` takes as article text.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        crate::model::tokenizer::count(&self.model.tokenizer, text)
+    }
+
+    fn encode_text(&mut self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        crate::model::tokenizer::encode(&mut self.model.tokenizer, text, parse_special)
+    }
+
+    /// Token ids of a prompt: BOS where the model wants one, template segments with special
+    /// tokens parsed, article text with them left as text.
+    pub fn encode(&mut self, segments: &[Segment]) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for seg in segments {
+            match seg {
+                Segment::Template(t) => ids.extend(self.encode_text(t, true)?),
+                Segment::Text(t) => ids.extend(self.encode_text(t, false)?),
+            }
+        }
+        let info = &self.model.info;
+        if let (true, Some(bos)) = (info.add_bos, info.bos) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Starts a new sequence: clears the cache and runs the prompt.
+    pub fn start(&mut self, prompt: &[u32]) -> Result<()> {
+        self.model.network.clear_kv_cache();
+        self.pos = 0;
+        self.unfed = None;
+        self.feed(prompt)
+    }
+
+    /// Appends tokens to the current sequence (after the last generated token).
+    pub fn feed(&mut self, ids: &[u32]) -> Result<()> {
+        let mut all = Vec::with_capacity(ids.len() + 1);
+        all.extend(self.unfed.take());
+        all.extend_from_slice(ids);
+        if all.is_empty() {
+            return Ok(());
+        }
+        if self.pos + all.len() > self.context_length() {
+            return Err(Error::Paragraph {
+                paragraph: 0,
+                message: format!(
+                    "the prompt needs {} tokens but the model's context is {}",
+                    self.pos + all.len(),
+                    self.context_length()
+                ),
+            });
+        }
+        let t = Instant::now();
+        let logits = self.model.network.forward(&all, self.pos)?;
+        self.stats.prefill_time += t.elapsed();
+        self.stats.prompt_tokens += all.len();
+        self.pos += all.len();
+        self.next_logits = Some(logits);
+        Ok(())
+    }
+
+    /// Generates up to `max_new` tokens (capped by `--max-new-tokens`) from the current state.
+    pub fn generate(&mut self, max_new: usize, stop_at_line_end: bool) -> Result<Generated> {
+        let max_new = max_new.min(self.params.max_new_tokens).max(1);
+        let mut out: Vec<u32> = Vec::new();
+        let mut stop = StopReason::Budget;
+        let mut text = String::new();
+        let t = Instant::now();
+        for step in 0..max_new {
+            let logits = match self.next_logits.take() {
+                Some(l) => l,
+                None => break,
+            };
+            let next = self.sampler.sample(&logits)?;
+            if self.model.info.stop_tokens.contains(&next) {
+                stop = StopReason::EndOfTurn;
+                break;
+            }
+            out.push(next);
+            text = self.model.tokenizer.decode(&out, true)?;
+            if stop_at_line_end {
+                if let Some(nl) = text.find('\n') {
+                    text.truncate(nl);
+                    self.unfed = Some(next);
+                    stop = StopReason::LineEnd;
+                    break;
+                }
+            }
+            if let Some(keep) = repetition_cut(&out) {
+                out.truncate(keep);
+                text = self.model.tokenizer.decode(&out, true)?;
+                self.unfed = Some(next);
+                stop = StopReason::Repetition;
+                break;
+            }
+            if step + 1 == max_new {
+                self.unfed = Some(next);
+                break;
+            }
+            let logits = self.model.network.forward(&[next], self.pos)?;
+            self.pos += 1;
+            self.next_logits = Some(logits);
+        }
+        self.stats.decode_time += t.elapsed();
+        self.stats.generated_tokens += out.len();
+        Ok(Generated {
+            text: text.trim().to_string(),
+            tokens: out.len(),
+            stop,
+        })
+    }
+}
+
+/// If `tokens` ends in a block of 1 to 32 tokens repeated back to back, covering at least 16
+/// tokens and at least 3 times, returns how many tokens to keep: everything before the
+/// repetition and one copy of the block.
+pub fn repetition_cut(tokens: &[u32]) -> Option<usize> {
+    let n = tokens.len();
+    for period in 1..=32.min(n / 3) {
+        let block = &tokens[n - period..];
+        let mut start = n - period;
+        while start >= period && &tokens[start - period..start] == block {
+            start -= period;
+        }
+        let repeats = (n - start) / period;
+        if repeats >= 3 && n - start >= 16 {
+            return Some(start + period);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repetition_cut;
+
+    #[test]
+    fn a_looping_tail_is_cut_to_one_copy() {
+        let mut t = vec![1, 2, 3];
+        for _ in 0..6 {
+            t.extend([7, 8, 9]);
+        }
+        assert_eq!(repetition_cut(&t), Some(6));
+    }
+
+    #[test]
+    fn a_single_token_loop_is_cut() {
+        let mut t = vec![5, 6];
+        t.extend(std::iter::repeat_n(4, 20));
+        assert_eq!(repetition_cut(&t), Some(3));
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        let t: Vec<u32> = (0..100).collect();
+        assert_eq!(repetition_cut(&t), None);
+        // A word said twice is not a loop.
+        assert_eq!(repetition_cut(&[1, 2, 3, 1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! tercuman: Turkish news articles into English, on the user's own machine.
+//!
+//! The pipeline, one module per stage:
+//! [`input`] (decode, structure) → [`chunk`] (paragraphs, sentences) → [`model`] (load, tokenize)
+//! → [`prompt`] → [`generate`] → [`translate`] / [`summarize`] → [`output`] (text, Markdown,
+//! JSON). [`run`] wires them together for the command line.
+
+pub mod chunk;
+pub mod cli;
+pub mod error;
+pub mod generate;
+pub mod input;
+pub mod model;
+pub mod output;
+pub mod prompt;
+pub mod summarize;
+pub mod translate;
+
+use cli::{Cli, Job};
+use error::{Error, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The resolved plan of a run: what the library needs, nothing the user has still to decide.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub job: Job,
+    pub input: PathBuf,
+    pub model: PathBuf,
+    pub format: output::Format,
+    pub output: Option<PathBuf>,
+    pub bullets: usize,
+    pub params: generate::Params,
+    pub context: usize,
+    pub quiet: bool,
+}
+
+impl Plan {
+    pub fn from_cli(cli: Cli) -> Result<Plan> {
+        let (job, a) = cli.job_and_args();
+        let input = a.input.expect("clap requires ARTICLE");
+        let model = PathBuf::from(a.model.expect("clap requires --model"));
+        if let Some(threads) = a.threads {
+            // candle's CPU kernels run on rayon's global pool, sized from this variable.
+            std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+        }
+        if let Some(out) = &a.output {
+            if input != std::path::Path::new("-") && same_file(&input, out) {
+                return Err(Error::WriteOutput {
+                    path: out.clone(),
+                    source: std::io::Error::other("is the input file; choose another output path"),
+                });
+            }
+        }
+        Ok(Plan {
+            job,
+            format: a
+                .format
+                .unwrap_or(output::Format::for_path(a.output.as_deref())),
+            input,
+            model,
+            output: a.output,
+            bullets: a.bullets as usize,
+            params: generate::Params {
+                max_new_tokens: a.max_new_tokens.max(1),
+                temperature: a.temperature,
+                seed: a.seed,
+            },
+            context: a.context.max(256),
+            quiet: a.quiet,
+        })
+    }
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Reads and parses the article named by `path` (`-` is stdin).
+pub fn read_article(path: &std::path::Path) -> Result<input::Article> {
+    let (bytes, what) = if path == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(Error::ReadStdin)?;
+        (buf, "standard input".to_string())
+    } else {
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        (bytes, path.display().to_string())
+    };
+    let text = input::decode(&bytes, &what)?;
+    let article = input::parse(&text);
+    if article.blocks.is_empty() {
+        return Err(Error::EmptyInput(what));
+    }
+    Ok(article)
+}
+
+/// Runs the whole job of a plan and writes its output.
+pub fn run(plan: &Plan) -> Result<()> {
+    let started = Instant::now();
+    let article = read_article(&plan.input)?;
+    if let Some(out) = &plan.output {
+        output::check_writable(out)?;
+    }
+
+    let progress = progress_bar(plan.quiet);
+    progress.set_message(format!("loading {}", plan.model.display()));
+    let model = model::load_gguf(&plan.model)?;
+    let bos_token = model
+        .info
+        .bos
+        .and_then(|id| model.tokenizer.id_to_token(id))
+        .unwrap_or_default();
+    let style = prompt::Style::for_model(&model.info, &bos_token);
+    let context = plan.context.min(model.info.context_length);
+    let report_model = output::ModelReport {
+        name: model.info.name.clone(),
+        architecture: model.info.architecture.clone(),
+        path: plan.model.display().to_string(),
+    };
+    let mut engine = generate::Engine::new(model, plan.params.clone());
+
+    let mut blocks = None;
+    if matches!(plan.job, Job::Translate | Job::Both) {
+        progress.set_length(article.blocks.len() as u64);
+        progress.set_message("translating");
+        let mut done = Vec::with_capacity(article.blocks.len());
+        for (i, block) in article.blocks.iter().enumerate() {
+            let t = translate::translate_block(
+                &mut engine,
+                &style,
+                i,
+                block.kind,
+                &block.text,
+                context,
+            )?;
+            done.push(t);
+            progress.inc(1);
+        }
+        blocks = Some(done);
+    }
+    let mut summary = None;
+    if matches!(plan.job, Job::Summarize | Job::Both) {
+        progress.set_message("summarizing");
+        summary = Some(summarize::summarize(
+            &mut engine,
+            &style,
+            &article,
+            plan.bullets,
+            context,
+        )?);
+    }
+    progress.finish_and_clear();
+
+    let report = output::Report {
+        model: report_model,
+        blocks,
+        summary,
+        stats: engine.stats.clone(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    let rendered = output::render(&report, plan.format);
+    match &plan.output {
+        Some(path) => output::write_atomic(path, &rendered)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(rendered.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    if !plan.quiet {
+        let s = &report.stats;
+        eprintln!(
+            "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall",
+            s.prompt_tokens,
+            s.prefill_tps(),
+            s.generated_tokens,
+            s.decode_tps(),
+            report.wall_seconds
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} blocks {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,317 @@
+//! Drives the real `tercuman` binary in a temporary directory: arguments, errors, exit codes,
+//! and the whole pipeline on the real Gemma 3 270M test model.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn tercuman() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tercuman"));
+    cmd.env_remove("TERCUMAN_MODEL");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    tercuman().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn article() -> PathBuf {
+    common::fixture("pekin-zirvesi.tr.txt")
+}
+
+fn gguf() -> String {
+    common::test_gguf().display().to_string()
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let o = run(&["translate", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for flag in [
+        "--model",
+        "--format",
+        "--output",
+        "--bullets",
+        "--max-new-tokens",
+        "--temperature",
+        "--seed",
+        "--threads",
+        "--context",
+        "--quiet",
+    ] {
+        assert!(
+            help.contains(flag),
+            "translate --help lacks {flag}:\n{help}"
+        );
+    }
+    let top = stdout(&run(&["--help"]));
+    assert!(top.contains("translate") && top.contains("summarize") && top.contains("Exit status"));
+}
+
+#[test]
+fn missing_article_is_a_clear_error() {
+    let o = run(&["translate", "/nonexistent/makale.txt", "--model", "m.gguf"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/makale.txt"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn empty_article_fails_before_loading_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("bos.txt");
+    std::fs::write(&empty, " \n\n\t\n").unwrap();
+    let o = run(&[
+        "translate",
+        empty.to_str().unwrap(),
+        "--model",
+        "/no/model.gguf",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no text"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_model_names_the_path() {
+    let o = run(&[
+        "translate",
+        article().to_str().unwrap(),
+        "--model",
+        "/no/such/model.gguf",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("/no/such/model.gguf") && e.contains("not found"),
+        "{e}"
+    );
+}
+
+/// Writes a GGUF file with the given architecture and no tensors.
+fn write_gguf(path: &Path, arch: &str) {
+    use candle_core::quantized::gguf_file::{write, Value};
+    let mut f = std::fs::File::create(path).unwrap();
+    let arch = Value::String(arch.to_string());
+    write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
+}
+
+#[test]
+fn unsupported_architecture_lists_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mamba.gguf");
+    write_gguf(&model, "mamba");
+    let o = run(&[
+        "translate",
+        article().to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("mamba") && e.contains("gemma3") && e.contains("qwen2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.gguf");
+    std::fs::write(&model, b"<html>Not Found</html>").unwrap();
+    let o = run(&[
+        "translate",
+        article().to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a readable GGUF"), "{}", stderr(&o));
+}
+
+#[test]
+fn output_may_not_overwrite_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("makale.txt");
+    std::fs::copy(article(), &input).unwrap();
+    let o = run(&[
+        "translate",
+        input.to_str().unwrap(),
+        "--model",
+        "m.gguf",
+        "-o",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("input file"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(article()).unwrap()
+    );
+}
+
+/// Share of sentence translations that look English: not empty, not the Turkish echoed
+/// (under half the words found in the source), at most one Turkish-only letter.
+fn english_share(json: &serde_json::Value) -> (usize, usize) {
+    let mut good = 0;
+    let mut total = 0;
+    for block in json["blocks"].as_array().unwrap() {
+        for piece in block["pieces"].as_array().unwrap() {
+            let src = piece["source"].as_str().unwrap().to_lowercase();
+            let out = piece["text"].as_str().unwrap();
+            total += 1;
+            let words: Vec<String> = out.split_whitespace().map(|w| w.to_lowercase()).collect();
+            let src_words: std::collections::HashSet<&str> = src.split_whitespace().collect();
+            let echoed = words
+                .iter()
+                .filter(|w| src_words.contains(w.as_str()))
+                .count();
+            let turkish = out.chars().filter(|c| "çğıİöşüÇĞÖŞÜ".contains(*c)).count();
+            if !words.is_empty() && echoed * 2 < words.len() && turkish <= 1 {
+                good += 1;
+            }
+        }
+    }
+    (good, total)
+}
+
+#[test]
+fn translates_the_sample_article_block_for_block() {
+    let o = run(&[
+        "translate",
+        article().to_str().unwrap(),
+        "--model",
+        &gguf(),
+        "--format",
+        "json",
+        "--threads",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let blocks = json["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 9);
+    assert_eq!(blocks[0]["kind"], "title");
+    let kinds: Vec<&str> = blocks.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "title",
+            "paragraph",
+            "heading",
+            "paragraph",
+            "paragraph",
+            "heading",
+            "paragraph",
+            "paragraph",
+            "paragraph"
+        ]
+    );
+    let source = std::fs::read_to_string(article()).unwrap();
+    let parsed = tercuman::input::parse(&source);
+    for (b, s) in blocks.iter().zip(&parsed.blocks) {
+        assert_eq!(b["source"].as_str().unwrap(), s.text, "blocks out of order");
+        assert!(
+            !b["text"].as_str().unwrap().is_empty(),
+            "empty translation for {:?}",
+            s.text
+        );
+        // Nothing dropped: the pieces rebuild the source block.
+        let pieces: Vec<&str> = b["pieces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            pieces.join(" ").split_whitespace().collect::<Vec<_>>(),
+            s.text.split_whitespace().collect::<Vec<_>>()
+        );
+    }
+    let (good, total) = english_share(&json);
+    eprintln!("english-looking sentence translations: {good} of {total}");
+    // llama.cpp with the same kind of prompt: 20 of 22.
+    assert!(
+        total >= 20,
+        "expected the sample to be cut into ~22 sentences, got {total}"
+    );
+    assert!(
+        good * 100 >= total * 80,
+        "only {good} of {total} translations look English"
+    );
+    // The stats line.
+    assert!(stderr(&o).contains("tok/s"), "{}", stderr(&o));
+}
+
+#[test]
+fn summarize_gives_exactly_the_bullets_asked_for() {
+    let o = run(&[
+        "summarize",
+        article().to_str().unwrap(),
+        "--model",
+        &gguf(),
+        "--bullets",
+        "3",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let bullets: Vec<&str> = out.lines().filter(|l| l.starts_with("- ")).collect();
+    assert_eq!(bullets.len(), 3, "{out}");
+    assert!(bullets.iter().all(|b| b.len() > 4), "{out}");
+    assert!(stderr(&o).is_empty(), "--quiet printed: {}", stderr(&o));
+}
+
+#[test]
+fn stdin_to_markdown_file_does_both_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("makale.en.md");
+    let short = "date 2025-09-03 Putin Pekin'de\n\nÇin, Rusya ile Kuzey Kore zirvesine ev sahipliği yaptı.\n";
+    let mut child = tercuman()
+        .args([
+            "-",
+            "--model",
+            &gguf(),
+            "-o",
+            out.to_str().unwrap(),
+            "--bullets",
+            "2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(short.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "with -o nothing goes to stdout");
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(md.starts_with("# "), "{md}");
+    let (translation, summary) = md.split_once("\n## Summary\n").expect("a summary section");
+    assert_eq!(translation.trim().split("\n\n").count(), 2, "{md}");
+    assert_eq!(
+        summary.lines().filter(|l| l.starts_with("- ")).count(),
+        2,
+        "{md}"
+    );
+}

@@ -1,0 +1,33 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The real Gemma 3 270M test model. Tests that need it fail, loudly, when it is missing: a
+/// skipped parity test would hide exactly the regressions it exists for.
+pub fn test_gguf() -> PathBuf {
+    let path = std::env::var_os("TERCUMAN_TEST_GGUF")
+        .map(PathBuf::from)
+        .expect(
+            "TERCUMAN_TEST_GGUF is not set. Install the test model and export its path:\n  \
+         export TERCUMAN_TEST_GGUF=$(bash scripts/test-model.sh)\n\
+         (bash .ci/run does this for you)",
+        );
+    assert!(
+        path.is_file(),
+        "TERCUMAN_TEST_GGUF={} is not a file; run `bash scripts/test-model.sh`",
+        path.display()
+    );
+    path
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("llamacpp-gemma3-270m.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}

@@ -1,0 +1,78 @@
+//! Property tests of the reader and chunker: no panic on any input, and the chunks of a
+//! paragraph always rejoin to exactly the paragraph.
+
+use proptest::prelude::*;
+use tercuman::chunk::{chunk, sentences, Unit};
+
+fn turkish_text() -> impl Strategy<Value = String> {
+    // Letters, Turkish letters, digits, sentence and quote punctuation, spaces of all kinds.
+    proptest::collection::vec(
+        prop_oneof![
+            8 => "[a-zA-ZçğıöşüÇĞİÖŞÜ]{1,9}",
+            2 => Just(" ".to_string()),
+            1 => "[.!?…,;:]",
+            1 => "[\"“”«»'’()]",
+            1 => "[0-9]{1,4}",
+            1 => Just("Dr.".to_string()),
+            1 => Just("T.C.".to_string()),
+            1 => "[\u{a0}\t\u{200b}]",
+        ],
+        0..120,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #[test]
+    fn chunks_rejoin_to_the_paragraph(text in turkish_text(), budget in 1usize..80, sentence_unit: bool) {
+        let unit = if sentence_unit { Unit::Sentence } else { Unit::Paragraph };
+        let cost = |s: &str| s.chars().count();
+        let ranges = chunk(&text, unit, budget, &cost);
+        let rejoined: String = ranges.iter().map(|r| &text[r.clone()]).collect();
+        prop_assert_eq!(&rejoined, &text);
+        for r in &ranges {
+            let piece = &text[r.clone()];
+            prop_assert!(!piece.is_empty() || text.is_empty());
+            prop_assert!(cost(piece) <= budget || piece.chars().count() == 1,
+                "chunk {:?} over budget {}", piece, budget);
+        }
+    }
+
+    #[test]
+    fn sentences_tile_any_string(text in any::<String>()) {
+        for weak in [false, true] {
+            let rejoined: String = sentences(&text, weak).iter().map(|r| &text[r.clone()]).collect();
+            prop_assert_eq!(&rejoined, &text);
+        }
+    }
+
+    #[test]
+    fn reader_never_panics_and_keeps_every_word(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(text) = tercuman::input::decode(&bytes, "fuzz") {
+            let article = tercuman::input::parse(&text);
+            let words_in: Vec<&str> = text.split_whitespace().collect();
+            let joined: Vec<String> = article.blocks.iter().map(|b| b.text.clone()).collect();
+            let joined = joined.join(" ");
+            let words_out: Vec<&str> = joined.split_whitespace().collect();
+            prop_assert_eq!(words_in, words_out);
+        }
+    }
+}
+
+#[test]
+fn sample_article_has_23_pieces_in_9_blocks() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pekin-zirvesi.tr.txt"
+    ))
+    .unwrap();
+    let article = tercuman::input::parse(&text);
+    assert_eq!(article.blocks.len(), 9);
+    let n: usize = article
+        .blocks
+        .iter()
+        .map(|b| sentences(&b.text, true).len())
+        .sum();
+    // 22 sentences, and the closing dateline `- PEKİN` that ends the last paragraph's line.
+    assert_eq!(n, 23);
+}

@@ -66,13 +66,22 @@ impl Stats {
     }
 }
 
+/// A point in a sequence to come back to (see [`Engine::rewind`]).
+#[derive(Clone)]
+pub struct Checkpoint {
+    len: usize,
+    next_logits: Option<candle_core::Tensor>,
+    unfed: Option<u32>,
+}
+
 /// A model with its sampling state and the position of its KV cache.
 pub struct Engine {
     pub model: LoadedModel,
     params: Params,
     sampler: LogitsProcessor,
-    /// Tokens in the KV cache.
-    pos: usize,
+    seed: u64,
+    /// Tokens in the KV cache, in order.
+    history: Vec<u32>,
     /// Logits after the last fed token, waiting to be sampled.
     next_logits: Option<candle_core::Tensor>,
     /// The last sampled token that was not fed back (generation stopped on it).
@@ -90,10 +99,11 @@ impl Engine {
             }
         };
         Engine {
+            seed: params.seed,
             sampler: LogitsProcessor::from_sampling(params.seed, sampling),
             model,
             params,
-            pos: 0,
+            history: Vec::new(),
             next_logits: None,
             unfed: None,
             stats: Stats::default(),
@@ -133,12 +143,32 @@ impl Engine {
         Ok(ids)
     }
 
-    /// Starts a new sequence: clears the cache and runs the prompt.
+    /// Token ids of template text that continues the current sequence (no BOS).
+    pub fn encode_continuation(&mut self, text: &str) -> Result<Vec<u32>> {
+        self.encode_text(text, true)
+    }
+
+    /// Starts a new sequence and runs the prompt. The part it shares with what is already in
+    /// the KV cache (the instructions and few-shot examples of the previous chunk) is reused,
+    /// not recomputed.
     pub fn start(&mut self, prompt: &[u32]) -> Result<()> {
-        self.model.network.clear_kv_cache();
-        self.pos = 0;
         self.unfed = None;
-        self.feed(prompt)
+        self.next_logits = None;
+        let shared = self
+            .history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            // The last prompt token always runs: its logits pick the first answer token.
+            .min(prompt.len().saturating_sub(1));
+        if shared > 0 && self.model.network.truncate_kv_cache(shared)? {
+            self.history.truncate(shared);
+        } else {
+            self.model.network.clear_kv_cache();
+            self.history.clear();
+        }
+        self.feed(&prompt[self.history.len()..])
     }
 
     /// Appends tokens to the current sequence (after the last generated token).
@@ -149,27 +179,70 @@ impl Engine {
         if all.is_empty() {
             return Ok(());
         }
-        if self.pos + all.len() > self.context_length() {
+        let pos = self.history.len();
+        if pos + all.len() > self.context_length() {
             return Err(Error::Paragraph {
                 paragraph: 0,
                 message: format!(
                     "the prompt needs {} tokens but the model's context is {}",
-                    self.pos + all.len(),
+                    pos + all.len(),
                     self.context_length()
                 ),
             });
         }
         let t = Instant::now();
-        let logits = self.model.network.forward(&all, self.pos)?;
+        let logits = self.model.network.forward(&all, pos)?;
         self.stats.prefill_time += t.elapsed();
         self.stats.prompt_tokens += all.len();
-        self.pos += all.len();
+        self.history.extend_from_slice(&all);
         self.next_logits = Some(logits);
         Ok(())
     }
 
+    /// A sampler for retries: temperature sampling, seeded from the run's seed so that a run
+    /// stays reproducible.
+    pub fn retry_sampler(&self, attempt: u64) -> LogitsProcessor {
+        LogitsProcessor::from_sampling(
+            self.seed.wrapping_add(attempt),
+            Sampling::TopP {
+                p: 0.9,
+                temperature: 0.8,
+            },
+        )
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            len: self.history.len(),
+            next_logits: self.next_logits.clone(),
+            unfed: self.unfed,
+        }
+    }
+
+    /// Goes back to `cp`, to generate again from there. False when the model cannot cut its
+    /// cache (the sequence then goes on from where it is).
+    pub fn rewind(&mut self, cp: &Checkpoint) -> Result<bool> {
+        if cp.len > self.history.len() || !self.model.network.truncate_kv_cache(cp.len)? {
+            return Ok(false);
+        }
+        self.history.truncate(cp.len);
+        self.next_logits = cp.next_logits.clone();
+        self.unfed = cp.unfed;
+        Ok(true)
+    }
+
     /// Generates up to `max_new` tokens (capped by `--max-new-tokens`) from the current state.
     pub fn generate(&mut self, max_new: usize, stop_at_line_end: bool) -> Result<Generated> {
+        self.generate_with(max_new, stop_at_line_end, None)
+    }
+
+    /// [`Engine::generate`], sampling with `sampler` instead of the run's own.
+    pub fn generate_with(
+        &mut self,
+        max_new: usize,
+        stop_at_line_end: bool,
+        mut sampler: Option<&mut LogitsProcessor>,
+    ) -> Result<Generated> {
         let max_new = max_new.min(self.params.max_new_tokens).max(1);
         let mut out: Vec<u32> = Vec::new();
         let mut stop = StopReason::Budget;
@@ -180,7 +253,10 @@ impl Engine {
                 Some(l) => l,
                 None => break,
             };
-            let next = self.sampler.sample(&logits)?;
+            let next = match sampler.as_deref_mut() {
+                Some(s) => s.sample(&logits)?,
+                None => self.sampler.sample(&logits)?,
+            };
             if self.model.info.stop_tokens.contains(&next) {
                 stop = StopReason::EndOfTurn;
                 break;
@@ -206,8 +282,8 @@ impl Engine {
                 self.unfed = Some(next);
                 break;
             }
-            let logits = self.model.network.forward(&[next], self.pos)?;
-            self.pos += 1;
+            let logits = self.model.network.forward(&[next], self.history.len())?;
+            self.history.push(next);
             self.next_logits = Some(logits);
         }
         self.stats.decode_time += t.elapsed();

@@ -86,28 +86,31 @@ fn bullet_list(
     engine.start(&ids)?;
     let mut out: Vec<String> = Vec::with_capacity(n);
     let mut flags = Vec::new();
-    // A model may end early or repeat itself; a few extra tries keep the count without looping.
-    for _attempt in 0..n * 3 {
-        if out.len() == n {
-            break;
-        }
-        let g = engine.generate(BULLET_TOKENS, true)?;
-        let bullet = one_sentence(&g.text);
-        let fresh = !bullet.is_empty() && !out.iter().any(|b| b.eq_ignore_ascii_case(&bullet));
-        if fresh {
-            out.push(bullet);
-        }
-        if out.len() == n {
-            break;
-        }
-        let next = match g.stop {
-            StopReason::LineEnd => "- ",
-            _ => "\n- ",
+    let mut retries = 0u64;
+    let mut sampled = false;
+    // Greedy first; a bullet that comes out empty or repeats an earlier one is generated again
+    // from the same point with seeded sampling, a bounded number of times.
+    while out.len() < n && retries <= 4 * n as u64 {
+        let cp = engine.checkpoint();
+        let g = if sampled {
+            let mut sampler = engine.retry_sampler(retries);
+            engine.generate_with(BULLET_TOKENS, true, Some(&mut sampler))?
+        } else {
+            engine.generate(BULLET_TOKENS, true)?
         };
-        let ids = engine.encode(&[prompt::Segment::Template(next.to_string())])?;
-        let bos = engine.model.info.bos;
-        let ids: Vec<u32> = ids.into_iter().skip_while(|id| Some(*id) == bos).collect();
-        engine.feed(&ids)?;
+        let bullet = one_sentence(&g.text);
+        if !bullet.is_empty() && !out.iter().any(|b| b.eq_ignore_ascii_case(&bullet)) {
+            out.push(bullet);
+            sampled = false;
+            continue_list(engine, g.stop, out.len() < n)?;
+            continue;
+        }
+        retries += 1;
+        sampled = engine.rewind(&cp)?;
+        if !sampled {
+            // The cache cannot go back: carry on to the next line instead.
+            continue_list(engine, g.stop, true)?;
+        }
     }
     if out.len() < n {
         flags.push(format!("only_{}_of_{}_bullets", out.len(), n));
@@ -117,6 +120,19 @@ fn bullet_list(
         parts: 1,
         flags,
     })
+}
+
+/// Feeds the start of the next bullet after one that stopped for `stop`.
+fn continue_list(engine: &mut Engine, stop: StopReason, more: bool) -> Result<()> {
+    if !more {
+        return Ok(());
+    }
+    let next = match stop {
+        StopReason::LineEnd => "- ",
+        _ => "\n- ",
+    };
+    let ids = engine.encode_continuation(next)?;
+    engine.feed(&ids)
 }
 
 /// The first sentence of a generated line, without list markers.

@@ -224,6 +224,25 @@ impl Model {
         self.cached = 0;
     }
 
+    /// Keeps the first `len` cached positions and drops the rest, so that a prompt sharing a
+    /// prefix with the previous one (the few-shot examples) runs only its new tokens.
+    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
+        if len >= self.cached {
+            return Ok(());
+        }
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.kv_cache {
+                layer.kv_cache = if len == 0 {
+                    None
+                } else {
+                    Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))
+                };
+            }
+        }
+        self.cached = len;
+        Ok(())
+    }
+
     /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
     /// returns the logits of the last position, shape `(vocab,)`.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {

@@ -33,6 +33,18 @@ impl Network {
         })
     }
 
+    /// Keeps the first `len` positions of the KV cache; false where the architecture cannot
+    /// (the caller then starts over).
+    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<bool> {
+        match self {
+            Network::Gemma3(m) => {
+                m.truncate_kv_cache(len)?;
+                Ok(true)
+            }
+            Network::Qwen2(_) => Ok(false),
+        }
+    }
+
     pub fn clear_kv_cache(&mut self) {
         match self {
             Network::Gemma3(m) => m.clear_kv_cache(),

@@ -60,7 +60,8 @@ def main():
     gguf = sys.argv[1]
     sha = hashlib.sha256(pathlib.Path(gguf).read_bytes()).hexdigest()
     llm = llama_cpp.Llama(model_path=gguf, n_ctx=1024, n_threads=2, n_batch=512,
-                          logits_all=True, verbose=False, seed=0)
+                          logits_all=True, verbose=False, seed=0,
+                          flash_attn=False)
     tok_cases = []
     for text in TEXT_CASES + article_blocks():
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
@@ -93,6 +94,7 @@ def main():
         "llama_cpp_python": llama_cpp.__version__,
         "model_sha256": sha,
         "kv_cache": "f16 (llama.cpp default)",
+        "flash_attn": False,
         "tokenizer_cases": tok_cases,
         "model_cases": model_cases,
     }

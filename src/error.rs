@@ -39,7 +39,9 @@ pub enum Error {
     Tokenizer(String),
     #[error("prompt template {name}: {message}")]
     Prompt { name: String, message: String },
-    #[error("paragraph {paragraph}: {message}")]
+    #[error("the prompt needs {needed} tokens but the model's context holds {context}")]
+    ContextOverflow { needed: usize, context: usize },
+    #[error("block {paragraph}: {message}")]
     Paragraph { paragraph: usize, message: String },
     #[error("model computation failed")]
     Candle(#[from] candle_core::Error),

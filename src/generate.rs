@@ -181,13 +181,9 @@ impl Engine {
         }
         let pos = self.history.len();
         if pos + all.len() > self.context_length() {
-            return Err(Error::Paragraph {
-                paragraph: 0,
-                message: format!(
-                    "the prompt needs {} tokens but the model's context is {}",
-                    pos + all.len(),
-                    self.context_length()
-                ),
+            return Err(Error::ContextOverflow {
+                needed: pos + all.len(),
+                context: self.context_length(),
             });
         }
         let t = Instant::now();

@@ -44,7 +44,10 @@ impl Plan {
         let model = PathBuf::from(a.model.expect("clap requires --model"));
         if let Some(threads) = a.threads {
             // candle's CPU kernels run on rayon's global pool, sized from this variable.
+            // candle's CPU kernels run on rayon's global pool and on its own barrier pool,
+            // sized from these variables when first used.
             std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+            std::env::set_var("CANDLE_NUM_THREADS", threads.max(1).to_string());
         }
         if let Some(out) = &a.output {
             if input != std::path::Path::new("-") && same_file(&input, out) {

@@ -43,31 +43,30 @@ pub fn summarize(
         s.parts = 1;
         return Ok(s);
     }
-    // Map: notes on parts that fit; reduce: bullets from the notes (again in parts if needed).
-    let mut material = text;
-    let mut parts = 0;
-    loop {
-        let budget = context
-            .saturating_sub(TEMPLATE_TOKENS + NOTES_TOKENS)
-            .max(64);
-        let ranges = chunk::chunk(&material, Unit::Paragraph, budget, &|s| {
-            engine.count_tokens(s)
-        });
-        parts += ranges.len();
-        let mut notes = Vec::with_capacity(ranges.len());
-        for r in ranges {
-            let part = material[r].trim();
-            let segments = prompt::build(style, Task::SummarizeNotes, part, bullets, "- ")?;
-            let ids = engine.encode(&segments)?;
-            engine.start(&ids)?;
-            let g = engine.generate(NOTES_TOKENS, false)?;
-            notes.push(format!("- {}", g.text));
-        }
-        material = notes.join("\n");
-        if engine.count_tokens(&material) <= room {
-            break;
-        }
+    // Map: notes on parts that fit the context, each part's notes given an equal share of
+    // the room left for the reduce prompt, so that one reduce step always takes them all.
+    let budget = context
+        .saturating_sub(TEMPLATE_TOKENS + NOTES_TOKENS)
+        .max(64);
+    let ranges = chunk::chunk(&text, Unit::Paragraph, budget, &|s| engine.count_tokens(s));
+    let parts = ranges.len();
+    let share = (room / parts.max(1)).clamp(24, NOTES_TOKENS);
+    let mut notes = Vec::with_capacity(parts);
+    for r in ranges {
+        let part = text[r].trim();
+        let segments = prompt::build(
+            style,
+            Task::SummarizeNotes,
+            part,
+            bullets,
+            list_start(style),
+        )?;
+        let ids = engine.encode(&segments)?;
+        engine.start(&ids)?;
+        let g = engine.generate(share, false)?;
+        notes.push(format!("- {}", g.text));
     }
+    let material = notes.join("\n");
     let mut s = bullet_list(engine, style, Task::SummarizeReduce, &material, bullets)?;
     s.parts = parts;
     Ok(s)
@@ -80,8 +79,7 @@ fn bullet_list(
     text: &str,
     n: usize,
 ) -> Result<Summary> {
-    let prefix = if style.few_shot() { "\n- " } else { "- " };
-    let segments = prompt::build(style, task, text, n, prefix)?;
+    let segments = prompt::build(style, task, text, n, list_start(style))?;
     let ids = engine.encode(&segments)?;
     engine.start(&ids)?;
     let mut out: Vec<String> = Vec::with_capacity(n);
@@ -120,6 +118,16 @@ fn bullet_list(
         parts: 1,
         flags,
     })
+}
+
+/// What the answer is made to start with: the first bullet's marker (on a new line after a
+/// few-shot prompt's heading).
+fn list_start(style: &Style) -> &'static str {
+    if style.few_shot() {
+        "\n- "
+    } else {
+        "- "
+    }
 }
 
 /// Feeds the start of the next bullet after one that stopped for `stop`.

@@ -315,3 +315,37 @@ fn stdin_to_markdown_file_does_both_jobs() {
         "{md}"
     );
 }
+
+#[test]
+fn an_article_longer_than_the_context_is_summarized_in_parts() {
+    let o = run(&[
+        "summarize",
+        article().to_str().unwrap(),
+        "--model",
+        &gguf(),
+        "--bullets",
+        "2",
+        "--context",
+        "1024",
+        "--format",
+        "json",
+        "--max-new-tokens",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let parts = json["summary"]["parts"].as_u64().unwrap();
+    assert!(
+        parts >= 2,
+        "expected map-reduce over several parts, got {parts}"
+    );
+    assert_eq!(
+        json["summary"]["bullets"].as_array().unwrap().len(),
+        2,
+        "{json}"
+    );
+    assert!(
+        json.get("blocks").is_none(),
+        "summarize alone has no translation"
+    );
+}

@@ -182,8 +182,22 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
     if !plan.quiet {
         let s = &report.stats;
+        let flagged = report
+            .blocks
+            .iter()
+            .flatten()
+            .filter(|b| !b.flags.is_empty())
+            .count()
+            + report
+                .summary
+                .as_ref()
+                .map_or(0, |s| usize::from(!s.flags.is_empty()));
+        let flagged = match flagged {
+            0 => String::new(),
+            n => format!(", {n} flagged (details with --format json)"),
+        };
         eprintln!(
-            "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall",
+            "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
             s.prompt_tokens,
             s.prefill_tps(),
             s.generated_tokens,

@@ -1,0 +1,156 @@
+//! The Qwen2 path (candle's `quantized_qwen2`, candle-core's GGUF byte-level BPE tokenizer,
+//! the GGUF's own ChatML template) against llama.cpp, on a tiny random-weight Qwen2 that
+//! `scripts/make_tiny_qwen2.py` generates, with llama.cpp's outputs recorded by the same script.
+
+mod common;
+
+use std::path::PathBuf;
+use tercuman::model::{load_gguf, read_header, tokenizer};
+use tercuman::prompt::{self, Segment, Style, Task};
+
+fn dir() -> PathBuf {
+    common::fixture("tiny-qwen2")
+}
+
+fn reference() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join("reference.json")).unwrap()).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn qwen2_token_ids_match_llama_cpp() {
+    let (ct, _) = read_header(&dir().join("tiny-qwen2.gguf")).unwrap();
+    let mut tok = tokenizer::from_gguf(&ct).unwrap();
+    let reference = reference();
+    let cases = reference["tokenizer_cases"].as_array().unwrap();
+    assert!(cases.len() >= 12);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let special = case["special"].as_bool().unwrap();
+        let ours = tokenizer::encode(&mut tok, text, special).unwrap();
+        assert_eq!(ours, ids(&case["ids"]), "{text:?} (special={special})");
+    }
+    for case in reference["model_cases"].as_array().unwrap() {
+        let ours = tokenizer::encode(&mut tok, case["prompt"].as_str().unwrap(), true).unwrap();
+        assert_eq!(ours, ids(&case["prompt_ids"]));
+    }
+}
+
+/// Logits against llama.cpp run with an F32 KV cache, so that both sides do the same
+/// arithmetic: Q8_0 weights, activations rounded to Q8_0, f32 elsewhere. llama.cpp's chosen
+/// token is fed back at every step, so the comparison covers all eight steps.
+#[test]
+fn qwen2_logits_match_llama_cpp() {
+    let mut model = load_gguf(&dir().join("tiny-qwen2.gguf")).unwrap();
+    let reference = reference();
+    let mut worst = 0f32;
+    for case in reference["model_cases_f32_kv"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        model.network.clear_kv_cache();
+        let mut logits = model
+            .network
+            .forward(&prompt, 0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut pos = prompt.len();
+        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
+            for p in s["top"].as_array().unwrap() {
+                let (id, l) = (
+                    p[0].as_u64().unwrap() as usize,
+                    p[1].as_f64().unwrap() as f32,
+                );
+                let d = (logits[id] - l).abs();
+                worst = worst.max(d);
+                assert!(
+                    d < 0.05,
+                    "step {step}: token {id} logit {} vs llama.cpp {l}",
+                    logits[id]
+                );
+            }
+            let chosen = s["chosen"].as_u64().unwrap() as u32;
+            let argmax = (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap() as u32;
+            assert_eq!(argmax, chosen, "greedy differs at step {step}");
+            logits = model
+                .network
+                .forward(&[chosen], pos)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            pos += 1;
+        }
+    }
+    eprintln!("worst top-5 logit difference: {worst}");
+}
+
+#[test]
+fn qwen2_is_prompted_through_its_own_chat_template() {
+    let model = load_gguf(&dir().join("tiny-qwen2.gguf")).unwrap();
+    assert!(model.info.chat_template.is_some());
+    assert!(model.info.instruction_tuned);
+    let im_end = model.tokenizer.token_to_id("<|im_end|>").unwrap();
+    let eot = model.tokenizer.token_to_id("<|endoftext|>").unwrap();
+    assert!(model.info.stop_tokens.contains(&im_end) && model.info.stop_tokens.contains(&eot));
+    let style = Style::for_model(&model.info, "");
+    let segs = prompt::build(&style, Task::Translate, "Merhaba <|im_end|> dünya.", 0, "").unwrap();
+    let text = prompt::to_string(&segs);
+    assert!(text.starts_with("<|im_start|>user\n"), "{text}");
+    assert!(
+        text.ends_with("<|im_end|>\n<|im_start|>assistant\n"),
+        "{text}"
+    );
+    assert!(segs.contains(&Segment::Text("Merhaba <|im_end|> dünya.".into())));
+}
+
+#[test]
+fn translate_runs_end_to_end_on_a_qwen2_model() {
+    let dir_t = tempfile::tempdir().unwrap();
+    let article = dir_t.path().join("a.txt");
+    std::fs::write(
+        &article,
+        "Başlık burada\n\nÇin, zirveye ev sahipliği yaptı. Putin geldi.\n\n\"Alıntı\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tercuman"))
+        .args([
+            "translate",
+            article.to_str().unwrap(),
+            "--format",
+            "json",
+            "--max-new-tokens",
+            "8",
+        ])
+        .arg("--model")
+        .arg(dir().join("tiny-qwen2.gguf"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["model"]["architecture"], "qwen2");
+    let kinds: Vec<&str> = json["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["title", "paragraph", "heading"]);
+    // The model's context is 256 tokens, so the paragraph is cut to fit; nothing is dropped.
+    let block = &json["blocks"][1];
+    let pieces: Vec<&str> = block["pieces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["source"].as_str().unwrap())
+        .collect();
+    assert!(pieces.len() > 1, "{block}");
+    assert_eq!(pieces.join(" "), block["source"].as_str().unwrap());
+}

@@ -242,7 +242,6 @@ impl Engine {
         let max_new = max_new.min(self.params.max_new_tokens).max(1);
         let mut out: Vec<u32> = Vec::new();
         let mut stop = StopReason::Budget;
-        let mut text = String::new();
         let t = Instant::now();
         for step in 0..max_new {
             let logits = match self.next_logits.take() {
@@ -258,18 +257,14 @@ impl Engine {
                 break;
             }
             out.push(next);
-            text = self.model.tokenizer.decode(&out, true)?;
-            if stop_at_line_end {
-                if let Some(nl) = text.find('\n') {
-                    text.truncate(nl);
-                    self.unfed = Some(next);
-                    stop = StopReason::LineEnd;
-                    break;
-                }
+            // Only this token's text is looked at in the loop; the answer is decoded once.
+            if stop_at_line_end && self.model.tokenizer.decode(&[next], false)?.contains('\n') {
+                self.unfed = Some(next);
+                stop = StopReason::LineEnd;
+                break;
             }
             if let Some(keep) = repetition_cut(&out) {
                 out.truncate(keep);
-                text = self.model.tokenizer.decode(&out, true)?;
                 self.unfed = Some(next);
                 stop = StopReason::Repetition;
                 break;
@@ -284,6 +279,12 @@ impl Engine {
         }
         self.stats.decode_time += t.elapsed();
         self.stats.generated_tokens += out.len();
+        let mut text = self.model.tokenizer.decode(&out, true)?;
+        if stop == StopReason::LineEnd {
+            if let Some(nl) = text.find('\n') {
+                text.truncate(nl);
+            }
+        }
         Ok(Generated {
             text: text.trim().to_string(),
             tokens: out.len(),

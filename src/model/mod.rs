@@ -3,6 +3,7 @@
 //! a variant of [`Network`].
 
 pub mod gemma3;
+pub mod requant;
 pub mod tokenizer;
 
 use crate::error::{Error, Result};

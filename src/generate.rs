@@ -33,6 +33,8 @@ pub enum StopReason {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub text: String,
+    /// The first token generated, if any.
+    pub first_token: Option<u32>,
     pub tokens: usize,
     pub stop: StopReason,
 }
@@ -80,6 +82,8 @@ pub struct Engine {
     params: Params,
     sampler: LogitsProcessor,
     seed: u64,
+    /// Tokens whose text holds a line break: a one-line answer may not start with one.
+    line_break_tokens: Vec<u32>,
     /// Tokens in the KV cache, in order.
     history: Vec<u32>,
     /// Logits after the last fed token, waiting to be sampled.
@@ -98,7 +102,16 @@ impl Engine {
                 temperature: params.temperature,
             }
         };
+        let line_break_tokens = (0..model.tokenizer.get_vocab_size(true) as u32)
+            .filter(|&id| {
+                model.tokenizer.id_to_token(id).is_some_and(|t| {
+                    // SentencePiece writes it as is or as a byte token; byte-level BPE as `Ċ`.
+                    t.contains('\n') || t.contains('\u{10a}') || t == "<0x0A>"
+                })
+            })
+            .collect();
         Engine {
+            line_break_tokens,
             seed: params.seed,
             sampler: LogitsProcessor::from_sampling(params.seed, sampling),
             model,
@@ -229,15 +242,17 @@ impl Engine {
 
     /// Generates up to `max_new` tokens (capped by `--max-new-tokens`) from the current state.
     pub fn generate(&mut self, max_new: usize, stop_at_line_end: bool) -> Result<Generated> {
-        self.generate_with(max_new, stop_at_line_end, None)
+        self.generate_with(max_new, stop_at_line_end, None, &[])
     }
 
-    /// [`Engine::generate`], sampling with `sampler` instead of the run's own.
+    /// [`Engine::generate`], sampling with `sampler` instead of the run's own, and never
+    /// starting with a token of `ban_first`.
     pub fn generate_with(
         &mut self,
         max_new: usize,
         stop_at_line_end: bool,
         mut sampler: Option<&mut LogitsProcessor>,
+        ban_first: &[u32],
     ) -> Result<Generated> {
         let max_new = max_new.min(self.params.max_new_tokens).max(1);
         let mut out: Vec<u32> = Vec::new();
@@ -247,6 +262,26 @@ impl Engine {
             let logits = match self.next_logits.take() {
                 Some(l) => l,
                 None => break,
+            };
+            // A one-line answer (a bullet, a few-shot sentence) starts with text: its first
+            // token is neither a line break nor the end of the turn.
+            let logits = if step == 0 && (stop_at_line_end || !ban_first.is_empty()) {
+                let mut l = logits.to_vec1::<f32>()?;
+                let line = if stop_at_line_end {
+                    self.line_break_tokens
+                        .iter()
+                        .chain(&self.model.info.stop_tokens)
+                } else {
+                    [].iter().chain(&[])
+                };
+                for &id in line.chain(ban_first) {
+                    if let Some(v) = l.get_mut(id as usize) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                candle_core::Tensor::from_vec(l, logits.shape(), logits.device())?
+            } else {
+                logits
             };
             let next = match sampler.as_deref_mut() {
                 Some(s) => s.sample(&logits)?,
@@ -287,6 +322,7 @@ impl Engine {
         }
         Ok(Generated {
             text: text.trim().to_string(),
+            first_token: out.first().copied(),
             tokens: out.len(),
             stop,
         })

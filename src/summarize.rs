@@ -85,27 +85,30 @@ fn bullet_list(
     let mut out: Vec<String> = Vec::with_capacity(n);
     let mut flags = Vec::new();
     let mut retries = 0u64;
-    let mut sampled = false;
-    // Greedy first; a bullet that comes out empty or repeats an earlier one is generated again
-    // from the same point with seeded sampling, a bounded number of times.
+    // First tokens of the failed tries at the current bullet.
+    let mut banned: Vec<u32> = Vec::new();
+    // Greedy first. A bullet that comes out empty or repeats an earlier one is generated again
+    // from the same point, with seeded sampling and never starting the way a failed try
+    // started, a bounded number of times.
     while out.len() < n && retries <= 4 * n as u64 {
         let cp = engine.checkpoint();
-        let g = if sampled {
-            let mut sampler = engine.retry_sampler(retries);
-            engine.generate_with(BULLET_TOKENS, true, Some(&mut sampler))?
-        } else {
+        let g = if banned.is_empty() {
             engine.generate(BULLET_TOKENS, true)?
+        } else {
+            let mut sampler = engine.retry_sampler(retries);
+            engine.generate_with(BULLET_TOKENS, true, Some(&mut sampler), &banned)?
         };
         let bullet = one_sentence(&g.text);
         if !bullet.is_empty() && !out.iter().any(|b| b.eq_ignore_ascii_case(&bullet)) {
             out.push(bullet);
-            sampled = false;
+            banned.clear();
             continue_list(engine, g.stop, out.len() < n)?;
             continue;
         }
         retries += 1;
-        sampled = engine.rewind(&cp)?;
-        if !sampled {
+        if engine.rewind(&cp)? {
+            banned.extend(g.first_token);
+        } else {
             // The cache cannot go back: carry on to the next line instead.
             continue_list(engine, g.stop, true)?;
         }

@@ -5,7 +5,7 @@ Writes tests/fixtures/llamacpp-gemma3-270m.json with
   - tokenizer cases: llama.cpp's token ids for strings with Turkish letters, quotes, numbers,
     newlines, chat markers and every block of the sample article;
   - model cases: few-shot translation prompts (rendered from prompts/translate-fewshot.jinja),
-    their token ids, and for each greedy step llama.cpp's top-5 (id, logit) and chosen token.
+    their token ids, and for each greedy step llama.cpp's top-10 (id, logit) and chosen token.
 
 Run once by hand, not in CI (llama-cpp-python builds llama.cpp from source, ~25 minutes on two
 cores):
@@ -81,7 +81,7 @@ def main():
         steps = []
         for _ in range(STEPS):
             logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-            top = np.argsort(-logits)[:5]
+            top = np.argsort(-logits)[:10]
             steps.append({
                 "top": [[int(i), round(float(logits[i]), 4)] for i in top],
                 "chosen": int(top[0]),

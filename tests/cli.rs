@@ -349,3 +349,31 @@ fn an_article_longer_than_the_context_is_summarized_in_parts() {
         "summarize alone has no translation"
     );
 }
+
+/// A reader that goes away (`tercuman ... | head -0`) is not an error.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let tiny = common::fixture("tiny-qwen2/tiny-qwen2.gguf");
+    let mut child = tercuman()
+        .args([
+            "translate",
+            article().to_str().unwrap(),
+            "--max-new-tokens",
+            "4",
+        ])
+        .arg("--model")
+        .arg(&tiny)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("error"), "{}", stderr(&o));
+}

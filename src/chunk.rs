@@ -377,7 +377,7 @@ mod tests {
     fn paragraph_mode_keeps_a_fitting_paragraph_whole() {
         let text = "Bir. İki. Üç.";
         let chunks = chunk(text, Unit::Paragraph, 100, &|s| s.len());
-        assert_eq!(chunks, [0..text.len()]);
+        assert_eq!(chunks, vec![0..text.len()]);
     }
 
     #[test]

@@ -55,7 +55,6 @@ fn gemma3_logits_match_llama_cpp() {
             .collect();
         model.network.clear_kv_cache();
         let mut logits = forward(&mut model.network, &prompt, 0);
-        let mut pos = prompt.len();
         for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
             let top: Vec<(u32, f32)> = s["top"]
                 .as_array()
@@ -122,8 +121,7 @@ fn gemma3_logits_match_llama_cpp() {
                 "greedy differs at step {step}\n{}",
                 report.join("\n")
             );
-            logits = forward(&mut model.network, &[chosen], pos);
-            pos += 1;
+            logits = forward(&mut model.network, &[chosen], prompt.len() + step);
         }
     }
     eprintln!("{}", report.join("\n"));

@@ -4,13 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-fn tercuman() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tercuman"));
-    cmd.env_remove("TERCUMAN_MODEL");
-    cmd
-}
+use common::tercuman;
 
 fn run(args: &[&str]) -> Output {
     tercuman().args(args).output().unwrap()

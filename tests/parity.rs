@@ -47,12 +47,7 @@ fn gemma3_logits_match_llama_cpp() {
     let mut report = Vec::new();
     let mut compared_steps = 0;
     for case in reference["model_cases"].as_array().unwrap() {
-        let prompt: Vec<u32> = case["prompt_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let prompt: Vec<u32> = common::ids(&case["prompt_ids"]);
         model.network.clear_kv_cache();
         let mut logits = forward(&mut model.network, &prompt, 0);
         for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
@@ -135,12 +130,7 @@ fn gemma3_logits_match_llama_cpp() {
 fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
     let mut model = load_gguf(&common::test_gguf()).unwrap();
     let reference = common::reference();
-    let base: Vec<u32> = reference["model_cases"][0]["prompt_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let base = common::ids(&reference["model_cases"][0]["prompt_ids"]);
     // ~600 tokens: past the sliding window of 512.
     let mut ids = base.clone();
     while ids.len() < 600 {

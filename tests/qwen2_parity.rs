@@ -16,14 +16,6 @@ fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir().join("reference.json")).unwrap()).unwrap()
 }
 
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 #[test]
 fn qwen2_token_ids_match_llama_cpp() {
     let (ct, _) = read_header(&dir().join("tiny-qwen2.gguf")).unwrap();
@@ -35,11 +27,15 @@ fn qwen2_token_ids_match_llama_cpp() {
         let text = case["text"].as_str().unwrap();
         let special = case["special"].as_bool().unwrap();
         let ours = tokenizer::encode(&mut tok, text, special).unwrap();
-        assert_eq!(ours, ids(&case["ids"]), "{text:?} (special={special})");
+        assert_eq!(
+            ours,
+            common::ids(&case["ids"]),
+            "{text:?} (special={special})"
+        );
     }
     for case in reference["model_cases"].as_array().unwrap() {
         let ours = tokenizer::encode(&mut tok, case["prompt"].as_str().unwrap(), true).unwrap();
-        assert_eq!(ours, ids(&case["prompt_ids"]));
+        assert_eq!(ours, common::ids(&case["prompt_ids"]));
     }
 }
 
@@ -52,7 +48,7 @@ fn qwen2_logits_match_llama_cpp() {
     let reference = reference();
     let mut worst = 0f32;
     for case in reference["model_cases_f32_kv"].as_array().unwrap() {
-        let prompt = ids(&case["prompt_ids"]);
+        let prompt = common::ids(&case["prompt_ids"]);
         model.network.clear_kv_cache();
         let mut logits = model
             .network
@@ -118,7 +114,7 @@ fn translate_runs_end_to_end_on_a_qwen2_model() {
         "Başlık burada\n\nÇin, zirveye ev sahipliği yaptı. Putin geldi.\n\n\"Alıntı\"\n",
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tercuman"))
+    let o = common::tercuman()
         .args([
             "translate",
             article.to_str().unwrap(),

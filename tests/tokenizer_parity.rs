@@ -19,12 +19,7 @@ fn gemma_token_ids_match_llama_cpp() {
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let special = case["special"].as_bool().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let expected: Vec<u32> = common::ids(&case["ids"]);
         let ours = tokenizer::encode(&mut tok, text, special).unwrap();
         if ours != expected {
             failures.push(format!(

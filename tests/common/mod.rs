@@ -31,3 +31,19 @@ pub fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(fixture("llamacpp-gemma3-270m.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// A JSON array of token ids, as the reference fixtures store them.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of token ids")
+        .iter()
+        .map(|x| x.as_u64().expect("a token id") as u32)
+        .collect()
+}
+
+/// The `tercuman` binary under test, with no model preset from the environment.
+pub fn tercuman() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tercuman"));
+    cmd.env_remove("TERCUMAN_MODEL");
+    cmd
+}

@@ -6,10 +6,15 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Examples:
-  tercuman translate makale.txt --model gemma-3-270m-q4_k_m.gguf
-  tercuman summarize makale.txt --model qwen2.5-1.5b-instruct-q4_k_m.gguf --bullets 3
-  tercuman makale.txt --model MODEL.gguf -o makale.en.md
-  cat makale.txt | tercuman translate - --model MODEL.gguf
+  tercuman makale.txt                                 # default model, downloaded once
+  tercuman translate makale.txt --model gemma-3-270m
+  tercuman summarize makale.txt --model qwen2.5-3b-instruct --bullets 3
+  tercuman makale.txt --model ./MODEL.gguf -o makale.en.md
+  cat makale.txt | tercuman translate - --model hf:OWNER/REPO/FILE.gguf
+  tercuman models list
+
+Models are downloaded from the Hugging Face hub into its standard cache (HF_HOME, HF_HUB_CACHE)
+and checked before use; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured.
 
 Exit status: 0 on success (also when the reader of stdout goes away), 2 on any error.";
 
@@ -37,6 +42,31 @@ pub enum Command {
     Translate(RunArgs),
     /// Summarize the article as English bullet points.
     Summarize(RunArgs),
+    /// List, inspect and download the models tercuman knows (its model cards).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the known models: kind, tasks, download size, whether cached, and the defaults.
+    List,
+    /// Show what a model card says, and where its files are in the cache.
+    Info {
+        /// A model name from `tercuman models list`.
+        name: String,
+    },
+    /// Download models ahead of time, so that later runs work offline.
+    Fetch {
+        /// Model names from `tercuman models list`, or hf:OWNER/REPO/FILE[@REVISION].
+        #[arg(required = true, value_name = "MODEL")]
+        models: Vec<String>,
+        /// No download progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -45,15 +75,15 @@ pub struct RunArgs {
     #[arg(value_name = "ARTICLE", required = true)]
     pub input: Option<PathBuf>,
 
-    /// Model to use: the path of a GGUF file (Gemma 3 or Qwen2.5 chat models).
-    #[arg(
-        short,
-        long,
-        value_name = "MODEL",
-        required = true,
-        env = "TERCUMAN_MODEL"
-    )]
+    /// Model to use: a name from `tercuman models list` (downloaded on first use), the path
+    /// of a GGUF file (Gemma 3 or Qwen2.5) or of a directory holding one, or any hub file as
+    /// hf:OWNER/REPO/FILE.gguf[@REVISION] [default: qwen2.5-1.5b-instruct].
+    #[arg(short, long, value_name = "MODEL", env = "TERCUMAN_MODEL")]
     pub model: Option<String>,
+
+    /// Use only models already in the cache; never contact the hub (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 
     /// Output format [default: markdown for `-o *.md`, json for `-o *.json`, else text].
     #[arg(short, long, value_enum)]
@@ -102,11 +132,13 @@ pub enum Job {
 }
 
 impl Cli {
-    pub fn job_and_args(self) -> (Job, RunArgs) {
+    /// The job and its arguments; `None` for the `models` subcommand.
+    pub fn job_and_args(self) -> Option<(Job, RunArgs)> {
         match self.command {
-            Some(Command::Translate(a)) => (Job::Translate, a),
-            Some(Command::Summarize(a)) => (Job::Summarize, a),
-            None => (Job::Both, self.args),
+            Some(Command::Translate(a)) => Some((Job::Translate, a)),
+            Some(Command::Summarize(a)) => Some((Job::Summarize, a)),
+            Some(Command::Models { .. }) => None,
+            None => Some((Job::Both, self.args)),
         }
     }
 }
@@ -124,7 +156,7 @@ mod tests {
     #[test]
     fn default_job_is_both() {
         let cli = Cli::try_parse_from(["tercuman", "a.txt", "--model", "m.gguf"]).unwrap();
-        let (job, args) = cli.job_and_args();
+        let (job, args) = cli.job_and_args().unwrap();
         assert_eq!(job, Job::Both);
         assert_eq!(args.input.unwrap(), PathBuf::from("a.txt"));
     }
@@ -141,15 +173,25 @@ mod tests {
             "3",
         ])
         .unwrap();
-        let (job, args) = cli.job_and_args();
+        let (job, args) = cli.job_and_args().unwrap();
         assert_eq!(job, Job::Summarize);
         assert_eq!(args.bullets, 3);
     }
 
     #[test]
+    fn models_subcommands_parse() {
+        let cli =
+            Cli::try_parse_from(["tercuman", "models", "fetch", "a", "hf:o/r/f.gguf"]).unwrap();
+        assert!(cli.job_and_args().is_none());
+        assert!(Cli::try_parse_from(["tercuman", "models", "fetch"]).is_err());
+        assert!(Cli::try_parse_from(["tercuman", "models", "info", "x"]).is_ok());
+    }
+
+    #[test]
     fn every_flag_is_documented() {
         let cmd = Cli::command();
-        for sub in cmd.get_subcommands() {
+        let models = cmd.find_subcommand("models").unwrap();
+        for sub in cmd.get_subcommands().chain(models.get_subcommands()) {
             for arg in sub.get_arguments() {
                 assert!(
                     arg.get_help().is_some(),

@@ -19,8 +19,18 @@ pub enum Error {
     NotUtf8 { what: String, offset: usize },
     #[error("{0} holds no text to translate")]
     EmptyInput(String),
-    #[error("model file {path} not found; pass the path of a .gguf file to --model")]
+    #[error("model file {path} not found; pass the path of a .gguf file, or a model name from `tercuman models list`")]
     ModelNotFound { path: PathBuf },
+    #[error("model `{name}` is not known; `tercuman models list` shows the known ones (or pass a .gguf path, or hf:OWNER/REPO/FILE.gguf)")]
+    UnknownModel { name: String },
+    #[error("`{spec}` is not a hub model: write hf:OWNER/REPO/FILE.gguf, optionally followed by @REVISION")]
+    BadModelSpec { spec: String },
+    #[error("model `{name}` is a {kind} model, and the {kind} backend is not built yet; use a gguf-chat model such as qwen2.5-1.5b-instruct (`tercuman models list`)")]
+    BackendNotBuilt { name: String, kind: &'static str },
+    #[error("model card {origin}: {message}")]
+    Card { origin: String, message: String },
+    #[error(transparent)]
+    Hub(#[from] crate::model::hub::HubError),
     #[error("could not read the model file {path}")]
     ModelRead {
         path: PathBuf,

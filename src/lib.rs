@@ -5,6 +5,7 @@
 //! → [`prompt`] → [`generate`] → [`translate`] / [`summarize`] → [`output`] (text, Markdown,
 //! JSON). [`run`] wires them together for the command line.
 
+pub mod catalog;
 pub mod chunk;
 pub mod cli;
 pub mod error;
@@ -28,7 +29,9 @@ use std::time::Instant;
 pub struct Plan {
     pub job: Job,
     pub input: PathBuf,
-    pub model: PathBuf,
+    /// What `--model` named, parsed; the files are found or fetched when the run starts.
+    pub model: model::source::ModelSpec,
+    pub offline: bool,
     pub format: output::Format,
     pub output: Option<PathBuf>,
     pub bullets: usize,
@@ -38,10 +41,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_cli(cli: Cli) -> Result<Plan> {
-        let (job, a) = cli.job_and_args();
+    /// The plan of a translate/summarize run (`None` for the `models` subcommand).
+    pub fn from_cli(cli: Cli) -> Result<Option<Plan>> {
+        let Some((job, a)) = cli.job_and_args() else {
+            return Ok(None);
+        };
         let input = a.input.expect("clap requires ARTICLE");
-        let model = PathBuf::from(a.model.expect("clap requires --model"));
+        let model = match &a.model {
+            Some(m) => model::source::ModelSpec::parse(m)?,
+            None => {
+                let task = match job {
+                    Job::Summarize => model::card::Task::Summarize,
+                    Job::Translate | Job::Both => model::card::Task::Translate,
+                };
+                model::source::ModelSpec::Card(Box::new(model::card::default_for(task)))
+            }
+        };
         if let Some(threads) = a.threads {
             // candle's CPU kernels run on rayon's global pool, sized from this variable.
             // candle's CPU kernels run on rayon's global pool and on its own barrier pool,
@@ -57,8 +72,9 @@ impl Plan {
                 });
             }
         }
-        Ok(Plan {
+        Ok(Some(Plan {
             job,
+            offline: a.offline,
             format: a
                 .format
                 .unwrap_or(output::Format::for_path(a.output.as_deref())),
@@ -73,7 +89,7 @@ impl Plan {
             },
             context: a.context.max(256),
             quiet: a.quiet,
-        })
+        }))
     }
 }
 
@@ -107,6 +123,15 @@ pub fn read_article(path: &std::path::Path) -> Result<input::Article> {
     Ok(article)
 }
 
+/// Runs what the command line asks: a translate/summarize job, or a `models` subcommand.
+pub fn run_cli(cli: Cli) -> Result<()> {
+    if let Some(cli::Command::Models { command }) = &cli.command {
+        return catalog::run(command);
+    }
+    let plan = Plan::from_cli(cli)?.expect("not the models subcommand");
+    run(&plan)
+}
+
 /// Runs the whole job of a plan and writes its output.
 pub fn run(plan: &Plan) -> Result<()> {
     let started = Instant::now();
@@ -115,20 +140,27 @@ pub fn run(plan: &Plan) -> Result<()> {
         output::check_writable(out)?;
     }
 
+    let hub = model::hub::Hub::from_env(plan.offline, plan.quiet);
+    let resolved = model::source::resolve(&plan.model, &hub)?;
+
     let progress = progress_bar(plan.quiet);
-    progress.set_message(format!("loading {}", plan.model.display()));
-    let model = model::load_gguf(&plan.model)?;
+    progress.set_message(format!("loading {}", resolved.label));
+    let model = model::load_gguf(&resolved.gguf)?;
     let bos_token = model
         .info
         .bos
         .and_then(|id| model.tokenizer.id_to_token(id))
         .unwrap_or_default();
-    let style = prompt::Style::for_model(&model.info, &bos_token);
+    let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
+        Some(prompts) => prompt::Style::for_card(prompts, Some(&model.info), &bos_token)?,
+        None => prompt::Style::for_model(&model.info, &bos_token),
+    };
     let context = plan.context.min(model.info.context_length);
     let report_model = output::ModelReport {
+        source: resolved.label.clone(),
         name: model.info.name.clone(),
         architecture: model.info.architecture.clone(),
-        path: plan.model.display().to_string(),
+        path: resolved.gguf.display().to_string(),
     };
     let mut engine = generate::Engine::new(model, plan.params.clone());
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = tercuman::cli::Cli::parse();
-    match tercuman::Plan::from_cli(cli).and_then(|plan| tercuman::run(&plan)) {
+    match tercuman::run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {

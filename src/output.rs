@@ -36,6 +36,8 @@ impl Format {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
+    /// As `--model` named it: a card name, a path, or an hf: spec.
+    pub source: String,
     pub name: String,
     pub architecture: String,
     pub path: String,
@@ -148,6 +150,7 @@ mod tests {
         };
         Report {
             model: ModelReport {
+                source: "m.gguf".into(),
                 name: "m".into(),
                 architecture: "gemma3".into(),
                 path: "m.gguf".into(),

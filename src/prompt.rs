@@ -78,37 +78,138 @@ impl Task {
     }
 }
 
-/// How the model is prompted.
+/// How the model is prompted: its chat format (none for a base model) and a template per task.
 #[derive(Debug, Clone)]
-pub enum Style {
-    /// An instruction-tuned model: the task goes into this chat template as a user turn.
-    Chat { template: String, bos_token: String },
-    /// A base model: few-shot completion, no chat markers.
-    Completion,
+pub struct Style {
+    /// An instruction-tuned model's chat template; `None` for a base model, which gets
+    /// few-shot completion prompts with no chat markers.
+    pub chat: Option<Chat>,
+    /// Template file (under `prompts/`) per task.
+    pub templates: Templates,
 }
 
-impl Style {
-    /// The chat template of a model: its own, else its family's file.
-    pub fn for_model(info: &crate::model::ModelInfo, bos_token: &str) -> Style {
-        if !info.instruction_tuned {
-            return Style::Completion;
-        }
-        let template = info.chat_template.clone().unwrap_or_else(|| {
-            let family = if info.architecture.starts_with("gemma") {
-                "chat/gemma.jinja"
-            } else {
-                "chat/chatml.jinja"
-            };
-            template_source(family).to_string()
-        });
-        Style::Chat {
-            template,
-            bos_token: bos_token.to_string(),
+#[derive(Debug, Clone)]
+pub struct Chat {
+    pub template: String,
+    pub bos_token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub translate: String,
+    pub summarize: String,
+    pub summarize_notes: String,
+    pub summarize_reduce: String,
+}
+
+impl Templates {
+    /// The shipped templates: instructions for chat models, few-shot examples for base models.
+    pub fn defaults(few_shot: bool) -> Templates {
+        let name = |t: Task| t.template_name(few_shot).to_string();
+        Templates {
+            translate: name(Task::Translate),
+            summarize: name(Task::Summarize),
+            summarize_notes: name(Task::SummarizeNotes),
+            summarize_reduce: name(Task::SummarizeReduce),
         }
     }
 
+    fn for_task(&self, task: Task) -> &str {
+        match task {
+            Task::Translate => &self.translate,
+            Task::Summarize => &self.summarize,
+            Task::SummarizeNotes => &self.summarize_notes,
+            Task::SummarizeReduce => &self.summarize_reduce,
+        }
+    }
+}
+
+impl Style {
+    /// A base model: few-shot completion with the shipped templates.
+    pub fn completion() -> Style {
+        Style {
+            chat: None,
+            templates: Templates::defaults(true),
+        }
+    }
+
+    /// A chat model with this chat template and the shipped instruction templates.
+    pub fn chat(template: &str, bos_token: &str) -> Style {
+        Style {
+            chat: Some(Chat {
+                template: template.to_string(),
+                bos_token: bos_token.to_string(),
+            }),
+            templates: Templates::defaults(false),
+        }
+    }
+
+    /// For a model file alone: a chat model if it looks instruction-tuned, with its own chat
+    /// template, else its family's file; otherwise a base model.
+    pub fn for_model(info: &crate::model::ModelInfo, bos_token: &str) -> Style {
+        if !info.instruction_tuned {
+            return Style::completion();
+        }
+        let template = info
+            .chat_template
+            .clone()
+            .unwrap_or_else(|| template_source(family_template(&info.architecture)).to_string());
+        Style::chat(&template, bos_token)
+    }
+
+    /// As a model card says (`[prompts]`); `info` is the loaded model, for its own template.
+    pub fn for_card(
+        prompts: &crate::model::card::Prompts,
+        info: Option<&crate::model::ModelInfo>,
+        bos_token: &str,
+    ) -> Result<Style> {
+        let known = |name: &str| -> Result<String> {
+            TEMPLATES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, _)| n.to_string())
+                .ok_or_else(|| Error::Prompt {
+                    name: name.to_string(),
+                    message: "no such file under prompts/".into(),
+                })
+        };
+        let templates = Templates {
+            translate: known(&prompts.translate)?,
+            summarize: known(&prompts.summarize)?,
+            summarize_notes: known(&prompts.summarize_notes)?,
+            summarize_reduce: known(&prompts.summarize_reduce)?,
+        };
+        let template = match prompts.chat_template.as_str() {
+            "none" => None,
+            "gguf" => Some(
+                info.and_then(|i| i.chat_template.clone())
+                    .unwrap_or_else(|| {
+                        let arch = info.map_or("", |i| i.architecture.as_str());
+                        template_source(family_template(arch)).to_string()
+                    }),
+            ),
+            file => Some(template_source(&known(file)?).to_string()),
+        };
+        Ok(Style {
+            chat: template.map(|template| Chat {
+                template,
+                bos_token: bos_token.to_string(),
+            }),
+            templates,
+        })
+    }
+
+    /// Whether the model is prompted with examples rather than instructions (a base model).
     pub fn few_shot(&self) -> bool {
-        matches!(self, Style::Completion)
+        self.chat.is_none()
+    }
+}
+
+fn family_template(architecture: &str) -> &'static str {
+    if architecture.starts_with("gemma") {
+        "chat/gemma.jinja"
+    } else {
+        "chat/chatml.jinja"
     }
 }
 
@@ -165,18 +266,18 @@ pub fn build(
     bullets: usize,
     answer_prefix: &str,
 ) -> Result<Vec<Segment>> {
-    let name = task.template_name(style.few_shot());
+    let name = style.templates.for_task(task);
     let body = render(
         name,
         template_source(name),
         context! { text => TEXT_SLOT, bullets => bullets },
     )?;
-    let full = match style {
-        Style::Completion => body,
-        Style::Chat {
+    let full = match &style.chat {
+        None => body,
+        Some(Chat {
             template,
             bos_token,
-        } => render(
+        }) => render(
             "chat template",
             template,
             context! {
@@ -224,10 +325,7 @@ mod tests {
     use super::*;
 
     fn chat(name: &str) -> Style {
-        Style::Chat {
-            template: template_source(name).to_string(),
-            bos_token: "<bos>".into(),
-        }
+        Style::chat(template_source(name), "<bos>")
     }
 
     #[test]
@@ -239,7 +337,7 @@ mod tests {
             Task::SummarizeReduce,
         ] {
             for style in [
-                Style::Completion,
+                Style::completion(),
                 chat("chat/gemma.jinja"),
                 chat("chat/chatml.jinja"),
             ] {
@@ -289,7 +387,7 @@ mod tests {
     #[test]
     fn few_shot_prompt_ends_where_the_answer_starts() {
         let segs = build(
-            &Style::Completion,
+            &Style::completion(),
             Task::Translate,
             "Bugün yağmur var.",
             5,

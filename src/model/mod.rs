@@ -2,8 +2,11 @@
 //! time. The architecture is taken from the file's `general.architecture`; each supported one is
 //! a variant of [`Network`].
 
+pub mod card;
 pub mod gemma3;
+pub mod hub;
 pub mod requant;
+pub mod source;
 pub mod tokenizer;
 
 use crate::error::{Error, Result};

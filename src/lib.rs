@@ -29,8 +29,10 @@ use std::time::Instant;
 pub struct Plan {
     pub job: Job,
     pub input: PathBuf,
-    /// What `--model` named, parsed; the files are found or fetched when the run starts.
-    pub model: model::source::ModelSpec,
+    /// What `--model` named (`None`: the job's default card). Parsed, and the files found or
+    /// fetched, only after the article is read and the output checked, so that those cheaper
+    /// errors come first.
+    pub model: Option<String>,
     pub offline: bool,
     pub format: output::Format,
     pub output: Option<PathBuf>,
@@ -47,16 +49,7 @@ impl Plan {
             return Ok(None);
         };
         let input = a.input.expect("clap requires ARTICLE");
-        let model = match &a.model {
-            Some(m) => model::source::ModelSpec::parse(m)?,
-            None => {
-                let task = match job {
-                    Job::Summarize => model::card::Task::Summarize,
-                    Job::Translate | Job::Both => model::card::Task::Translate,
-                };
-                model::source::ModelSpec::Card(Box::new(model::card::default_for(task)))
-            }
-        };
+        let model = a.model.clone();
         if let Some(threads) = a.threads {
             // candle's CPU kernels run on rayon's global pool, sized from this variable.
             // candle's CPU kernels run on rayon's global pool and on its own barrier pool,
@@ -90,6 +83,24 @@ impl Plan {
             context: a.context.max(256),
             quiet: a.quiet,
         }))
+    }
+}
+
+impl Plan {
+    /// The model to run: as `--model` names it, else the job's default card.
+    pub fn model_spec(&self) -> Result<model::source::ModelSpec> {
+        match &self.model {
+            Some(m) => model::source::ModelSpec::parse(m),
+            None => {
+                let task = match self.job {
+                    Job::Summarize => model::card::Task::Summarize,
+                    Job::Translate | Job::Both => model::card::Task::Translate,
+                };
+                Ok(model::source::ModelSpec::Card(Box::new(
+                    model::card::default_for(task),
+                )))
+            }
+        }
     }
 }
 
@@ -141,7 +152,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     }
 
     let hub = model::hub::Hub::from_env(plan.offline, plan.quiet);
-    let resolved = model::source::resolve(&plan.model, &hub)?;
+    let resolved = model::source::resolve(&plan.model_spec()?, &hub)?;
 
     let progress = progress_bar(plan.quiet);
     progress.set_message(format!("loading {}", resolved.label));

@@ -373,3 +373,49 @@ fn a_closed_stdout_is_not_an_error() {
     );
     assert!(!stderr(&o).contains("error"), "{}", stderr(&o));
 }
+
+#[test]
+fn models_list_shows_every_card_and_marks_the_default() {
+    let home = tempfile::tempdir().unwrap();
+    let o = common::tercuman()
+        .env("HF_HOME", home.path())
+        .args(["models", "list"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let cards = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+        .unwrap()
+        .count();
+    // A header, one line per card, a blank line and the footer.
+    assert_eq!(out.lines().count(), cards + 3, "{out}");
+    let default = out.lines().find(|l| l.starts_with('*')).unwrap();
+    assert!(default.contains("qwen2.5-1.5b-instruct"), "{out}");
+    let marian = out.lines().find(|l| l.contains("opus-mt-tr-en")).unwrap();
+    assert!(marian.contains("backend not built yet"), "{out}");
+    assert!(out.contains(&home.path().join("hub").display().to_string()));
+}
+
+#[test]
+fn a_model_of_an_unbuilt_backend_is_refused_before_any_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("a.txt");
+    std::fs::write(&article, "Merhaba dünya.\n").unwrap();
+    let o = common::tercuman()
+        .env("HF_HOME", dir.path())
+        .args([
+            "translate",
+            article.to_str().unwrap(),
+            "--model",
+            "opus-mt-tc-big-tr-en",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("marian backend is not built yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("hub").exists());
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod hub;
+
 use std::path::PathBuf;
 
 /// The real Gemma 3 270M test model. Tests that need it fail, loudly, when it is missing: a
@@ -41,9 +43,25 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
-/// The `tercuman` binary under test, with no model preset from the environment.
+/// The `tercuman` binary under test, with no model preset from the environment and no hub
+/// settings inherited; the hub endpoint is a closed local port, so no test reaches the internet
+/// (tests that download point HF_ENDPOINT at a [`hub::FakeHub`]).
 pub fn tercuman() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tercuman"));
     cmd.env_remove("TERCUMAN_MODEL");
+    for var in [
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_OFFLINE",
+        "HF_HUB_DOWNLOAD_TIMEOUT",
+        "HF_HUB_ETAG_TIMEOUT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HF_ENDPOINT", "http://127.0.0.1:9");
     cmd
 }

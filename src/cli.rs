@@ -25,7 +25,6 @@ Exit status: 0 on success (also when the reader of stdout goes away), 2 on any e
 #[command(
     name = "tercuman",
     version,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = AFTER_HELP
 )]
@@ -93,34 +92,57 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Number of summary bullet points.
-    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=20))]
-    pub bullets: u16,
+    /// Number of summary bullet points [default: 5].
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub bullets: Option<u16>,
 
     /// Upper limit on tokens generated for one chunk (each chunk also gets a limit from its
-    /// length, so a looping model stops early).
-    #[arg(long, default_value_t = 512, value_name = "N")]
-    pub max_new_tokens: usize,
+    /// length, so a looping model stops early) [default: 512].
+    #[arg(long, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
 
-    /// Sampling temperature; 0 picks the most likely token every time (reproducible).
-    #[arg(short, long, default_value_t = 0.0, value_name = "T")]
-    pub temperature: f64,
+    /// Sampling temperature; 0 picks the most likely token every time (reproducible)
+    /// [default: 0].
+    #[arg(short, long, value_name = "T")]
+    pub temperature: Option<f64>,
 
-    /// Seed for sampling when the temperature is above 0.
-    #[arg(long, default_value_t = 299_792_458)]
-    pub seed: u64,
+    /// Seed for sampling when the temperature is above 0 [default: 299792458].
+    #[arg(long)]
+    pub seed: Option<u64>,
 
     /// CPU threads for the model [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// Largest context, in tokens, that a prompt may use (bounded by the model's own).
-    #[arg(long, default_value_t = 4096, value_name = "TOKENS")]
-    pub context: usize,
+    /// Largest context, in tokens, that a prompt may use (bounded by the model's own)
+    /// [default: 4096].
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<usize>,
 
     /// No progress bar and no closing stats line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl RunArgs {
+    /// These arguments, with the ones left unset taken from `outer` (options given before the
+    /// subcommand: `tercuman --model M translate ARTICLE`).
+    fn or(self, outer: RunArgs) -> RunArgs {
+        RunArgs {
+            input: self.input.or(outer.input),
+            model: self.model.or(outer.model),
+            offline: self.offline || outer.offline,
+            format: self.format.or(outer.format),
+            output: self.output.or(outer.output),
+            bullets: self.bullets.or(outer.bullets),
+            max_new_tokens: self.max_new_tokens.or(outer.max_new_tokens),
+            temperature: self.temperature.or(outer.temperature),
+            seed: self.seed.or(outer.seed),
+            threads: self.threads.or(outer.threads),
+            context: self.context.or(outer.context),
+            quiet: self.quiet || outer.quiet,
+        }
+    }
 }
 
 /// What the run does.
@@ -135,8 +157,8 @@ impl Cli {
     /// The job and its arguments; `None` for the `models` subcommand.
     pub fn job_and_args(self) -> Option<(Job, RunArgs)> {
         match self.command {
-            Some(Command::Translate(a)) => Some((Job::Translate, a)),
-            Some(Command::Summarize(a)) => Some((Job::Summarize, a)),
+            Some(Command::Translate(a)) => Some((Job::Translate, a.or(self.args))),
+            Some(Command::Summarize(a)) => Some((Job::Summarize, a.or(self.args))),
             Some(Command::Models { .. }) => None,
             None => Some((Job::Both, self.args)),
         }
@@ -175,7 +197,29 @@ mod tests {
         .unwrap();
         let (job, args) = cli.job_and_args().unwrap();
         assert_eq!(job, Job::Summarize);
-        assert_eq!(args.bullets, 3);
+        assert_eq!(args.bullets, Some(3));
+    }
+
+    #[test]
+    fn options_may_come_before_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "tercuman",
+            "--model",
+            "gemma-3-270m",
+            "-b",
+            "2",
+            "translate",
+            "a.txt",
+            "-b",
+            "4",
+        ])
+        .unwrap();
+        let (job, args) = cli.job_and_args().unwrap();
+        assert_eq!(job, Job::Translate);
+        assert_eq!(args.model.as_deref(), Some("gemma-3-270m"));
+        assert_eq!(args.input.unwrap(), PathBuf::from("a.txt"));
+        // The subcommand's own value wins.
+        assert_eq!(args.bullets, Some(4));
     }
 
     #[test]

@@ -74,13 +74,13 @@ impl Plan {
             input,
             model,
             output: a.output,
-            bullets: a.bullets as usize,
+            bullets: a.bullets.unwrap_or(5) as usize,
             params: generate::Params {
-                max_new_tokens: a.max_new_tokens.max(1),
-                temperature: a.temperature,
-                seed: a.seed,
+                max_new_tokens: a.max_new_tokens.unwrap_or(512).max(1),
+                temperature: a.temperature.unwrap_or(0.0),
+                seed: a.seed.unwrap_or(299_792_458),
             },
-            context: a.context.max(256),
+            context: a.context.unwrap_or(4096).max(256),
             quiet: a.quiet,
         }))
     }

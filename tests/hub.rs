@@ -423,10 +423,11 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
     let article = home.path().join("haber.txt");
     std::fs::write(&article, "Türkiye'de yeni bir köprü açıldı.\n").unwrap();
     let run = |hub_url: &str, extra: &[&str]| {
+        // The form the loader issue asks for: options before the subcommand.
         cmd(hub_url, home.path())
-            .arg("translate")
+            .args(["--model", "gemma-3-270m", "translate"])
             .arg(&article)
-            .args(["--model", "gemma-3-270m", "--max-new-tokens", "24"])
+            .args(["--max-new-tokens", "24"])
             .args(extra)
             .output()
             .unwrap()

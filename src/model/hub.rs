@@ -696,7 +696,7 @@ impl Hub {
         let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                "[{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}",
             )
             .expect("valid template")
             .progress_chars("=> "),

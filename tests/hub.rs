@@ -457,3 +457,41 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
     let line = list.lines().find(|l| l.contains("gemma-3-270m ")).unwrap();
     assert!(line.contains(" yes "), "{list}");
 }
+
+#[test]
+fn fetch_gets_every_file_of_a_card_ahead_of_time() {
+    let hub = FakeHub::start();
+    let repo = "Helsinki-NLP/opus-mt-tr-en";
+    for (file, lfs) in [
+        ("config.json", false),
+        ("pytorch_model.bin", true),
+        ("source.spm", true),
+        ("target.spm", true),
+        ("vocab.json", false),
+    ] {
+        hub.add(repo, file, format!("{file} bytes\n").into_bytes(), lfs);
+    }
+    let home = tempfile::tempdir().unwrap();
+    let o = fetch(&hub, home.path(), "opus-mt-tr-en");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The backend comes later; fetching ahead is allowed, and says so.
+    assert!(stderr(&o).contains("cannot run it yet"), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(out.lines().count(), 5, "{out}");
+    for line in out.lines() {
+        let path = line.split('\t').nth(1).unwrap();
+        let name = Path::new(path).file_name().unwrap().to_string_lossy();
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap(),
+            format!("{name} bytes\n")
+        );
+    }
+    let list = common::tercuman()
+        .env("HF_HOME", home.path())
+        .args(["models", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let line = list.lines().find(|l| l.contains("opus-mt-tr-en ")).unwrap();
+    assert!(line.contains(" yes "), "{list}");
+}

@@ -236,6 +236,25 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_holding_one_gguf_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = local_gguf(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds no .gguf file"), "{err}");
+        std::fs::write(dir.path().join("m.gguf"), b"").unwrap();
+        std::fs::write(dir.path().join("README.md"), b"").unwrap();
+        assert_eq!(local_gguf(dir.path()).unwrap(), dir.path().join("m.gguf"));
+        std::fs::write(dir.path().join("n.gguf"), b"").unwrap();
+        let err = local_gguf(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("m.gguf, n.gguf"), "{err}");
+        let marian = tempfile::tempdir().unwrap();
+        for f in ["config.json", "source.spm"] {
+            std::fs::write(marian.path().join(f), b"").unwrap();
+        }
+        let err = local_gguf(marian.path()).unwrap_err().to_string();
+        assert!(err.contains("marian backend is not built yet"), "{err}");
+    }
+
+    #[test]
     fn a_marian_card_is_refused_before_any_download() {
         let hub = Hub::from_env(true, true);
         let spec = ModelSpec::parse("opus-mt-tc-big-tr-en").unwrap();

@@ -495,3 +495,26 @@ fn fetch_gets_every_file_of_a_card_ahead_of_time() {
     let line = list.lines().find(|l| l.contains("opus-mt-tr-en ")).unwrap();
     assert!(line.contains(" yes "), "{list}");
 }
+
+#[test]
+fn a_disk_that_fills_up_is_reported_and_the_partial_file_removed() {
+    let hub = FakeHub::start();
+    let sha = hub.add(REPO, FILE, tiny(), true);
+    let home = tempfile::tempdir().unwrap();
+    // Where the download goes is a link to /dev/full: every write fails with "no space left
+    // on device", as on a full disk, without needing a small file system.
+    let blobs = repo_dir(home.path(), REPO).join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let partial = blobs.join(format!("{sha}.incomplete"));
+    std::os::unix::fs::symlink("/dev/full", &partial).unwrap();
+    let o = fetch(&hub, home.path(), &spec());
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("filled up while downloading"), "{err}");
+    assert!(err.contains("HF_HUB_CACHE"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(&partial).is_err(),
+        "partial file left behind"
+    );
+    nothing_trusted(home.path(), REPO, FILE);
+}

@@ -100,6 +100,8 @@ pub enum HubError {
         needed: u64,
         available: u64,
     },
+    #[error("the disk holding {dir} filled up while downloading {file}; the partial download was removed. Free some space, or set HF_HUB_CACHE to a larger disk, and run again")]
+    DiskFilled { dir: PathBuf, file: String },
     #[error(
         "{url} did not answer like a Hugging Face hub (no {header} header); check HF_ENDPOINT"
     )]
@@ -494,11 +496,11 @@ impl Hub {
         let bar = self.progress_bar(file, meta.size, have);
         let mut attempt = 1;
         loop {
-            match self.transfer(file, meta, &mut out, &bar) {
+            match self.transfer(file, meta, &mut out, &partial, &bar) {
                 Ok(()) => break,
                 Err(Transfer::Fatal(e)) => {
                     bar.abandon();
-                    if matches!(e, HubError::DiskFull { .. }) {
+                    if matches!(e, HubError::DiskFilled { .. }) {
                         drop(out);
                         let _ = std::fs::remove_file(&partial);
                     }
@@ -543,11 +545,12 @@ impl Hub {
         file: &HubFile,
         meta: &Metadata,
         out: &mut File,
+        partial: &Path,
         bar: &ProgressBar,
     ) -> Result<(), Transfer> {
         let io_fatal = |source| {
             Transfer::Fatal(HubError::Io {
-                path: PathBuf::from(format!("{}.incomplete", meta.etag)),
+                path: partial.to_path_buf(),
                 source,
             })
         };
@@ -595,7 +598,9 @@ impl Hub {
             }
             200 => {
                 // The server sent the whole file: start over.
-                out.set_len(0).map_err(io_fatal)?;
+                if have > 0 {
+                    out.set_len(0).map_err(io_fatal)?;
+                }
                 have = 0;
             }
             416 => {
@@ -643,12 +648,9 @@ impl Hub {
             };
             if let Err(e) = out.write_all(&buf[..n]) {
                 if e.kind() == std::io::ErrorKind::StorageFull {
-                    let dir = self.cache.clone();
-                    return Err(Transfer::Fatal(HubError::DiskFull {
-                        available: available_space(&dir).unwrap_or(0),
-                        dir,
+                    return Err(Transfer::Fatal(HubError::DiskFilled {
+                        dir: self.cache.clone(),
                         file: file.describe(),
-                        needed: meta.size - have,
                     }));
                 }
                 return Err(io_fatal(e));

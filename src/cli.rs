@@ -74,6 +74,11 @@ pub struct RunArgs {
     #[arg(value_name = "ARTICLE", required = true)]
     pub input: Option<PathBuf>,
 
+    /// Encoding of the article file [default: detected: UTF-8, UTF-16 with a byte-order mark,
+    /// else the likeliest legacy Turkish encoding, Windows-1254 / ISO-8859-9].
+    #[arg(short, long, value_name = "LABEL")]
+    pub encoding: Option<String>,
+
     /// Model to use: a name from `tercuman models list` (downloaded on first use), the path
     /// of a GGUF file (Gemma 3 or Qwen2.5) or of a directory holding one, or any hub file as
     /// hf:OWNER/REPO/FILE.gguf[@REVISION] [default: qwen2.5-1.5b-instruct].
@@ -130,6 +135,7 @@ impl RunArgs {
     fn or(self, outer: RunArgs) -> RunArgs {
         RunArgs {
             input: self.input.or(outer.input),
+            encoding: self.encoding.or(outer.encoding),
             model: self.model.or(outer.model),
             offline: self.offline || outer.offline,
             format: self.format.or(outer.format),

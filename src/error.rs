@@ -15,8 +15,22 @@ pub enum Error {
     },
     #[error("could not read standard input")]
     ReadStdin(#[source] std::io::Error),
-    #[error("{what} is not valid UTF-8 (first bad byte at offset {offset}); convert it first, e.g. `iconv -f WINDOWS-1254 -t UTF-8 FILE`")]
-    NotUtf8 { what: String, offset: usize },
+    #[error("{what} is not valid {encoding} (first bad byte at offset {offset}); name its encoding with --encoding (e.g. windows-1254, iso-8859-9, utf-16le)")]
+    Undecodable {
+        what: String,
+        encoding: &'static str,
+        offset: usize,
+    },
+    #[error("{what} is not text but {looks_like}: {advice}")]
+    NotText {
+        what: String,
+        looks_like: &'static str,
+        advice: &'static str,
+    },
+    #[error(
+        "unknown encoding `{label}`; try utf-8, windows-1254, iso-8859-9, utf-16le or utf-16be"
+    )]
+    UnknownEncoding { label: String },
     #[error("{0} holds no text to translate")]
     EmptyInput(String),
     #[error("model file {path} not found; pass the path of a .gguf file, or a model name from `tercuman models list`")]

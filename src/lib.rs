@@ -29,6 +29,8 @@ use std::time::Instant;
 pub struct Plan {
     pub job: Job,
     pub input: PathBuf,
+    /// `--encoding`, when given.
+    pub encoding: Option<String>,
     /// What `--model` named (`None`: the job's default card). Parsed, and the files found or
     /// fetched, only after the article is read and the output checked, so that those cheaper
     /// errors come first.
@@ -67,6 +69,7 @@ impl Plan {
         }
         Ok(Some(Plan {
             job,
+            encoding: a.encoding.clone(),
             offline: a.offline,
             format: a
                 .format
@@ -111,8 +114,18 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// Reads and parses the article named by `path` (`-` is stdin).
+/// Reads and parses the article named by `path` (`-` is stdin), in its detected encoding.
 pub fn read_article(path: &std::path::Path) -> Result<input::Article> {
+    read_article_as(path, None, true)
+}
+
+/// Reads and parses the article named by `path` (`-` is stdin); `encoding` forces one, and a
+/// guessed legacy encoding is mentioned on stderr unless `quiet`.
+pub fn read_article_as(
+    path: &std::path::Path,
+    encoding: Option<&str>,
+    quiet: bool,
+) -> Result<input::Article> {
     let (bytes, what) = if path == std::path::Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -120,14 +133,26 @@ pub fn read_article(path: &std::path::Path) -> Result<input::Article> {
             .map_err(Error::ReadStdin)?;
         (buf, "standard input".to_string())
     } else {
+        if path.is_dir() {
+            return Err(Error::ReadInput {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("it is a directory; pass an article's text file"),
+            });
+        }
         let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
             path: path.to_path_buf(),
             source,
         })?;
         (bytes, path.display().to_string())
     };
-    let text = input::decode(&bytes, &what)?;
-    let article = input::parse(&text);
+    let decoded = input::decode_with(&bytes, &what, encoding)?;
+    if decoded.guessed && !quiet {
+        eprintln!(
+            "tercuman: {what} is not UTF-8; read it as {} (detected); pass --encoding to override",
+            decoded.encoding
+        );
+    }
+    let article = input::parse(&decoded.text);
     if article.blocks.is_empty() {
         return Err(Error::EmptyInput(what));
     }
@@ -146,7 +171,7 @@ pub fn run_cli(cli: Cli) -> Result<()> {
 /// Runs the whole job of a plan and writes its output.
 pub fn run(plan: &Plan) -> Result<()> {
     let started = Instant::now();
-    let article = read_article(&plan.input)?;
+    let article = read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
     if let Some(out) = &plan.output {
         output::check_writable(out)?;
     }

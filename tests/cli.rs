@@ -419,3 +419,59 @@ fn a_model_of_an_unbuilt_backend_is_refused_before_any_download() {
     );
     assert!(!dir.path().join("hub").exists());
 }
+
+#[test]
+fn a_windows_1254_article_is_detected_and_read_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("eski.txt");
+    let text = "Başlık\n\nİstanbul'da yağmur yağıyor; Şişli'de ağaçlar devrildi.\n";
+    let (bytes, _, _) = encoding_rs::WINDOWS_1254.encode(text);
+    std::fs::write(&article, &bytes).unwrap();
+    let o = tercuman()
+        .args(["translate", article.to_str().unwrap(), "--format", "json"])
+        .args(["--max-new-tokens", "4", "--model"])
+        .arg(common::fixture("tiny-qwen2/tiny-qwen2.gguf"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("read it as windows-1254 (detected)"),
+        "{}",
+        stderr(&o)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        json["blocks"][1]["source"],
+        "İstanbul'da yağmur yağıyor; Şişli'de ağaçlar devrildi."
+    );
+}
+
+#[test]
+fn binary_input_is_refused_before_any_model_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, says) in [
+        ("haber.pdf", &b"%PDF-1.7\n1 0 obj"[..], "PDF document"),
+        ("haber.docx", &b"PK\x03\x04\x14\x00\x06\x00"[..], "pandoc"),
+        ("haber.bin", &b"\x01\x02\x00\x00\x03"[..], "NUL bytes"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let o = run(&[
+            "translate",
+            path.to_str().unwrap(),
+            "--model",
+            "/no/model.gguf",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("/no/model.gguf"), "{}", stderr(&o));
+    }
+    let o = run(&[
+        "translate",
+        dir.path().to_str().unwrap(),
+        "--model",
+        "/no/model.gguf",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+}

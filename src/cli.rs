@@ -16,7 +16,8 @@ Examples:
 Models are downloaded from the Hugging Face hub into its standard cache (HF_HOME, HF_HUB_CACHE)
 and checked before use; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured.
 
-Exit status: 0 on success (also when the reader of stdout goes away), 2 on any error.";
+Exit status: 0 on success (also when the reader of stdout goes away), 2 on any error,
+130 when interrupted (Ctrl-C, SIGTERM; with -o, the finished blocks are kept for --resume).";
 
 /// Translate Turkish news articles into English and summarize them, with a local model.
 ///
@@ -124,6 +125,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOKENS")]
     pub context: Option<usize>,
 
+    /// Continue an interrupted run with `-o FILE`, keeping the blocks it finished (they are
+    /// saved in FILE.partial.json as they finish).
+    #[arg(long)]
+    pub resume: bool,
+
     /// No progress bar and no closing stats line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -146,6 +152,7 @@ impl RunArgs {
             seed: self.seed.or(outer.seed),
             threads: self.threads.or(outer.threads),
             context: self.context.or(outer.context),
+            resume: self.resume || outer.resume,
             quiet: self.quiet || outer.quiet,
         }
     }

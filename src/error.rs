@@ -43,6 +43,14 @@ pub enum Error {
     BackendNotBuilt { name: String, kind: &'static str },
     #[error("model card {origin}: {message}")]
     Card { origin: String, message: String },
+    #[error("cannot resume from {path}: {message}")]
+    Resume { path: PathBuf, message: String },
+    #[error("interrupted after {done} of {total} blocks; {kept}")]
+    Interrupted {
+        done: usize,
+        total: usize,
+        kept: String,
+    },
     #[error(transparent)]
     Hub(#[from] crate::model::hub::HubError),
     #[error("could not read the model file {path}")]

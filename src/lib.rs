@@ -6,6 +6,7 @@
 //! JSON). [`run`] wires them together for the command line.
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod chunk;
 pub mod cli;
 pub mod error;
@@ -36,6 +37,7 @@ pub struct Plan {
     /// errors come first.
     pub model: Option<String>,
     pub offline: bool,
+    pub resume: bool,
     pub format: output::Format,
     pub output: Option<PathBuf>,
     pub bullets: usize,
@@ -67,8 +69,15 @@ impl Plan {
                 });
             }
         }
+        if a.resume && a.output.is_none() {
+            return Err(Error::Resume {
+                path: PathBuf::from("-"),
+                message: "--resume needs -o FILE: an interrupted run keeps its finished blocks next to its output file".into(),
+            });
+        }
         Ok(Some(Plan {
             job,
+            resume: a.resume,
             encoding: a.encoding.clone(),
             offline: a.offline,
             format: a
@@ -176,6 +185,38 @@ pub fn run(plan: &Plan) -> Result<()> {
         output::check_writable(out)?;
     }
 
+    let settings = format!(
+        "{:?}, model {}, temperature {}, seed {}, max new tokens {}, context {}",
+        plan.job,
+        plan.model.as_deref().unwrap_or("(default)"),
+        plan.params.temperature,
+        plan.params.seed,
+        plan.params.max_new_tokens,
+        plan.context
+    );
+    let article_sha = checkpoint::article_hash(&article.blocks);
+    let sidecar = plan.output.as_deref().map(checkpoint::sidecar);
+    let translates = matches!(plan.job, Job::Translate | Job::Both);
+    let mut done: Vec<translate::TranslatedBlock> = Vec::new();
+    if let Some(sidecar) = &sidecar {
+        if plan.resume {
+            done = checkpoint::Checkpoint::load(sidecar, &article_sha, &settings)?;
+            if !plan.quiet {
+                eprintln!(
+                    "tercuman: resuming: {} of {} blocks already done",
+                    done.len(),
+                    article.blocks.len()
+                );
+            }
+        } else if sidecar.exists() && !plan.quiet {
+            eprintln!(
+                "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
+                sidecar.display()
+            );
+        }
+    }
+    checkpoint::install_handler(plan.quiet);
+
     let hub = model::hub::Hub::from_env(plan.offline, plan.quiet);
     let resolved = model::source::resolve(&plan.model_spec()?, &hub)?;
 
@@ -200,12 +241,46 @@ pub fn run(plan: &Plan) -> Result<()> {
     };
     let mut engine = generate::Engine::new(model, plan.params.clone());
 
+    let interrupted = |done: &[translate::TranslatedBlock],
+                       engine: &generate::Engine|
+     -> Result<()> {
+        let kept = match &sidecar {
+            Some(s) => format!(
+                "the finished blocks are saved in {}; run the same command with --resume to continue",
+                s.display()
+            ),
+            None => {
+                // No output file: the finished blocks go to stdout, so that none is lost.
+                let partial = output::Report {
+                    model: report_model.clone(),
+                    blocks: Some(done.to_vec()),
+                    summary: None,
+                    stats: engine.stats.clone(),
+                    wall_seconds: started.elapsed().as_secs_f64(),
+                };
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(output::render(&partial, plan.format).as_bytes())?;
+                stdout.flush()?;
+                "the finished blocks were written to stdout; use -o FILE to be able to --resume".into()
+            }
+        };
+        Err(Error::Interrupted {
+            done: done.len(),
+            total: article.blocks.len(),
+            kept,
+        })
+    };
+
     let mut blocks = None;
-    if matches!(plan.job, Job::Translate | Job::Both) {
+    if translates {
         progress.set_length(article.blocks.len() as u64);
+        progress.set_position(done.len() as u64);
         progress.set_message("translating");
-        let mut done = Vec::with_capacity(article.blocks.len());
-        for (i, block) in article.blocks.iter().enumerate() {
+        for (i, block) in article.blocks.iter().enumerate().skip(done.len()) {
+            if checkpoint::interrupted() {
+                progress.finish_and_clear();
+                return interrupted(&done, &engine);
+            }
             let t = translate::translate_block(
                 &mut engine,
                 &style,
@@ -215,12 +290,24 @@ pub fn run(plan: &Plan) -> Result<()> {
                 context,
             )?;
             done.push(t);
+            if let Some(sidecar) = &sidecar {
+                checkpoint::Checkpoint {
+                    article_sha256: article_sha.clone(),
+                    settings: settings.clone(),
+                    blocks: done.clone(),
+                }
+                .save(sidecar)?;
+            }
             progress.inc(1);
         }
         blocks = Some(done);
     }
     let mut summary = None;
     if matches!(plan.job, Job::Summarize | Job::Both) {
+        if checkpoint::interrupted() {
+            progress.finish_and_clear();
+            return interrupted(blocks.as_deref().unwrap_or_default(), &engine);
+        }
         progress.set_message("summarizing");
         summary = Some(summarize::summarize(
             &mut engine,
@@ -241,7 +328,12 @@ pub fn run(plan: &Plan) -> Result<()> {
     };
     let rendered = output::render(&report, plan.format);
     match &plan.output {
-        Some(path) => output::write_atomic(path, &rendered)?,
+        Some(path) => {
+            output::write_atomic(path, &rendered)?;
+            if let Some(sidecar) = &sidecar {
+                let _ = std::fs::remove_file(sidecar);
+            }
+        }
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(rendered.as_bytes())?;

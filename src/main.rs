@@ -9,8 +9,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
+            let code = if matches!(err, tercuman::error::Error::Interrupted { .. }) {
+                130
+            } else {
+                2
+            };
             eprintln!("error: {:#}", anyhow::Error::from(err));
-            ExitCode::from(2)
+            ExitCode::from(code)
         }
     }
 }

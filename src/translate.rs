@@ -9,7 +9,7 @@ use crate::prompt::{self, Style, Task};
 use serde::Serialize;
 
 /// A translated block of the article, with what happened on the way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TranslatedBlock {
     pub kind: BlockKind,
     pub source: String,
@@ -20,7 +20,7 @@ pub struct TranslatedBlock {
     pub flags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Piece {
     pub source: String,
     pub text: String,

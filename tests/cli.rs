@@ -475,3 +475,140 @@ fn binary_input_is_refused_before_any_model_is_loaded() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
 }
+
+/// A short four-paragraph article, so that interruption tests stop mid-run within seconds.
+fn four_paragraphs(dir: &Path) -> PathBuf {
+    let path = dir.join("dort.txt");
+    std::fs::write(
+        &path,
+        "Ankara'da bugün kar yağdı.\n\nOkullar iki gün tatil edildi.\n\n\
+         Belediye ekipleri yolları açtı.\n\nHava yarın ısınacak.\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Starts a translation into `out`, waits for its first finished block, sends `signal`.
+fn interrupt_after_first_block(article: &Path, out: &Path, signal: i32) -> Output {
+    let child = tercuman()
+        .args([
+            "translate",
+            article.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--model", &gguf(), "--max-new-tokens", "24"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sidecar = tercuman::checkpoint::sidecar(out);
+    let started = std::time::Instant::now();
+    while !sidecar.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no block finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait_with_output().unwrap()
+}
+
+fn resume(article: &Path, out: &Path) -> Output {
+    run(&[
+        "translate",
+        article.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        &gguf(),
+        "--max-new-tokens",
+        "24",
+        "--resume",
+    ])
+}
+
+#[test]
+fn sigterm_keeps_the_finished_blocks_and_resume_completes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let out = dir.path().join("out.md");
+    let o = interrupt_after_first_block(&article, &out, libc::SIGTERM);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert!(!out.exists(), "a partial output file replaced the output");
+    let sidecar = tercuman::checkpoint::sidecar(&out);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    let kept = saved["blocks"].as_array().unwrap().len();
+    assert!((1..4).contains(&kept), "{kept} blocks kept");
+
+    let o = resume(&article, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("resuming: {kept} of 4 blocks already done")),
+        "{}",
+        stderr(&o)
+    );
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(md.trim().split("\n\n").count(), 4, "{md}");
+    // The kept translations are used as they were, not redone.
+    let first = saved["blocks"][0]["text"].as_str().unwrap();
+    assert!(md.contains(first.trim()), "{md}\n---\n{first}");
+    assert!(!sidecar.exists());
+}
+
+#[test]
+fn after_kill_9_the_checkpoint_is_whole_and_resume_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let out = dir.path().join("out.txt");
+    let o = interrupt_after_first_block(&article, &out, libc::SIGKILL);
+    assert_eq!(o.status.code(), None);
+    let sidecar = tercuman::checkpoint::sidecar(&out);
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).expect("checkpoint is valid JSON");
+    let o = resume(&article, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .trim()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn resume_refuses_another_article_or_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let out = dir.path().join("out.txt");
+    let sidecar = tercuman::checkpoint::sidecar(&out);
+    let o = resume(&article, &out);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no unfinished run to resume"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        &sidecar,
+        r#"{"article_sha256":"00","settings":"x","blocks":[]}"#,
+    )
+    .unwrap();
+    let o = resume(&article, &out);
+    assert!(stderr(&o).contains("different article"), "{}", stderr(&o));
+    let o = run(&[
+        "translate",
+        article.to_str().unwrap(),
+        "--resume",
+        "--model",
+        "m.gguf",
+    ]);
+    assert!(
+        stderr(&o).contains("--resume needs -o FILE"),
+        "{}",
+        stderr(&o)
+    );
+}

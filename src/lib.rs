@@ -198,9 +198,12 @@ pub fn run(plan: &Plan) -> Result<()> {
     let sidecar = plan.output.as_deref().map(checkpoint::sidecar);
     let translates = matches!(plan.job, Job::Translate | Job::Both);
     let mut done: Vec<translate::TranslatedBlock> = Vec::new();
+    let mut saved = None;
     if let Some(sidecar) = &sidecar {
-        if plan.resume {
-            done = checkpoint::Checkpoint::load(sidecar, &article_sha, &settings)?;
+        if plan.resume && translates {
+            let (cp, blocks) = checkpoint::Checkpoint::resume(sidecar, &article_sha, &settings)?;
+            saved = Some(cp);
+            done = blocks;
             if !plan.quiet {
                 eprintln!(
                     "tercuman: resuming: {} of {} blocks already done",
@@ -208,11 +211,40 @@ pub fn run(plan: &Plan) -> Result<()> {
                     article.blocks.len()
                 );
             }
-        } else if sidecar.exists() && !plan.quiet {
-            eprintln!(
-                "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
-                sidecar.display()
-            );
+        } else {
+            if sidecar.exists() && !plan.quiet {
+                eprintln!(
+                    "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
+                    sidecar.display()
+                );
+            }
+            if translates {
+                saved = Some(checkpoint::Checkpoint::create(
+                    sidecar,
+                    &article_sha,
+                    &settings,
+                )?);
+            }
+        }
+    }
+    // Text and Markdown on stdout are written block by block as they finish.
+    let streaming = plan.output.is_none() && plan.format != output::Format::Json;
+    let markdown = plan.format == output::Format::Markdown;
+    let mut printed = 0usize;
+    let print_part = |part: &str, printed: &mut usize| -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if *printed > 0 {
+            stdout.write_all(b"\n")?;
+        }
+        stdout.write_all(part.as_bytes())?;
+        stdout.write_all(b"\n")?;
+        stdout.flush()?;
+        *printed += 1;
+        Ok(())
+    };
+    if streaming {
+        for b in &done {
+            print_part(&output::render_block(b, markdown), &mut printed)?;
         }
     }
     checkpoint::install_handler(plan.quiet);
@@ -249,6 +281,7 @@ pub fn run(plan: &Plan) -> Result<()> {
                 "the finished blocks are saved in {}; run the same command with --resume to continue",
                 s.display()
             ),
+            None if streaming => "the finished blocks were written to stdout".into(),
             None => {
                 // No output file: the finished blocks go to stdout, so that none is lost.
                 let partial = output::Report {
@@ -289,15 +322,14 @@ pub fn run(plan: &Plan) -> Result<()> {
                 &block.text,
                 context,
             )?;
-            done.push(t);
-            if let Some(sidecar) = &sidecar {
-                checkpoint::Checkpoint {
-                    article_sha256: article_sha.clone(),
-                    settings: settings.clone(),
-                    blocks: done.clone(),
-                }
-                .save(sidecar)?;
+            if let Some(cp) = &mut saved {
+                cp.push(&t)?;
             }
+            if streaming {
+                progress
+                    .suspend(|| print_part(&output::render_block(&t, markdown), &mut printed))?;
+            }
+            done.push(t);
             progress.inc(1);
         }
         blocks = Some(done);
@@ -328,8 +360,14 @@ pub fn run(plan: &Plan) -> Result<()> {
     };
     let rendered = output::render(&report, plan.format);
     match &plan.output {
+        None if streaming => {
+            for part in output::render_parts(&report, markdown).iter().skip(printed) {
+                print_part(part, &mut printed)?;
+            }
+        }
         Some(path) => {
             output::write_atomic(path, &rendered)?;
+            drop(saved);
             if let Some(sidecar) = &sidecar {
                 let _ = std::fs::remove_file(sidecar);
             }

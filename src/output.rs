@@ -63,33 +63,45 @@ pub fn render(report: &Report, format: Format) -> String {
             s
         }
         Format::Text | Format::Markdown => {
-            let md = format == Format::Markdown;
-            let mut parts: Vec<String> = Vec::new();
-            for b in report.blocks.iter().flatten() {
-                parts.push(match (b.kind, md) {
-                    (BlockKind::Title, true) => format!("# {}", b.text),
-                    (BlockKind::Heading, true) => format!("### {}", b.text),
-                    _ => b.text.clone(),
-                });
-            }
-            if let Some(s) = &report.summary {
-                let list = s
-                    .bullets
-                    .iter()
-                    .map(|b| format!("- {b}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if report.blocks.is_some() {
-                    parts.push(format!("## Summary\n\n{list}"));
-                } else {
-                    parts.push(list);
-                }
-            }
-            let mut out = parts.join("\n\n");
+            let mut out = render_parts(report, format == Format::Markdown).join("\n\n");
             out.push('\n');
             out
         }
     }
+}
+
+/// One translated block as text or Markdown.
+pub fn render_block(b: &TranslatedBlock, markdown: bool) -> String {
+    match (b.kind, markdown) {
+        (BlockKind::Title, true) => format!("# {}", b.text),
+        (BlockKind::Heading, true) => format!("### {}", b.text),
+        _ => b.text.clone(),
+    }
+}
+
+/// The text or Markdown output as its parts (one per block, then the summary), which are
+/// joined by blank lines; a run that streams its output prints them one by one.
+pub fn render_parts(report: &Report, markdown: bool) -> Vec<String> {
+    let mut parts: Vec<String> = report
+        .blocks
+        .iter()
+        .flatten()
+        .map(|b| render_block(b, markdown))
+        .collect();
+    if let Some(s) = &report.summary {
+        let list = s
+            .bullets
+            .iter()
+            .map(|b| format!("- {b}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if report.blocks.is_some() {
+            parts.push(format!("## Summary\n\n{list}"));
+        } else {
+            parts.push(list);
+        }
+    }
+    parts
 }
 
 /// Writes `content` to `path` atomically: readers see the old file or the whole new one.

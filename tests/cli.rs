@@ -504,7 +504,13 @@ fn interrupt_after_first_block(article: &Path, out: &Path, signal: i32) -> Outpu
         .unwrap();
     let sidecar = tercuman::checkpoint::sidecar(out);
     let started = std::time::Instant::now();
-    while !sidecar.exists() {
+    // The checkpoint is a header line, then one line per finished block.
+    let blocks_saved = || {
+        std::fs::read_to_string(&sidecar)
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0)
+    };
+    while blocks_saved() == 0 {
         assert!(started.elapsed().as_secs() < 120, "no block finished");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -536,9 +542,12 @@ fn sigterm_keeps_the_finished_blocks_and_resume_completes_the_run() {
     assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
     assert!(!out.exists(), "a partial output file replaced the output");
     let sidecar = tercuman::checkpoint::sidecar(&out);
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
-    let kept = saved["blocks"].as_array().unwrap().len();
+    let saved: Vec<serde_json::Value> = std::fs::read_to_string(&sidecar)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kept = saved.len() - 1;
     assert!((1..4).contains(&kept), "{kept} blocks kept");
 
     let o = resume(&article, &out);
@@ -551,7 +560,7 @@ fn sigterm_keeps_the_finished_blocks_and_resume_completes_the_run() {
     let md = std::fs::read_to_string(&out).unwrap();
     assert_eq!(md.trim().split("\n\n").count(), 4, "{md}");
     // The kept translations are used as they were, not redone.
-    let first = saved["blocks"][0]["text"].as_str().unwrap();
+    let first = saved[1]["text"].as_str().unwrap();
     assert!(md.contains(first.trim()), "{md}\n---\n{first}");
     assert!(!sidecar.exists());
 }
@@ -565,7 +574,12 @@ fn after_kill_9_the_checkpoint_is_whole_and_resume_works() {
     assert_eq!(o.status.code(), None);
     let sidecar = tercuman::checkpoint::sidecar(&out);
     let text = std::fs::read_to_string(&sidecar).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text).expect("checkpoint is valid JSON");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    // Every line but perhaps a last one cut short by the kill is whole JSON.
+    for line in &lines[..lines.len() - 1] {
+        serde_json::from_str::<serde_json::Value>(line).expect("checkpoint line is valid JSON");
+    }
     let o = resume(&article, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -592,11 +606,7 @@ fn resume_refuses_another_article_or_other_settings() {
         "{}",
         stderr(&o)
     );
-    std::fs::write(
-        &sidecar,
-        r#"{"article_sha256":"00","settings":"x","blocks":[]}"#,
-    )
-    .unwrap();
+    std::fs::write(&sidecar, "{\"article_sha256\":\"00\",\"settings\":\"x\"}\n").unwrap();
     let o = resume(&article, &out);
     assert!(stderr(&o).contains("different article"), "{}", stderr(&o));
     let o = run(&[
@@ -611,4 +621,32 @@ fn resume_refuses_another_article_or_other_settings() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn stdout_gets_each_block_as_it_finishes_and_keeps_them_on_ctrl_c() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let mut child = tercuman()
+        .args(["translate", article.to_str().unwrap()])
+        .args(["--model", &gguf(), "--max-new-tokens", "24"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(!first.trim().is_empty());
+    // The first block arrived while the others are still being translated.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("written to stdout"), "{}", stderr(&o));
+    let all = format!("{first}{rest}");
+    let blocks = all.trim().split("\n\n").count();
+    assert!((1..4).contains(&blocks), "{all}");
 }

@@ -650,3 +650,27 @@ fn stdout_gets_each_block_as_it_finishes_and_keeps_them_on_ctrl_c() {
     let blocks = all.trim().split("\n\n").count();
     assert!((1..4).contains(&blocks), "{all}");
 }
+
+#[test]
+fn a_truncated_model_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("a.txt");
+    std::fs::write(&article, "Merhaba dünya.\n").unwrap();
+    // The header and the first tensors of the real model, as an interrupted copy leaves it.
+    let full = std::fs::read(gguf()).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &full[..10_000_000]).unwrap();
+    let o = run(&[
+        "translate",
+        article.to_str().unwrap(),
+        "--model",
+        cut.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the file is truncated: 10000000 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("download it again"), "{}", stderr(&o));
+}

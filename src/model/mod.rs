@@ -119,6 +119,30 @@ pub fn read_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
     Ok((ct, file))
 }
 
+/// Checks that every tensor the header lists lies within the file, so that a truncated
+/// download is named as such instead of failing deep inside a layer.
+fn check_complete(
+    ct: &gguf_file::Content,
+    file: &std::fs::File,
+) -> std::result::Result<(), String> {
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let needed = ct
+        .tensor_infos
+        .values()
+        .map(|t| {
+            let blocks = t.shape.elem_count() / t.ggml_dtype.block_size();
+            ct.tensor_data_offset + t.offset + (blocks * t.ggml_dtype.type_size()) as u64
+        })
+        .max()
+        .unwrap_or(ct.tensor_data_offset);
+    if needed > len {
+        return Err(format!(
+            "the file is truncated: {len} bytes, but its tensors need {needed}; download it again (for a model named by card: `tercuman models fetch NAME`)"
+        ));
+    }
+    Ok(())
+}
+
 /// Loads a GGUF model file: checks its architecture, builds its tokenizer, loads the weights.
 pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
     let (ct, mut file) = read_header(path)?;
@@ -134,6 +158,7 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         path: path.to_path_buf(),
         message,
     };
+    check_complete(&ct, &file).map_err(invalid)?;
     let tokenizer = tokenizer::from_gguf(&ct)?;
     let context_length = meta_u32(&ct, &format!("{arch}.context_length"))
         .ok_or_else(|| invalid(format!("missing metadata {arch}.context_length")))?

@@ -73,11 +73,25 @@ pub fn translate_block(
             paragraph: index + 1,
             message: e.to_string(),
         })?;
-        let g = engine.generate(answer_budget(source_tokens), style.few_shot())?;
-        match g.stop {
-            StopReason::Repetition => flags.push("repetition_cut".to_string()),
-            StopReason::Budget => flags.push("budget_exhausted".to_string()),
-            _ => {}
+        let max_new = answer_budget(source_tokens);
+        let before = engine.checkpoint();
+        let mut g = engine.generate(max_new, style.few_shot())?;
+        // A looping answer, or the Turkish copied back, gets one more try: sampled (seeded, so
+        // runs stay reproducible) and barred from starting as the failed answer did.
+        if failure(&g, piece).is_some() && engine.rewind(&before)? {
+            let mut sampler = engine.retry_sampler(index as u64 + 1);
+            let banned: Vec<u32> = g.first_token.into_iter().collect();
+            let again =
+                engine.generate_with(max_new, style.few_shot(), Some(&mut sampler), &banned)?;
+            if failure(&again, piece).is_none() {
+                g = again;
+            }
+        }
+        if let Some(flag) = failure(&g, piece) {
+            flags.push(flag.to_string());
+        }
+        if g.stop == StopReason::Budget {
+            flags.push("budget_exhausted".to_string());
         }
         let text = clean(&g.text);
         if text.is_empty() {
@@ -104,6 +118,52 @@ pub fn translate_block(
     })
 }
 
+/// Why an answer is no good: `repetition_cut` (the model looped and was cut) or
+/// `untranslated` (it copied the Turkish back, or answered in Turkish); `None` when it looks
+/// like a translation.
+fn failure(g: &crate::generate::Generated, source: &str) -> Option<&'static str> {
+    if g.stop == StopReason::Repetition {
+        return Some("repetition_cut");
+    }
+    untranslated(source, &g.text).then_some("untranslated")
+}
+
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// Whether `output` is still Turkish: mostly the source's own words with Turkish letters among
+/// them, or Turkish-only letters (ğ ş ı İ) outside the source's names. Names alone do not
+/// count: "Putin in Pekin" or "Kılıçdaroğlu said" are English.
+fn untranslated(source: &str, output: &str) -> bool {
+    const TURKISH_ONLY: &[char] = &['ğ', 'ş', 'ı', 'İ', 'Ğ', 'Ş'];
+    let names: std::collections::HashSet<&str> = words(source)
+        .filter(|w| w.starts_with(char::is_uppercase))
+        .collect();
+    let turkish_letters: usize = words(output)
+        .filter(|w| !names.contains(w))
+        .map(|w| w.chars().filter(|c| TURKISH_ONLY.contains(c)).count())
+        .sum();
+    if turkish_letters >= 2 {
+        return true;
+    }
+    let long = |s: &str| -> Vec<String> {
+        words(s)
+            .filter(|w| w.chars().count() >= 4)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let out = long(output);
+    if out.len() < 3 || turkish_letters == 0 && !output.contains(['ç', 'Ç', 'ö', 'Ö', 'ü', 'Ü'])
+    {
+        return false;
+    }
+    let src: std::collections::HashSet<String> = long(source).into_iter().collect();
+    let shared = out.iter().filter(|w| src.contains(*w)).count();
+    shared * 10 >= out.len() * 6
+}
+
 /// Drops fences a chat model may echo around its answer.
 fn clean(text: &str) -> String {
     let mut t = text.trim();
@@ -128,6 +188,27 @@ mod tests {
         assert!(chunk_budget(1024) < MAX_CHUNK_TOKENS);
         assert!(chunk_budget(1024) * 3 + TEMPLATE_TOKENS <= 1024);
         assert_eq!(chunk_budget(10), 16);
+    }
+
+    #[test]
+    fn turkish_answers_are_caught_but_names_are_not() {
+        let src = "Rusya Devlet Başkanı Vladimir Putin, Çin'in başkenti Pekin'de konuştu.";
+        assert!(untranslated(
+            src,
+            "Rusya Devlet Başkanı Vladimir Putin, Çin'in başkenti Pekin'de"
+        ));
+        // Turkish, but not the source's words.
+        assert!(untranslated(
+            src,
+            "Üyelik anlaşmaya varan delegelerin pozisyonlarını korudu."
+        ));
+        assert!(!untranslated(
+            src,
+            "Russian President Vladimir Putin spoke in Beijing."
+        ));
+        assert!(!untranslated("Putin Pekin'de", "Putin in Pekin"));
+        let src = "Kılıçdaroğlu ve Erdoğan görüştü.";
+        assert!(!untranslated(src, "Kılıçdaroğlu and Erdoğan met."));
     }
 
     #[test]

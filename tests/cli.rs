@@ -674,3 +674,52 @@ fn a_truncated_model_file_is_named_as_such() {
     );
     assert!(stderr(&o).contains("download it again"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_tokenizer_larger_than_the_model_is_refused() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    // The tiny Qwen2 with its embedding table cut to 100 rows: its tokenizer no longer fits.
+    let src = common::fixture("tiny-qwen2/tiny-qwen2.gguf");
+    let mut file = std::fs::File::open(&src).unwrap();
+    let ct = gguf_file::Content::read(&mut file).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let mut tensors = Vec::new();
+    for name in ct.tensor_infos.keys() {
+        let mut t = ct.tensor(&mut file, name, &dev).unwrap();
+        if name == "token_embd.weight" {
+            // A fresh tensor: candle's quantize reads the whole storage of a narrowed view.
+            let full = t.dequantize(&dev).unwrap();
+            let hidden = full.dim(1).unwrap();
+            let rows: Vec<f32> = full
+                .narrow(0, 0, 100)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let small = candle_core::Tensor::from_vec(rows, (100, hidden), &dev).unwrap();
+            t = QTensor::quantize(&small, GgmlDType::F32).unwrap();
+        }
+        tensors.push((name.clone(), t));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("mismatch.gguf");
+    let mut out = std::fs::File::create(&bad).unwrap();
+    let metadata: Vec<(&str, &gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut out, &metadata, &tensors).unwrap();
+    drop(out);
+    let article = dir.path().join("a.txt");
+    std::fs::write(&article, "Merhaba dünya.\n").unwrap();
+    let o = run(&[
+        "translate",
+        article.to_str().unwrap(),
+        "--model",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("mismatch.gguf"), "{err}");
+    assert!(err.contains("the model embeds only 100"), "{err}");
+}

@@ -76,3 +76,41 @@ fn sample_article_has_23_pieces_in_9_blocks() {
     // 22 sentences, and the closing dateline `- PEKİN` that ends the last paragraph's line.
     assert_eq!(n, 23);
 }
+
+/// Tens of megabytes, and one paragraph of 60 000 characters with no sentence punctuation at
+/// all: the reader keeps every block, and the chunker cuts the long one (down to words, as a
+/// last resort) into pieces that rejoin exactly, without a panic.
+#[test]
+fn a_huge_article_and_an_unpunctuated_paragraph_are_read_and_cut_whole() {
+    let sentence =
+        "Belediye ekipleri sabahtan beri Ankara'nın ana caddelerinde karla mücadele ediyor. ";
+    let paragraph = sentence.repeat(40);
+    let endless = "kar yağışı sürüyor ve yollar kapanıyor ".repeat(1500);
+    let mut text = String::from("Başlık\n\n");
+    for i in 0..6000 {
+        text.push_str(if i == 3000 { &endless } else { &paragraph });
+        text.push_str("\n\n");
+    }
+    assert!(text.len() > 20_000_000, "{}", text.len());
+    let decoded = tercuman::input::decode(text.as_bytes(), "huge").unwrap();
+    let article = tercuman::input::parse(&decoded);
+    assert_eq!(article.blocks.len(), 6001);
+    let cost = |s: &str| s.len() / 4 + 1;
+    for (i, block) in article
+        .blocks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 500 == 1 || *i == 3001)
+    {
+        let ranges = chunk(&block.text, Unit::Paragraph, 384, &cost);
+        let rejoined: String = ranges.iter().map(|r| &block.text[r.clone()]).collect();
+        assert_eq!(rejoined, block.text, "block {i}");
+        assert!(
+            ranges.iter().all(|r| cost(&block.text[r.clone()]) <= 384),
+            "block {i}"
+        );
+        if i == 3001 {
+            assert!(ranges.len() > 30, "{}", ranges.len());
+        }
+    }
+}

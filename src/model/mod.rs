@@ -160,6 +160,16 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
     };
     check_complete(&ct, &file).map_err(invalid)?;
     let tokenizer = tokenizer::from_gguf(&ct)?;
+    // Every token id the tokenizer can produce must have a row in the embedding table.
+    if let Some(embd) = ct.tensor_infos.get("token_embd.weight") {
+        let rows = embd.shape.dims().first().copied().unwrap_or(0);
+        let vocab = tokenizer.get_vocab_size(true);
+        if vocab > rows {
+            return Err(invalid(format!(
+                "its tokenizer has {vocab} tokens but the model embeds only {rows}; the tokenizer does not belong to this model: download the file again or use another"
+            )));
+        }
+    }
     let context_length = meta_u32(&ct, &format!("{arch}.context_length"))
         .ok_or_else(|| invalid(format!("missing metadata {arch}.context_length")))?
         as usize;

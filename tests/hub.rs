@@ -361,12 +361,47 @@ fn wrong_bytes_fail_the_checksum_and_are_discarded() {
 fn a_small_file_is_checked_against_its_git_blob_id() {
     let hub = FakeHub::start();
     hub.add(REPO, "config.json", b"{\"d_model\": 8}\n".to_vec(), false);
-    hub.fault(Fault::None);
     let home = tempfile::tempdir().unwrap();
-    // Served from the hub itself (no CDN), as the hub serves non-LFS files.
-    let o = fetch(&hub, home.path(), &format!("hf:{REPO}/config.json"));
+    let what = format!("hf:{REPO}/config.json");
+    hub.fault(Fault::WrongBytes);
+    let o = fetch(&hub, home.path(), &what);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("expected git blob sha1"),
+        "{}",
+        stderr(&o)
+    );
+    nothing_trusted(home.path(), REPO, "config.json");
+    assert!(blobs(home.path(), REPO).is_empty());
+    hub.fault(Fault::None);
+    let o = fetch(&hub, home.path(), &what);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(hub.seen().iter().all(|s| !s.cdn));
+    // Served by the hub itself (no CDN), at the commit its answer named.
+    let seen = hub.seen();
+    assert!(seen.iter().all(|s| !s.cdn));
+    assert!(seen
+        .iter()
+        .any(|s| s.method == "GET" && s.path.contains(&format!("/resolve/{COMMIT}/config.json"))));
+}
+
+#[test]
+fn a_refused_storage_link_is_fetched_again_and_not_called_gated() {
+    let hub = FakeHub::start();
+    hub.add(REPO, FILE, tiny(), true);
+    hub.fault(Fault::CdnStatus(403));
+    let home = tempfile::tempdir().unwrap();
+    let o = fetch(&hub, home.path(), &spec());
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("storage host refused the download link"),
+        "{err}"
+    );
+    assert!(!err.contains("gated"), "{err}");
+    // Each retry asked the hub for a fresh link first.
+    let heads = hub.seen().iter().filter(|s| s.method == "HEAD").count();
+    assert_eq!(heads, 3, "{:?}", hub.seen());
+    nothing_trusted(home.path(), REPO, FILE);
 }
 
 #[test]
@@ -378,7 +413,7 @@ fn a_card_pin_that_disagrees_with_the_hub_is_refused_before_downloading() {
     let o = fetch(&hub, home.path(), "gemma-3-270m");
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("the model card pins a5fd3b62"),
+        stderr(&o).contains("but the model card pins"),
         "{}",
         stderr(&o)
     );

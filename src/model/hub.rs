@@ -63,6 +63,8 @@ pub enum HubError {
         status: u16,
         token_sent: bool,
     },
+    #[error("the hub refused the token in HF_TOKEN ({message}); check that it is a valid read token (https://huggingface.co/settings/tokens), or unset it for public models")]
+    TokenRefused { message: String },
     #[error("{what} (hub answered {status}); check the model name, or set HF_TOKEN if the repository is private")]
     NotFound { what: String, status: u16 },
     #[error("the hub answered {status} for {url}{}; it may be having trouble: try again later, or use --offline for models already in the cache", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
@@ -87,9 +89,10 @@ pub enum HubError {
         expected: String,
         actual: String,
     },
-    #[error("{file}: the hub now serves sha256 {hub} but the model card pins {card}; the card is out of date, or the repository was changed")]
+    #[error("{file}: the hub now serves {what} {hub} but the model card pins {card}; the card is out of date, or the repository was changed")]
     CardMismatch {
         file: String,
+        what: &'static str,
         card: String,
         hub: String,
     },
@@ -221,6 +224,14 @@ impl Hub {
         if !meta.is_file() || file.size.is_some_and(|s| s != meta.len()) {
             return None;
         }
+        // With a pinned sha256, the link must lead to that blob (blobs are named by ETag, which
+        // is the sha256 of an LFS file): another tool may have moved the branch.
+        if let Some(sha) = &file.sha256 {
+            let target = std::fs::read_link(&path).ok()?;
+            if target.file_name()? != sha.as_str() {
+                return None;
+            }
+        }
         Some(path)
     }
 
@@ -245,11 +256,23 @@ impl Hub {
     /// Asks the hub for the current version of `file` and downloads it unless that version is
     /// already in the cache.
     pub fn download(&self, file: &HubFile) -> Result<PathBuf, HubError> {
+        if self.offline {
+            return self.get(file, "tercuman models fetch");
+        }
         let meta = self.metadata(file)?;
+        if let Some(size) = file.size.filter(|s| *s != meta.size) {
+            return Err(HubError::CardMismatch {
+                file: file.describe(),
+                what: "a size of",
+                card: format!("{size} bytes"),
+                hub: format!("{} bytes", meta.size),
+            });
+        }
         let expected = match (&file.sha256, is_hex(&meta.etag, 64)) {
             (Some(card), true) if *card != meta.etag => {
                 return Err(HubError::CardMismatch {
                     file: file.describe(),
+                    what: "sha256",
                     card: card.clone(),
                     hub: meta.etag.clone(),
                 })
@@ -282,8 +305,8 @@ impl Hub {
         if have != Some(meta.size) {
             self.fetch_blob(file, &meta, &blob, &expected)?;
         }
-        drop(lock);
 
+        // Still under the lock, so that two processes do not race on the link.
         let pointer = cache_repo.pointer_path(&meta.commit).join(&file.path);
         link_pointer(&blob, &pointer, &file.path).map_err(io(&pointer))?;
         if !is_hex(&file.revision, 40) {
@@ -291,17 +314,22 @@ impl Hub {
                 .create_ref(&meta.commit)
                 .map_err(io(&self.repo_dir(file).join("refs")))?;
         }
+        drop(lock);
         Ok(pointer)
     }
 
     fn resolve_url(&self, file: &HubFile) -> String {
-        let repo = Repo::with_revision(file.repo.clone(), RepoType::Model, file.revision.clone());
+        self.resolve_url_at(file, &file.revision)
+    }
+
+    fn resolve_url_at(&self, file: &HubFile, revision: &str) -> String {
+        let repo = Repo::model(file.repo.clone());
         format!(
             "{}/{}/resolve/{}/{}",
             self.endpoint,
             repo.url(),
-            repo.url_revision(),
-            file.path
+            percent_encode(revision, false),
+            percent_encode(&file.path, true)
         )
     }
 
@@ -393,7 +421,9 @@ impl Hub {
                 })?;
             let download_url = match location {
                 Some(l) if (300..400).contains(&status) => l,
-                _ => url,
+                // A small file served by the hub itself: fetch it at the commit just seen, so
+                // that a branch moving meanwhile cannot swap the bytes.
+                _ => self.resolve_url_at(file, &commit),
             };
             return Ok(Metadata {
                 commit,
@@ -424,6 +454,9 @@ impl Hub {
                 page: format!("{}/{}", self.endpoint, file.repo),
                 status,
                 token_sent: self.token.is_some(),
+            },
+            401 if self.token.is_some() && code.is_empty() => HubError::TokenRefused {
+                message: message.unwrap_or_else(|| "no reason given".into()),
             },
             401 | 404 => HubError::NotFound {
                 what: match code.as_str() {
@@ -463,6 +496,7 @@ impl Hub {
         blob: &Path,
         check: &Check,
     ) -> Result<(), HubError> {
+        let mut meta = meta.clone();
         let partial = PathBuf::from(format!("{}.incomplete", blob.display()));
         let io = |source| HubError::Io {
             path: partial.clone(),
@@ -496,7 +530,7 @@ impl Hub {
         let bar = self.progress_bar(file, meta.size, have);
         let mut attempt = 1;
         loop {
-            match self.transfer(file, meta, &mut out, &partial, &bar) {
+            match self.transfer(file, &meta, &mut out, &partial, &bar) {
                 Ok(()) => break,
                 Err(Transfer::Fatal(e)) => {
                     bar.abandon();
@@ -513,6 +547,13 @@ impl Hub {
                 Err(Transfer::Retry(_)) => {
                     std::thread::sleep(Duration::from_millis(250 << attempt));
                     attempt += 1;
+                    // A storage link is signed for a while only: ask the hub for a fresh one
+                    // for the same file (same ETag) before trying again.
+                    if let Ok(fresh) = self.metadata(file) {
+                        if fresh.etag == meta.etag && fresh.size == meta.size {
+                            meta.url = fresh.url;
+                        }
+                    }
                 }
             }
         }
@@ -623,6 +664,15 @@ impl Hub {
                     .get("x-error-code")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
+                if !same_origin(&meta.url, &self.endpoint) {
+                    // The storage host refused a link that may have expired: a retry asks the
+                    // hub for a fresh one.
+                    return Err(Transfer::Retry(HubError::Server {
+                        status,
+                        url: origin(&meta.url).to_string(),
+                        message: Some("the storage host refused the download link".into()),
+                    }));
+                }
                 return Err(Transfer::Fatal(
                     self.status_error(file, status, &meta.url, code, None),
                 ));
@@ -710,7 +760,7 @@ impl Hub {
 }
 
 /// The hub's answer for one file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Metadata {
     commit: String,
     etag: String,
@@ -780,9 +830,14 @@ impl Check {
 fn link_pointer(blob: &Path, pointer: &Path, path_in_repo: &str) -> std::io::Result<()> {
     let parent = pointer.parent().expect("pointer has a parent");
     std::fs::create_dir_all(parent)?;
-    if std::fs::symlink_metadata(pointer).is_ok() {
-        std::fs::remove_file(pointer)?;
-    }
+    // Made aside and renamed over the old one: readers see the old link or the new one.
+    let mut tmp_name = pointer
+        .file_name()
+        .expect("pointer has a name")
+        .to_os_string();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = pointer.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
     #[cfg(unix)]
     {
         let ups = 2 + path_in_repo.matches('/').count();
@@ -792,13 +847,29 @@ fn link_pointer(blob: &Path, pointer: &Path, path_in_repo: &str) -> std::io::Res
         }
         target.push("blobs");
         target.push(blob.file_name().expect("blob has a name"));
-        std::os::unix::fs::symlink(target, pointer)
+        std::os::unix::fs::symlink(target, &tmp)?;
     }
     #[cfg(not(unix))]
     {
         let _ = path_in_repo;
-        std::fs::copy(blob, pointer).map(|_| ())
+        std::fs::copy(blob, &tmp)?;
     }
+    std::fs::rename(&tmp, pointer)
+}
+
+/// Percent-encodes a URL path part as Python's `quote` does; `/` kept where `keep_slash`.
+fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            b'/' if keep_slash => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn origin(url: &str) -> &str {
@@ -848,6 +919,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn paths_and_revisions_are_percent_encoded() {
+        assert_eq!(percent_encode("dir/a b#1.gguf", true), "dir/a%20b%231.gguf");
+        assert_eq!(percent_encode("refs/pr/1", false), "refs%2Fpr%2F1");
+    }
+
+    #[test]
     fn origins() {
         assert_eq!(origin("http://127.0.0.1:8080/a/b"), "http://127.0.0.1:8080");
         assert_eq!(origin("https://huggingface.co"), "https://huggingface.co");
@@ -882,6 +959,14 @@ mod tests {
         let pointer = dir.path().join("snapshots/c0/sub/f.gguf");
         link_pointer(&blob, &pointer, "sub/f.gguf").unwrap();
         assert_eq!(std::fs::read_to_string(&pointer).unwrap(), "x");
-        link_pointer(&blob, &pointer, "sub/f.gguf").unwrap();
+        // Replacing a link that points elsewhere.
+        let other = dir.path().join("blobs").join("def");
+        std::fs::write(&other, "y").unwrap();
+        link_pointer(&other, &pointer, "sub/f.gguf").unwrap();
+        assert_eq!(
+            std::fs::read_link(&pointer).unwrap(),
+            Path::new("../../../blobs/def")
+        );
+        assert_eq!(std::fs::read_to_string(&pointer).unwrap(), "y");
     }
 }

@@ -25,8 +25,10 @@ pub enum Fault {
     Status(u16),
     /// The CDN announces the full length, sends this many bytes, and closes the connection.
     DropAfter(u64),
-    /// The CDN flips one byte in the middle of the file.
+    /// One byte in the middle of the file is flipped (by the CDN, or the hub for small files).
     WrongBytes,
+    /// The CDN answers every request with this status (an expired or refused link).
+    CdnStatus(u16),
     /// The CDN sends 16 KiB at a time with this pause between pieces.
     Slow(Duration),
     /// The CDN sends the headers and 1 KiB, then nothing.
@@ -270,6 +272,9 @@ fn handle(
     let head_only = method == "HEAD";
     if is_cdn {
         let sha = path.trim_start_matches("/cdn/");
+        if let Fault::CdnStatus(code) = fault {
+            return respond(&mut out, code, &[], b"", head_only);
+        }
         let Some(f) = files.iter().find(|f| f.sha256 == sha) else {
             return respond(&mut out, 404, &[], b"", head_only);
         };
@@ -353,6 +358,10 @@ fn handle(
         ];
         let mut body = Vec::new();
         f.bytes.reader(0).read_to_end(&mut body)?;
+        if fault == Fault::WrongBytes {
+            let middle = body.len() / 2;
+            body[middle] ^= 0x20;
+        }
         respond(&mut out, 200, &headers, &body, head_only)
     }
 }

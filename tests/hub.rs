@@ -70,6 +70,28 @@ fn nothing_trusted(home: &Path, repo: &str, file: &str) {
     assert!(complete.is_empty(), "complete blobs left: {complete:?}");
 }
 
+/// The CACHED column of `tercuman models list` for the card `name`.
+fn cached_column(home: &Path, name: &str) -> String {
+    let o = common::tercuman()
+        .env("HF_HOME", home)
+        .args(["models", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = list
+        .lines()
+        .find(|l| {
+            l.get(2..)
+                .is_some_and(|l| l.starts_with(&format!("{name} ")))
+        })
+        .unwrap_or_else(|| panic!("no {name} in\n{list}"));
+    line.split_whitespace()
+        .filter(|w| *w != "*")
+        .nth(5)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn tiny_article(dir: &Path) -> PathBuf {
     let path = dir.join("haber.txt");
     std::fs::write(&path, "Başlık\n\nAnkara'da bugün hava güzeldi.\n").unwrap();
@@ -483,14 +505,7 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
     assert_eq!(first.stdout, second.stdout);
     assert!(!String::from_utf8_lossy(&second.stdout).trim().is_empty());
 
-    let list = common::tercuman()
-        .env("HF_HOME", home.path())
-        .args(["models", "list"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8_lossy(&list.stdout).into_owned();
-    let line = list.lines().find(|l| l.contains("gemma-3-270m ")).unwrap();
-    assert!(line.contains(" yes "), "{list}");
+    assert_eq!(cached_column(home.path(), "gemma-3-270m"), "yes");
 }
 
 #[test]
@@ -521,14 +536,7 @@ fn fetch_gets_every_file_of_a_card_ahead_of_time() {
             format!("{name} bytes\n")
         );
     }
-    let list = common::tercuman()
-        .env("HF_HOME", home.path())
-        .args(["models", "list"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8_lossy(&list.stdout).into_owned();
-    let line = list.lines().find(|l| l.contains("opus-mt-tr-en ")).unwrap();
-    assert!(line.contains(" yes "), "{list}");
+    assert_eq!(cached_column(home.path(), "opus-mt-tr-en"), "yes");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::translate::TranslatedBlock;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,6 +32,14 @@ pub fn install_handler(quiet: bool) {
 /// Whether the user asked the run to stop.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// `Err(Error::Stopped)` once the user asked the run to stop.
+pub fn check() -> Result<()> {
+    match interrupted() {
+        true => Err(Error::Stopped),
+        false => Ok(()),
+    }
 }
 
 /// Where the unfinished run of `output` keeps its finished blocks.
@@ -59,26 +67,46 @@ pub fn article_hash(blocks: &[crate::input::Block]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An open checkpoint file that finished blocks are appended to.
+/// An open checkpoint file that finished blocks are appended to, and read back from when the
+/// output is assembled, so that finished blocks are held on disk, not in memory.
 pub struct Checkpoint {
     path: PathBuf,
     file: File,
+    blocks: usize,
+    /// A spool with no output file to sit next to: deleted when dropped.
+    _temp: Option<tempfile::TempPath>,
 }
 
 impl Checkpoint {
     /// Starts a new checkpoint at `path`, replacing any old one.
     pub fn create(path: &Path, article_sha256: &str, settings: &str) -> Result<Checkpoint> {
-        let header = Header {
-            article_sha256: article_sha256.to_string(),
-            settings: settings.to_string(),
-        };
-        let mut line = serde_json::to_string(&header).expect("header serializes");
-        line.push('\n');
-        crate::output::write_atomic(path, &line)?;
-        Self::open_append(path)
+        crate::output::write_atomic(path, &header_line(article_sha256, settings))?;
+        Self::open_append(path, 0, None)
     }
 
-    fn open_append(path: &Path) -> Result<Checkpoint> {
+    /// A checkpoint in a temporary file that is deleted when it is dropped: where a run with
+    /// no output file keeps its finished blocks until the output is assembled.
+    pub fn spool(article_sha256: &str, settings: &str) -> Result<Checkpoint> {
+        let err = |source| Error::WriteOutput {
+            path: std::env::temp_dir(),
+            source,
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".tercuman-spool-")
+            .tempfile()
+            .map_err(err)?;
+        temp.write_all(header_line(article_sha256, settings).as_bytes())
+            .map_err(err)?;
+        let temp = temp.into_temp_path();
+        let path = temp.to_path_buf();
+        Self::open_append(&path, 0, Some(temp))
+    }
+
+    fn open_append(
+        path: &Path,
+        blocks: usize,
+        temp: Option<tempfile::TempPath>,
+    ) -> Result<Checkpoint> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -89,7 +117,18 @@ impl Checkpoint {
         Ok(Checkpoint {
             path: path.to_path_buf(),
             file,
+            blocks,
+            _temp: temp,
         })
+    }
+
+    /// How many blocks it holds.
+    pub fn len(&self) -> usize {
+        self.blocks
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks == 0
     }
 
     /// Saves one finished block.
@@ -101,32 +140,53 @@ impl Checkpoint {
             source,
         };
         self.file.write_all(line.as_bytes()).map_err(err)?;
-        self.file.sync_data().map_err(err)
+        if self._temp.is_none() {
+            // Only a checkpoint that a later --resume reads must survive a crash.
+            self.file.sync_data().map_err(err)?;
+        }
+        self.blocks += 1;
+        Ok(())
+    }
+
+    /// Calls `f` on each saved block in order, reading them back one at a time.
+    pub fn for_each(&self, mut f: impl FnMut(&TranslatedBlock) -> Result<()>) -> Result<()> {
+        let err = |source| Error::ReadCheckpoint {
+            path: self.path.clone(),
+            source,
+        };
+        let mut reader = BufReader::new(File::open(&self.path).map_err(err)?);
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(err)?;
+        for _ in 0..self.blocks {
+            line.clear();
+            reader.read_line(&mut line).map_err(err)?;
+            let block: TranslatedBlock = serde_json::from_str(&line)
+                .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            f(&block)?;
+        }
+        Ok(())
     }
 
     /// Reopens the checkpoint of an unfinished run of the same article with the same settings,
-    /// and returns it with the blocks it holds.
-    pub fn resume(
-        path: &Path,
-        article_sha256: &str,
-        settings: &str,
-    ) -> Result<(Checkpoint, Vec<TranslatedBlock>)> {
+    /// reading it line by line; a line cut short by a hard kill, and anything after it, is
+    /// dropped.
+    pub fn resume(path: &Path, article_sha256: &str, settings: &str) -> Result<Checkpoint> {
         let resume_error = |message: String| Error::Resume {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let file = File::open(path).map_err(|e| {
             resume_error(if e.kind() == std::io::ErrorKind::NotFound {
                 "no unfinished run to resume (the file is missing); run without --resume".into()
             } else {
                 e.to_string()
             })
         })?;
-        let mut lines = text.split_inclusive('\n');
-        let header: Header = lines
-            .next()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .ok_or_else(|| resume_error("unreadable; delete it and run without --resume".into()))?;
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        let unreadable = || resume_error("unreadable; delete it and run without --resume".into());
+        reader.read_line(&mut line).map_err(|_| unreadable())?;
+        let header: Header = serde_json::from_str(&line).map_err(|_| unreadable())?;
         if header.article_sha256 != article_sha256 {
             return Err(resume_error(
                 "was made from a different article; run without --resume to start over".into(),
@@ -138,29 +198,37 @@ impl Checkpoint {
                 header.settings
             )));
         }
-        let mut blocks = Vec::new();
-        let mut good = text.len();
-        let mut offset = text.find('\n').map_or(text.len(), |i| i + 1);
-        for line in lines {
-            match serde_json::from_str::<TranslatedBlock>(line) {
-                Ok(b) if line.ends_with('\n') => blocks.push(b),
-                // A line cut short by a hard kill: drop it, and everything after it.
-                _ => {
-                    good = offset;
-                    break;
-                }
+        let mut good = line.len() as u64;
+        let mut blocks = 0;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(n) if n > 0 && line.ends_with('\n') => {}
+                _ => break,
             }
-            offset += line.len();
+            if serde_json::from_str::<TranslatedBlock>(&line).is_err() {
+                break;
+            }
+            good += line.len() as u64;
+            blocks += 1;
         }
-        let cp = Self::open_append(path)?;
-        cp.file
-            .set_len(good as u64)
-            .map_err(|source| Error::WriteOutput {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok((cp, blocks))
+        let cp = Self::open_append(path, blocks, None)?;
+        cp.file.set_len(good).map_err(|source| Error::WriteOutput {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(cp)
     }
+}
+
+fn header_line(article_sha256: &str, settings: &str) -> String {
+    let header = Header {
+        article_sha256: article_sha256.to_string(),
+        settings: settings.to_string(),
+    };
+    let mut line = serde_json::to_string(&header).expect("header serializes");
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -178,6 +246,30 @@ mod tests {
         }
     }
 
+    fn texts(cp: &Checkpoint) -> Vec<String> {
+        let mut out = Vec::new();
+        cp.for_each(|b| {
+            out.push(b.text.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), cp.len());
+        out
+    }
+
+    #[test]
+    fn a_spool_reads_back_in_order_and_is_deleted_when_dropped() {
+        let mut cp = Checkpoint::spool("abc", "s").unwrap();
+        for t in ["bir", "iki", "üç"] {
+            cp.push(&block(t)).unwrap();
+        }
+        assert_eq!(texts(&cp), ["bir", "iki", "üç"]);
+        let path = cp.path.clone();
+        assert!(path.exists());
+        drop(cp);
+        assert!(!path.exists(), "spool left behind");
+    }
+
     #[test]
     fn a_line_cut_short_is_dropped_and_appending_goes_on() {
         let dir = tempfile::tempdir().unwrap();
@@ -190,14 +282,11 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"kind\":\"paragraph\",\"sou").unwrap();
         drop(f);
-        let (mut cp, blocks) = Checkpoint::resume(&path, "abc", "s").unwrap();
-        assert_eq!(
-            blocks.iter().map(|b| b.text.as_str()).collect::<Vec<_>>(),
-            ["one", "two"]
-        );
+        let mut cp = Checkpoint::resume(&path, "abc", "s").unwrap();
+        assert_eq!(texts(&cp), ["one", "two"]);
         cp.push(&block("three")).unwrap();
-        let (_, blocks) = Checkpoint::resume(&path, "abc", "s").unwrap();
-        assert_eq!(blocks.len(), 3);
+        let cp = Checkpoint::resume(&path, "abc", "s").unwrap();
+        assert_eq!(texts(&cp), ["one", "two", "three"]);
         assert!(Checkpoint::resume(&path, "abd", "s").is_err());
         assert!(Checkpoint::resume(&path, "abc", "t").is_err());
     }

@@ -45,12 +45,19 @@ pub enum Error {
     Card { origin: String, message: String },
     #[error("cannot resume from {path}: {message}")]
     Resume { path: PathBuf, message: String },
-    #[error("interrupted after {done} of {total} blocks; {kept}")]
-    Interrupted {
-        done: usize,
-        total: usize,
-        kept: String,
+    #[error("could not read back the finished blocks from {path}")]
+    ReadCheckpoint {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
+    /// The user asked the run to stop (Ctrl-C, SIGTERM); the runner turns it into
+    /// [`Error::Interrupted`], saying what was kept.
+    #[error("stopped by the user")]
+    Stopped,
+    /// What a run stopped by the user kept, and how to go on.
+    #[error("interrupted {0}")]
+    Interrupted(String),
     #[error(transparent)]
     Hub(#[from] crate::model::hub::HubError),
     #[error("could not read the model file {path}")]

@@ -179,230 +179,301 @@ pub fn run_cli(cli: Cli) -> Result<()> {
 
 /// Runs the whole job of a plan and writes its output.
 pub fn run(plan: &Plan) -> Result<()> {
-    let started = Instant::now();
-    let article = read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
-    if let Some(out) = &plan.output {
-        output::check_writable(out)?;
-    }
+    Runner::new(plan)?.run()
+}
 
-    let settings = format!(
-        "{:?}, model {}, temperature {}, seed {}, max new tokens {}, context {}",
-        plan.job,
-        plan.model.as_deref().unwrap_or("(default)"),
-        plan.params.temperature,
-        plan.params.seed,
-        plan.params.max_new_tokens,
-        plan.context
-    );
-    let article_sha = checkpoint::article_hash(&article.blocks);
-    let sidecar = plan.output.as_deref().map(checkpoint::sidecar);
-    let translates = matches!(plan.job, Job::Translate | Job::Both);
-    let mut done: Vec<translate::TranslatedBlock> = Vec::new();
-    let mut saved = None;
-    if let Some(sidecar) = &sidecar {
-        if plan.resume && translates {
-            let (cp, blocks) = checkpoint::Checkpoint::resume(sidecar, &article_sha, &settings)?;
-            saved = Some(cp);
-            done = blocks;
-            if !plan.quiet {
-                eprintln!(
-                    "tercuman: resuming: {} of {} blocks already done",
-                    done.len(),
-                    article.blocks.len()
-                );
-            }
-        } else {
-            if sidecar.exists() && !plan.quiet {
-                eprintln!(
-                    "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
-                    sidecar.display()
-                );
-            }
-            if translates {
-                saved = Some(checkpoint::Checkpoint::create(
-                    sidecar,
-                    &article_sha,
-                    &settings,
-                )?);
-            }
+/// The model side of a run, once loaded.
+struct Loaded {
+    engine: generate::Engine,
+    style: prompt::Style,
+    context: usize,
+    report: output::ModelReport,
+}
+
+/// One run of a plan, from the article read to the output written. Finished blocks go to a
+/// checkpoint file as they finish (the `-o` sidecar, or a temporary spool for JSON on stdout)
+/// or straight to stdout (text and Markdown), and are read back from there when the output is
+/// assembled: memory does not grow with the translation.
+struct Runner<'p> {
+    plan: &'p Plan,
+    started: Instant,
+    article: input::Article,
+    /// `FILE.partial.json` next to `-o FILE`.
+    sidecar: Option<PathBuf>,
+    /// Where finished blocks are kept; `None` when they are only printed.
+    saved: Option<checkpoint::Checkpoint>,
+    /// Text or Markdown on stdout, printed block by block as they finish.
+    streaming: bool,
+    /// Parts printed so far when streaming.
+    printed: usize,
+    /// Blocks translated so far (including those a resumed run found saved).
+    done: usize,
+    /// Blocks that kept a flag after their retry.
+    flagged: usize,
+}
+
+impl<'p> Runner<'p> {
+    /// Reads the article, checks the output can be written, and opens (or resumes) the
+    /// checkpoint: every error that needs no model comes from here.
+    fn new(plan: &'p Plan) -> Result<Self> {
+        let started = Instant::now();
+        let article = read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
+        if let Some(out) = &plan.output {
+            output::check_writable(out)?;
         }
-    }
-    // Text and Markdown on stdout are written block by block as they finish.
-    let streaming = plan.output.is_none() && plan.format != output::Format::Json;
-    let markdown = plan.format == output::Format::Markdown;
-    let mut printed = 0usize;
-    let print_part = |part: &str, printed: &mut usize| -> Result<()> {
-        let mut stdout = std::io::stdout().lock();
-        if *printed > 0 {
-            stdout.write_all(b"\n")?;
-        }
-        stdout.write_all(part.as_bytes())?;
-        stdout.write_all(b"\n")?;
-        stdout.flush()?;
-        *printed += 1;
-        Ok(())
-    };
-    if streaming {
-        for b in &done {
-            print_part(&output::render_block(b, markdown), &mut printed)?;
-        }
-    }
-    checkpoint::install_handler(plan.quiet);
-
-    let hub = model::hub::Hub::from_env(plan.offline, plan.quiet);
-    let resolved = model::source::resolve(&plan.model_spec()?, &hub)?;
-
-    let progress = progress_bar(plan.quiet);
-    progress.set_message(format!("loading {}", resolved.label));
-    let model = model::load_gguf(&resolved.gguf)?;
-    let bos_token = model
-        .info
-        .bos
-        .and_then(|id| model.tokenizer.id_to_token(id))
-        .unwrap_or_default();
-    let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
-        Some(prompts) => prompt::Style::for_card(prompts, Some(&model.info), &bos_token)?,
-        None => prompt::Style::for_model(&model.info, &bos_token),
-    };
-    let context = plan.context.min(model.info.context_length);
-    let report_model = output::ModelReport {
-        source: resolved.label.clone(),
-        name: model.info.name.clone(),
-        architecture: model.info.architecture.clone(),
-        path: resolved.gguf.display().to_string(),
-    };
-    let mut engine = generate::Engine::new(model, plan.params.clone());
-
-    let interrupted = |done: &[translate::TranslatedBlock],
-                       engine: &generate::Engine|
-     -> Result<()> {
-        let kept = match &sidecar {
-            Some(s) => format!(
-                "the finished blocks are saved in {}; run the same command with --resume to continue",
-                s.display()
-            ),
-            None if streaming => "the finished blocks were written to stdout".into(),
-            None => {
-                // No output file: the finished blocks go to stdout, so that none is lost.
-                let partial = output::Report {
-                    model: report_model.clone(),
-                    blocks: Some(done.to_vec()),
-                    summary: None,
-                    stats: engine.stats.clone(),
-                    wall_seconds: started.elapsed().as_secs_f64(),
-                };
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(output::render(&partial, plan.format).as_bytes())?;
-                stdout.flush()?;
-                "the finished blocks were written to stdout; use -o FILE to be able to --resume".into()
+        let settings = format!(
+            "{:?}, model {}, temperature {}, seed {}, max new tokens {}, context {}",
+            plan.job,
+            plan.model.as_deref().unwrap_or("(default)"),
+            plan.params.temperature,
+            plan.params.seed,
+            plan.params.max_new_tokens,
+            plan.context
+        );
+        let article_sha = checkpoint::article_hash(&article.blocks);
+        let sidecar = plan.output.as_deref().map(checkpoint::sidecar);
+        let translates = matches!(plan.job, Job::Translate | Job::Both);
+        let streaming = plan.output.is_none() && plan.format != output::Format::Json;
+        let saved = match &sidecar {
+            Some(sidecar) if plan.resume && translates => {
+                let cp = checkpoint::Checkpoint::resume(sidecar, &article_sha, &settings)?;
+                if !plan.quiet {
+                    eprintln!(
+                        "tercuman: resuming: {} of {} blocks already done",
+                        cp.len(),
+                        article.blocks.len()
+                    );
+                }
+                Some(cp)
             }
+            Some(sidecar) => {
+                if sidecar.exists() && !plan.quiet {
+                    eprintln!(
+                        "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
+                        sidecar.display()
+                    );
+                }
+                match translates {
+                    true => Some(checkpoint::Checkpoint::create(
+                        sidecar,
+                        &article_sha,
+                        &settings,
+                    )?),
+                    false => None,
+                }
+            }
+            None if translates && !streaming => {
+                Some(checkpoint::Checkpoint::spool(&article_sha, &settings)?)
+            }
+            None => None,
         };
-        Err(Error::Interrupted {
-            done: done.len(),
-            total: article.blocks.len(),
-            kept,
+        Ok(Runner {
+            plan,
+            started,
+            article,
+            done: saved.as_ref().map_or(0, |cp| cp.len()),
+            sidecar: if translates { sidecar } else { None },
+            saved,
+            streaming,
+            printed: 0,
+            flagged: 0,
         })
-    };
+    }
 
-    let mut blocks = None;
-    if translates {
-        progress.set_length(article.blocks.len() as u64);
-        progress.set_position(done.len() as u64);
-        progress.set_message("translating");
-        for (i, block) in article.blocks.iter().enumerate().skip(done.len()) {
-            if checkpoint::interrupted() {
+    fn translates(&self) -> bool {
+        matches!(self.plan.job, Job::Translate | Job::Both)
+    }
+
+    fn run(mut self) -> Result<()> {
+        checkpoint::install_handler(self.plan.quiet);
+        let progress = progress_bar(self.plan.quiet);
+        let mut m = self.load(&progress)?;
+        if self.translates() {
+            if let Err(e) = self.translate(&mut m, &progress) {
                 progress.finish_and_clear();
-                return interrupted(&done, &engine);
+                return self.stopped(e, &m, None);
             }
+        }
+        let mut summary = None;
+        if matches!(self.plan.job, Job::Summarize | Job::Both) {
+            progress.set_message("summarizing");
+            let s = checkpoint::check().and_then(|()| {
+                summarize::summarize(
+                    &mut m.engine,
+                    &m.style,
+                    &self.article,
+                    self.plan.bullets,
+                    m.context,
+                )
+            });
+            match s {
+                Ok(s) => {
+                    self.flagged += usize::from(!s.flags.is_empty());
+                    summary = Some(s);
+                }
+                Err(e) => {
+                    progress.finish_and_clear();
+                    return self.stopped(e, &m, Some("while summarizing"));
+                }
+            }
+        }
+        progress.finish_and_clear();
+        self.finish(&m, summary)
+    }
+
+    /// Finds (or fetches) the model and loads it with its prompt style.
+    fn load(&self, progress: &ProgressBar) -> Result<Loaded> {
+        let hub = model::hub::Hub::from_env(self.plan.offline, self.plan.quiet);
+        let resolved = model::source::resolve(&self.plan.model_spec()?, &hub)?;
+        progress.set_message(format!("loading {}", resolved.label));
+        let model = model::load_gguf(&resolved.gguf)?;
+        let bos_token = model
+            .info
+            .bos
+            .and_then(|id| model.tokenizer.id_to_token(id))
+            .unwrap_or_default();
+        let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
+            Some(prompts) => prompt::Style::for_card(prompts, Some(&model.info), &bos_token)?,
+            None => prompt::Style::for_model(&model.info, &bos_token),
+        };
+        let report = output::ModelReport {
+            source: resolved.label.clone(),
+            name: model.info.name.clone(),
+            architecture: model.info.architecture.clone(),
+            path: resolved.gguf.display().to_string(),
+        };
+        Ok(Loaded {
+            context: self.plan.context.min(model.info.context_length),
+            engine: generate::Engine::new(model, self.plan.params.clone()),
+            style,
+            report,
+        })
+    }
+
+    /// Translates the blocks not done yet, saving or printing each as it finishes.
+    fn translate(&mut self, m: &mut Loaded, progress: &ProgressBar) -> Result<()> {
+        progress.set_length(self.article.blocks.len() as u64);
+        progress.set_position(self.done as u64);
+        progress.set_message("translating");
+        let markdown = self.plan.format == output::Format::Markdown;
+        for (i, block) in self.article.blocks.iter().enumerate().skip(self.done) {
+            checkpoint::check()?;
             let t = translate::translate_block(
-                &mut engine,
-                &style,
+                &mut m.engine,
+                &m.style,
                 i,
                 block.kind,
                 &block.text,
-                context,
+                m.context,
             )?;
-            if let Some(cp) = &mut saved {
+            if let Some(cp) = &mut self.saved {
                 cp.push(&t)?;
             }
-            if streaming {
-                progress
-                    .suspend(|| print_part(&output::render_block(&t, markdown), &mut printed))?;
+            if self.streaming {
+                let index = self.printed;
+                progress.suspend(|| print_part(index, &output::render_block(&t, markdown)))?;
+                self.printed += 1;
             }
-            done.push(t);
+            self.flagged += usize::from(!t.flags.is_empty());
+            self.done += 1;
             progress.inc(1);
         }
-        blocks = Some(done);
+        Ok(())
     }
-    let mut summary = None;
-    if matches!(plan.job, Job::Summarize | Job::Both) {
-        if checkpoint::interrupted() {
-            progress.finish_and_clear();
-            return interrupted(blocks.as_deref().unwrap_or_default(), &engine);
-        }
-        progress.set_message("summarizing");
-        summary = Some(summarize::summarize(
-            &mut engine,
-            &style,
-            &article,
-            plan.bullets,
-            context,
-        )?);
-    }
-    progress.finish_and_clear();
 
-    let report = output::Report {
-        model: report_model,
-        blocks,
-        summary,
-        stats: engine.stats.clone(),
-        wall_seconds: started.elapsed().as_secs_f64(),
-    };
-    let rendered = output::render(&report, plan.format);
-    match &plan.output {
-        None if streaming => {
-            for part in output::render_parts(&report, markdown).iter().skip(printed) {
-                print_part(part, &mut printed)?;
-            }
-        }
-        Some(path) => {
-            output::write_atomic(path, &rendered)?;
-            drop(saved);
-            if let Some(sidecar) = &sidecar {
-                let _ = std::fs::remove_file(sidecar);
-            }
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(rendered.as_bytes())?;
-            stdout.flush()?;
+    /// The report of the run so far.
+    fn report<'a>(&'a self, m: &Loaded, summary: Option<summarize::Summary>) -> output::Report<'a> {
+        output::Report {
+            model: m.report.clone(),
+            blocks: match &self.saved {
+                Some(cp) => Some(output::Blocks::Saved(cp)),
+                None if self.translates() => Some(output::Blocks::Slice(&[])),
+                None => None,
+            },
+            summary,
+            stats: m.engine.stats.clone(),
+            wall_seconds: self.started.elapsed().as_secs_f64(),
         }
     }
-    if !plan.quiet {
-        let s = &report.stats;
-        let flagged = report
-            .blocks
-            .iter()
-            .flatten()
-            .filter(|b| !b.flags.is_empty())
-            .count()
-            + report
-                .summary
-                .as_ref()
-                .map_or(0, |s| usize::from(!s.flags.is_empty()));
-        let flagged = match flagged {
-            0 => String::new(),
-            n => format!(", {n} flagged (details with --format json)"),
+
+    /// Writes the output (the rest of it, when streaming), removes the checkpoint, and prints
+    /// the stats line.
+    fn finish(mut self, m: &Loaded, summary: Option<summarize::Summary>) -> Result<()> {
+        let format = self.plan.format;
+        {
+            let report = self.report(m, summary);
+            match &self.plan.output {
+                Some(path) => {
+                    output::write_atomic_with(path, &mut |w| output::write(&report, format, 0, w))?
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    output::write(&report, format, self.printed, &mut stdout)?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        if let Some(sidecar) = &self.sidecar {
+            drop(self.saved.take());
+            let _ = std::fs::remove_file(sidecar);
+        }
+        if !self.plan.quiet {
+            let s = &m.engine.stats;
+            let flagged = match self.flagged {
+                0 => String::new(),
+                n => format!(", {n} flagged (details with --format json)"),
+            };
+            eprintln!(
+                "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
+                s.prompt_tokens,
+                s.prefill_tps(),
+                s.generated_tokens,
+                s.decode_tps(),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Turns a stop asked by the user into [`Error::Interrupted`], saying what was kept and
+    /// how to go on; any other error passes through.
+    fn stopped(&self, e: Error, m: &Loaded, during: Option<&str>) -> Result<()> {
+        if !matches!(e, Error::Stopped) {
+            return Err(e);
+        }
+        let total = self.article.blocks.len();
+        let what = match during {
+            Some(during) if self.translates() => {
+                format!("{during}, after all {total} blocks were translated")
+            }
+            Some(during) => format!("{during}; the summary was not finished"),
+            None => format!("after {} of {total} blocks", self.done),
         };
-        eprintln!(
-            "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
-            s.prompt_tokens,
-            s.prefill_tps(),
-            s.generated_tokens,
-            s.decode_tps(),
-            report.wall_seconds
-        );
+        let kept = match (&self.sidecar, self.streaming) {
+            (_, _) if !self.translates() => String::new(),
+            (Some(s), _) => format!(
+                "; the finished blocks are saved in {}; run the same command with --resume to continue",
+                s.display()
+            ),
+            (None, true) => "; the finished blocks were written to stdout".into(),
+            (None, false) => {
+                // JSON on stdout: the finished blocks are written out, so that none is lost.
+                let mut stdout = std::io::stdout().lock();
+                output::write(&self.report(m, None), self.plan.format, 0, &mut stdout)?;
+                stdout.flush()?;
+                "; the finished blocks were written to stdout; use -o FILE to be able to --resume"
+                    .into()
+            }
+        };
+        Err(Error::Interrupted(format!("{what}{kept}")))
     }
+}
+
+/// Prints part number `index` of streamed text or Markdown output.
+fn print_part(index: usize, part: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    output::write_part(&mut stdout, index, part)?;
+    stdout.flush()?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            let code = if matches!(err, tercuman::error::Error::Interrupted { .. }) {
+            let code = if matches!(err, tercuman::error::Error::Interrupted(_)) {
                 130
             } else {
                 2

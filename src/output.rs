@@ -43,31 +43,102 @@ pub struct ModelReport {
     pub path: String,
 }
 
+/// The translated blocks of a run: in memory, or read back from the checkpoint they were saved
+/// to as they finished (so that a long article's translation is not held in memory).
+#[derive(Clone, Copy)]
+pub enum Blocks<'a> {
+    Slice(&'a [TranslatedBlock]),
+    Saved(&'a crate::checkpoint::Checkpoint),
+}
+
+impl Blocks<'_> {
+    pub fn for_each(&self, f: impl FnMut(&TranslatedBlock) -> Result<()>) -> Result<()> {
+        match self {
+            Blocks::Slice(blocks) => blocks.iter().try_for_each(f),
+            Blocks::Saved(cp) => cp.for_each(f),
+        }
+    }
+}
+
+impl Serialize for Blocks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        let mut failed = None;
+        let read = self.for_each(|b| {
+            seq.serialize_element(b).map_err(|e| {
+                failed = Some(e);
+                Error::Stopped
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(|e| S::Error::custom(format!("{:#}", anyhow::Error::from(e))))?;
+        seq.end()
+    }
+}
+
 /// Everything a run produced.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
+#[derive(Clone, Serialize)]
+pub struct Report<'a> {
     pub model: ModelReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocks: Option<Vec<TranslatedBlock>>,
+    pub blocks: Option<Blocks<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
     pub stats: crate::generate::Stats,
     pub wall_seconds: f64,
 }
 
-pub fn render(report: &Report, format: Format) -> String {
+/// The whole output as one string.
+pub fn render(report: &Report, format: Format) -> Result<String> {
+    let mut out = Vec::new();
+    write(report, format, 0, &mut out)?;
+    Ok(String::from_utf8(out).expect("rendered output is UTF-8"))
+}
+
+/// Writes the output to `w`, skipping the first `skip` parts of text or Markdown (those a
+/// streaming run has printed already).
+pub fn write(report: &Report, format: Format, skip: usize, w: &mut dyn Write) -> Result<()> {
     match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(report).expect("report serializes");
-            s.push('\n');
-            s
+            serde_json::to_writer_pretty(&mut *w, report).map_err(|e| match e.io_error_kind() {
+                Some(kind) => Error::Io(std::io::Error::new(kind, e)),
+                None => Error::Io(std::io::Error::other(e)),
+            })?;
+            w.write_all(b"\n")?;
         }
         Format::Text | Format::Markdown => {
-            let mut out = render_parts(report, format == Format::Markdown).join("\n\n");
-            out.push('\n');
-            out
+            let markdown = format == Format::Markdown;
+            let mut index = 0usize;
+            let mut part = |text: &str| -> Result<()> {
+                if index >= skip {
+                    write_part(w, index, text)?;
+                }
+                index += 1;
+                Ok(())
+            };
+            if let Some(blocks) = &report.blocks {
+                blocks.for_each(|b| part(&render_block(b, markdown)))?;
+            }
+            if let Some(s) = &report.summary {
+                part(&render_summary(s, report.blocks.is_some()))?;
+            }
         }
     }
+    Ok(())
+}
+
+/// Writes part number `index` of text or Markdown output: parts are separated by a blank line,
+/// and the output ends with a newline.
+pub fn write_part(w: &mut dyn Write, index: usize, text: &str) -> Result<()> {
+    if index > 0 {
+        w.write_all(b"\n")?;
+    }
+    w.write_all(text.as_bytes())?;
+    w.write_all(b"\n")?;
+    Ok(())
 }
 
 /// One translated block as text or Markdown.
@@ -79,33 +150,32 @@ pub fn render_block(b: &TranslatedBlock, markdown: bool) -> String {
     }
 }
 
-/// The text or Markdown output as its parts (one per block, then the summary), which are
-/// joined by blank lines; a run that streams its output prints them one by one.
-pub fn render_parts(report: &Report, markdown: bool) -> Vec<String> {
-    let mut parts: Vec<String> = report
-        .blocks
+/// The summary's bullets, under a heading when they follow a translation.
+fn render_summary(s: &Summary, after_translation: bool) -> String {
+    let list = s
+        .bullets
         .iter()
-        .flatten()
-        .map(|b| render_block(b, markdown))
-        .collect();
-    if let Some(s) = &report.summary {
-        let list = s
-            .bullets
-            .iter()
-            .map(|b| format!("- {b}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if report.blocks.is_some() {
-            parts.push(format!("## Summary\n\n{list}"));
-        } else {
-            parts.push(list);
-        }
+        .map(|b| format!("- {b}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if after_translation {
+        format!("## Summary\n\n{list}")
+    } else {
+        list
     }
-    parts
 }
 
 /// Writes `content` to `path` atomically: readers see the old file or the whole new one.
 pub fn write_atomic(path: &Path, content: &str) -> Result<()> {
+    write_atomic_with(path, &mut |w| Ok(w.write_all(content.as_bytes())?))
+}
+
+/// Writes what `fill` writes to `path` atomically, through a temporary file in the same
+/// directory that is renamed over `path` only once complete and on disk.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let err = |source| Error::WriteOutput {
         path: path.to_path_buf(),
         source,
@@ -119,7 +189,13 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<()> {
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(content.as_bytes()).map_err(err)?;
+    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+    fill(&mut w).map_err(|e| match e {
+        Error::Io(source) => err(source),
+        e => e,
+    })?;
+    w.flush().map_err(err)?;
+    drop(w);
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -152,7 +228,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn report() -> Report {
+    fn blocks() -> Vec<TranslatedBlock> {
         let block = |kind, text: &str| TranslatedBlock {
             kind,
             source: String::new(),
@@ -160,6 +236,14 @@ mod tests {
             pieces: vec![],
             flags: vec![],
         };
+        vec![
+            block(BlockKind::Title, "Putin in Beijing"),
+            block(BlockKind::Paragraph, "He met Kim."),
+            block(BlockKind::Heading, "\"Friends\""),
+        ]
+    }
+
+    fn report(blocks: &[TranslatedBlock]) -> Report<'_> {
         Report {
             model: ModelReport {
                 source: "m.gguf".into(),
@@ -167,11 +251,7 @@ mod tests {
                 architecture: "gemma3".into(),
                 path: "m.gguf".into(),
             },
-            blocks: Some(vec![
-                block(BlockKind::Title, "Putin in Beijing"),
-                block(BlockKind::Paragraph, "He met Kim."),
-                block(BlockKind::Heading, "\"Friends\""),
-            ]),
+            blocks: Some(Blocks::Slice(blocks)),
             summary: Some(Summary {
                 bullets: vec!["Putin met Kim.".into(), "They talked.".into()],
                 parts: 1,
@@ -185,24 +265,56 @@ mod tests {
     #[test]
     fn markdown_layout() {
         assert_eq!(
-            render(&report(), Format::Markdown),
+            render(&report(&blocks()), Format::Markdown).unwrap(),
             "# Putin in Beijing\n\nHe met Kim.\n\n### \"Friends\"\n\n## Summary\n\n- Putin met Kim.\n- They talked.\n"
         );
     }
 
     #[test]
     fn text_layout_keeps_blocks_plain() {
-        let out = render(&report(), Format::Text);
+        let out = render(&report(&blocks()), Format::Text).unwrap();
         assert!(out.starts_with("Putin in Beijing\n\nHe met Kim.\n\n\"Friends\"\n\n## Summary\n"));
     }
 
     #[test]
     fn json_has_blocks_bullets_and_model() {
-        let v: serde_json::Value = serde_json::from_str(&render(&report(), Format::Json)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&report(&blocks()), Format::Json).unwrap()).unwrap();
         assert_eq!(v["blocks"].as_array().unwrap().len(), 3);
         assert_eq!(v["blocks"][0]["kind"], "title");
         assert_eq!(v["summary"]["bullets"][1], "They talked.");
         assert_eq!(v["model"]["architecture"], "gemma3");
+    }
+
+    #[test]
+    fn blocks_read_back_from_a_checkpoint_render_as_those_in_memory() {
+        let mut cp = crate::checkpoint::Checkpoint::spool("sha", "settings").unwrap();
+        for b in blocks() {
+            cp.push(&b).unwrap();
+        }
+        let saved = Report {
+            blocks: Some(Blocks::Saved(&cp)),
+            ..report(&[])
+        };
+        for format in [Format::Text, Format::Markdown, Format::Json] {
+            assert_eq!(
+                render(&saved, format).unwrap(),
+                render(&report(&blocks()), format).unwrap(),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn skipped_parts_are_those_a_stream_printed() {
+        let blocks = blocks();
+        let whole = render(&report(&blocks), Format::Markdown).unwrap();
+        let mut printed = Vec::new();
+        for (i, b) in blocks.iter().take(2).enumerate() {
+            write_part(&mut printed, i, &render_block(b, true)).unwrap();
+        }
+        write(&report(&blocks), Format::Markdown, 2, &mut printed).unwrap();
+        assert_eq!(String::from_utf8(printed).unwrap(), whole);
     }
 
     #[test]

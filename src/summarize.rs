@@ -44,16 +44,41 @@ pub fn summarize(
         return Ok(s);
     }
     // Map: notes on parts that fit the context, each part's notes given an equal share of
-    // the room left for the reduce prompt, so that one reduce step always takes them all.
+    // the room left for the reduce prompt, so that one reduce step can take them all.
     let budget = context
         .saturating_sub(TEMPLATE_TOKENS + NOTES_TOKENS)
         .max(64);
     let ranges = chunk::chunk(&text, Unit::Paragraph, budget, &|s| engine.count_tokens(s));
     let parts = ranges.len();
-    let share = (room / parts.max(1)).clamp(24, NOTES_TOKENS);
-    let mut notes = Vec::with_capacity(parts);
-    for r in ranges {
-        let part = text[r].trim();
+    let parts_text: Vec<&str> = ranges.into_iter().map(|r| text[r].trim()).collect();
+    let mut notes = take_notes(engine, style, &parts_text, room, bullets)?;
+    drop(text);
+    // An article so long that even its notes overflow (where the share per part hits its
+    // floor): notes on groups of notes, until they fit. Each round at least halves them.
+    while notes.len() > 1 && engine.count_tokens(&notes.join("\n")) > room {
+        let groups = group_notes(&notes, budget, &|s| engine.count_tokens(s));
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        notes = take_notes(engine, style, &groups, room, bullets)?;
+    }
+    let material = notes.join("\n");
+    let mut s = bullet_list(engine, style, Task::SummarizeReduce, &material, bullets)?;
+    s.parts = parts;
+    Ok(s)
+}
+
+/// Notes on each of `parts`, each given an equal share of `room`; stops between parts when
+/// the user asks.
+fn take_notes(
+    engine: &mut Engine,
+    style: &Style,
+    parts: &[&str],
+    room: usize,
+    bullets: usize,
+) -> Result<Vec<String>> {
+    let share = (room / parts.len().max(1)).clamp(24, NOTES_TOKENS);
+    let mut notes = Vec::with_capacity(parts.len());
+    for part in parts {
+        crate::checkpoint::check()?;
         let segments = prompt::build(
             style,
             Task::SummarizeNotes,
@@ -64,12 +89,34 @@ pub fn summarize(
         let ids = engine.encode(&segments)?;
         engine.start(&ids)?;
         let g = engine.generate(share, false)?;
-        notes.push(format!("- {}", g.text));
+        notes.push(format!("- {}", g.text.trim()));
     }
-    let material = notes.join("\n");
-    let mut s = bullet_list(engine, style, Task::SummarizeReduce, &material, bullets)?;
-    s.parts = parts;
-    Ok(s)
+    Ok(notes)
+}
+
+/// Packs consecutive notes into groups of at most `budget` tokens, at least two notes to a
+/// group (so that every round of notes on notes shrinks them).
+fn group_notes(notes: &[String], budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    let mut in_group = 0;
+    let mut tokens = 0;
+    for note in notes {
+        let n = count(note) + 1;
+        if in_group >= 2 && tokens + n > budget {
+            in_group = 0;
+            tokens = 0;
+        }
+        if in_group == 0 {
+            groups.push(note.clone());
+        } else {
+            let g = groups.last_mut().expect("a group is open");
+            g.push('\n');
+            g.push_str(note);
+        }
+        in_group += 1;
+        tokens += n;
+    }
+    groups
 }
 
 fn bullet_list(
@@ -165,7 +212,28 @@ fn one_sentence(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_sentence;
+    use super::{group_notes, one_sentence};
+
+    #[test]
+    fn notes_are_grouped_within_budget_two_at_least_and_none_lost() {
+        let notes: Vec<String> = (0..9)
+            .map(|i| format!("- note {i} {}", "x ".repeat(i * 3)))
+            .collect();
+        let words = |s: &str| s.split_whitespace().count();
+        let groups = group_notes(&notes, 12, &words);
+        assert!(groups.len() < notes.len());
+        assert!(
+            groups.len() * 2 <= notes.len() + 1,
+            "every group but the last has two notes or more"
+        );
+        assert_eq!(groups.join("\n"), notes.join("\n"));
+        for g in &groups {
+            assert!(
+                words(g) + g.lines().count() <= 12 || g.lines().count() <= 2,
+                "{g}"
+            );
+        }
+    }
 
     #[test]
     fn bullets_are_one_sentence_without_markers() {

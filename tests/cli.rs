@@ -65,6 +65,36 @@ fn missing_article_is_a_clear_error() {
     );
 }
 
+/// A directory, and a file that exists but cannot be read, are named with the reason.
+#[test]
+fn a_directory_or_an_unreadable_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "translate",
+        dir.path().to_str().unwrap(),
+        "--model",
+        "m.gguf",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    // Reading /proc/self/mem from offset 0 fails (nothing is mapped there), even for root,
+    // who may read a chmod 000 file.
+    let o = run(&["translate", "/proc/self/mem", "--model", "m.gguf"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("could not read /proc/self/mem: "),
+        "{}",
+        stderr(&o)
+    );
+    if unsafe { libc::geteuid() } != 0 {
+        let locked = dir.path().join("kilitli.txt");
+        std::fs::write(&locked, "Merhaba.").unwrap();
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        let o = run(&["translate", locked.to_str().unwrap(), "--model", "m.gguf"]);
+        assert!(stderr(&o).contains("ermission denied"), "{}", stderr(&o));
+    }
+}
+
 #[test]
 fn empty_article_fails_before_loading_a_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -591,6 +621,158 @@ fn after_kill_9_the_checkpoint_is_whole_and_resume_works() {
             .count(),
         4
     );
+}
+
+/// Runs tercuman with `args`, allowed to write files of at most `limit` bytes: a disk that
+/// fills up mid-run, as far as the process can tell (EFBIG instead of ENOSPC).
+fn run_with_file_limit(args: &[&str], limit: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = tercuman();
+    cmd.args(args);
+    unsafe {
+        cmd.pre_exec(move || {
+            // Ignored, SIGXFSZ lets the write fail with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let l = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_disk_full_mid_run_keeps_the_finished_blocks_and_the_old_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("sekiz.txt");
+    let four = std::fs::read_to_string(four_paragraphs(dir.path())).unwrap();
+    std::fs::write(&article, format!("{four}\n{four}")).unwrap();
+    let out = dir.path().join("out.md");
+    std::fs::write(&out, "old translation\n").unwrap();
+    let args = [
+        "translate",
+        article.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        &gguf(),
+        "--max-new-tokens",
+        "24",
+    ];
+    // Room for the checkpoint's header and a block or two (each line is about 200 bytes),
+    // not for eight.
+    let o = run_with_file_limit(&args, 1000);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let sidecar = tercuman::checkpoint::sidecar(&out);
+    assert!(
+        stderr(&o).contains(&format!("could not write {}", sidecar.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("File too large"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "old translation\n");
+    // The write that failed may have cut its line anywhere, even inside a character.
+    let saved = String::from_utf8_lossy(&std::fs::read(&sidecar).unwrap()).into_owned();
+    let kept = saved
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .count()
+        - 1;
+    assert!((1..8).contains(&kept), "{saved}");
+
+    // With room again, --resume finishes the run from the blocks that were saved.
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let o = run(&resumed);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("resuming: {kept} of 8 blocks already done")),
+        "{}",
+        stderr(&o)
+    );
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(md.trim().split("\n\n").count(), 8, "{md}");
+    assert!(!sidecar.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tercuman"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_disk_full_while_writing_the_output_leaves_the_old_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let out = dir.path().join("out.md");
+    let old = "old summary, longer than the room the run has left\n";
+    std::fs::write(&out, old).unwrap();
+    let o = run_with_file_limit(
+        &[
+            "summarize",
+            article.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--model",
+            &gguf(),
+            "--bullets",
+            "2",
+        ],
+        8,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "could not write {}: File too large",
+            out.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), old);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "a temporary file was left"
+    );
+}
+
+#[test]
+fn sigterm_during_the_summary_stops_it_and_says_nothing_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.md");
+    std::fs::write(&out, "old\n").unwrap();
+    // The sample article in a 1024-token context is summarized from notes on its parts, far
+    // longer than the wait below; the stop is seen before the next part.
+    let child = tercuman()
+        .args([
+            "summarize",
+            article().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--model", &gguf(), "--context", "1024", "--bullets", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted while summarizing; the summary was not finished"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "old\n");
 }
 
 #[test]

@@ -89,7 +89,8 @@ fn a_directory_or_an_unreadable_file_is_a_clear_error() {
     if unsafe { libc::geteuid() } != 0 {
         let locked = dir.path().join("kilitli.txt");
         std::fs::write(&locked, "Merhaba.").unwrap();
-        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
         let o = run(&["translate", locked.to_str().unwrap(), "--model", "m.gguf"]);
         assert!(stderr(&o).contains("ermission denied"), "{}", stderr(&o));
     }

@@ -5,8 +5,10 @@
 pub mod card;
 pub mod gemma3;
 pub mod hub;
+pub mod marian;
 pub mod requant;
 pub mod source;
+pub mod spm;
 pub mod tokenizer;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,823 @@
+//! Marian (OPUS-MT) translation models: the encoder-decoder network and its decoding, greedy
+//! and beam search, over batches of sentences.
+//!
+//! Written after candle-transformers 0.11.1's `marian` module, with what that module gets wrong
+//! for this use fixed (each fix marked "Fix:" below):
+//! - its encoder self-attention appends to a KV cache, so a second input attends to the first
+//!   unless the cache is reset: here the encoder has no cache at all;
+//! - it has no padding mask, so a batch of sentences of different lengths is wrong: here the
+//!   encoder's self-attention and the decoder's cross-attention mask the padding;
+//! - nothing stops it generating `<pad>`: here the generation config's `bad_words_ids` (pad, in
+//!   every OPUS-MT model) are banned, as the reference `generate` does;
+//! - it has no beam search and no way to reorder its cache for one: here the decoder state is a
+//!   set of rows that [`DecoderState::select`] picks, copies and drops.
+//!
+//! Decoding follows transformers' `generate` for these models step for step (log-softmax,
+//! banned tokens, `</s>` forced at the last allowed position, the beam search's top-2k
+//! candidates, length-normalised finished hypotheses and its early-stop rule), so that the
+//! output matches the reference ids exactly (tests/marian_parity.rs).
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{LayerNorm, Linear, Module, VarBuilder};
+use std::path::{Path, PathBuf};
+
+fn default_true() -> bool {
+    true
+}
+fn default_relu() -> candle_nn::Activation {
+    candle_nn::Activation::Relu
+}
+fn default_positions() -> usize {
+    512
+}
+
+/// `config.json` of a Marian model. Older OPUS-MT configs lack some keys; they get the
+/// values those models were trained with.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    #[serde(default)]
+    pub decoder_vocab_size: Option<usize>,
+    pub d_model: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub encoder_attention_heads: usize,
+    pub decoder_attention_heads: usize,
+    pub encoder_ffn_dim: usize,
+    pub decoder_ffn_dim: usize,
+    #[serde(default = "default_relu")]
+    pub activation_function: candle_nn::Activation,
+    #[serde(default = "default_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_true")]
+    pub scale_embedding: bool,
+    pub pad_token_id: u32,
+    pub eos_token_id: u32,
+    #[serde(default)]
+    pub decoder_start_token_id: Option<u32>,
+    #[serde(default)]
+    pub forced_eos_token_id: Option<u32>,
+    #[serde(default = "default_true")]
+    pub share_encoder_decoder_embeddings: bool,
+    /// Keys of the original Marian configs that change the network; only their Marian
+    /// defaults are supported.
+    #[serde(default)]
+    pub normalize_before: bool,
+    #[serde(default)]
+    pub normalize_embedding: bool,
+    #[serde(default = "default_true")]
+    pub static_position_embeddings: bool,
+    /// Old configs keep the generation settings here.
+    #[serde(default)]
+    pub num_beams: Option<usize>,
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    #[serde(default)]
+    pub bad_words_ids: Option<Vec<Vec<u32>>>,
+}
+
+/// `generation_config.json`, where a model has one.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct GenerationFile {
+    num_beams: Option<usize>,
+    max_length: Option<usize>,
+    length_penalty: Option<f32>,
+    bad_words_ids: Option<Vec<Vec<u32>>>,
+    forced_eos_token_id: Option<u32>,
+    decoder_start_token_id: Option<u32>,
+}
+
+/// How the model's reference generation is set up.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub num_beams: usize,
+    /// Longest output, decoder start token included.
+    pub max_length: usize,
+    pub length_penalty: f32,
+    /// Tokens never generated (single-token `bad_words_ids`: `<pad>`).
+    pub banned: Vec<u32>,
+    pub forced_eos: Option<u32>,
+    pub eos: u32,
+    pub decoder_start: u32,
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, d: usize, heads: usize) -> Result<Self> {
+        let lin = |name| candle_nn::linear(d, d, vb.pp(name));
+        Ok(Attention {
+            q: lin("q_proj")?,
+            k: lin("k_proj")?,
+            v: lin("v_proj")?,
+            o: lin("out_proj")?,
+            heads,
+            head_dim: d / heads,
+            scale: ((d / heads) as f64).powf(-0.5),
+        })
+    }
+
+    /// `(b, t, d)` → `(b, heads, t, head_dim)`.
+    fn split(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// Keys and values of `x`, split into heads.
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k.forward(x)?)?,
+            self.split(&self.v.forward(x)?)?,
+        ))
+    }
+
+    /// Attends from `x` `(b, tq, d)` to keys and values `(b, h, tk, hd)`; `mask` is added to
+    /// the scores (`-inf` where a query may not look).
+    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let q = self.split(&(self.q.forward(x)? * self.scale)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        Ok(self.o.forward(&out)?)
+    }
+}
+
+struct FeedForward {
+    fc1: Linear,
+    fc2: Linear,
+    act: candle_nn::Activation,
+}
+
+impl FeedForward {
+    fn load(vb: &VarBuilder, d: usize, ffn: usize, act: candle_nn::Activation) -> Result<Self> {
+        Ok(FeedForward {
+            fc1: candle_nn::linear(d, ffn, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(ffn, d, vb.pp("fc2"))?,
+            act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.fc2.forward(&self.fc1.forward(x)?.apply(&self.act)?)?)
+    }
+}
+
+struct EncoderLayer {
+    attn: Attention,
+    attn_norm: LayerNorm,
+    ffn: FeedForward,
+    ffn_norm: LayerNorm,
+}
+
+struct DecoderLayer {
+    self_attn: Attention,
+    self_norm: LayerNorm,
+    cross_attn: Attention,
+    cross_norm: LayerNorm,
+    ffn: FeedForward,
+    ffn_norm: LayerNorm,
+}
+
+/// A loaded Marian model.
+pub struct Marian {
+    pub config: Config,
+    pub generation: Generation,
+    /// Shared by encoder input, decoder input and output layer.
+    embed: candle_nn::Embedding,
+    output: Linear,
+    final_bias: Tensor,
+    positions: Tensor,
+    embed_scale: f64,
+    encoder: Vec<EncoderLayer>,
+    decoder: Vec<DecoderLayer>,
+    device: Device,
+}
+
+/// Encoder output for a batch of sentences.
+pub struct Encoded {
+    hidden: Tensor,
+    /// `(b, 1, 1, s)`: 0 for tokens, `-inf` for padding.
+    mask: Tensor,
+}
+
+/// The decoder's state for a set of rows, each decoding one sentence (or one beam of one):
+/// the self-attention cache of every layer and the encoder keys and values it attends to.
+pub struct DecoderState {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+    mask: Tensor,
+    /// Position of the next token fed.
+    pos: usize,
+}
+
+impl DecoderState {
+    /// Keeps the rows `rows` (in that order; a row may be taken more than once).
+    pub fn select(&mut self, rows: &[u32]) -> Result<()> {
+        let idx = Tensor::new(rows, self.mask.device())?;
+        let pick = |t: &Tensor| t.index_select(&idx, 0);
+        for kv in self.self_kv.iter_mut().flatten() {
+            *kv = (pick(&kv.0)?, pick(&kv.1)?);
+        }
+        for kv in self.cross_kv.iter_mut() {
+            *kv = (pick(&kv.0)?, pick(&kv.1)?);
+        }
+        self.mask = pick(&self.mask)?;
+        Ok(())
+    }
+}
+
+fn layer_norm(vb: VarBuilder, d: usize) -> Result<LayerNorm> {
+    Ok(candle_nn::layer_norm(d, 1e-5, vb)?)
+}
+
+impl Marian {
+    /// Loads a Marian model directory as the hub ships it: `config.json`, optional
+    /// `generation_config.json`, and `model.safetensors` or `pytorch_model.bin`.
+    pub fn load(dir: &Path) -> Result<Marian> {
+        let read_json = |name: &str| -> Result<Option<String>> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(Error::ReadInput { path, source }),
+            }
+        };
+        let invalid = |path: PathBuf, message: String| Error::InvalidModel { path, message };
+        let config_path = dir.join("config.json");
+        let config: Config = match read_json("config.json")? {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| invalid(config_path.clone(), format!("not a Marian config: {e}")))?,
+            None => {
+                return Err(invalid(
+                    config_path,
+                    "missing; a Marian model directory holds config.json, the weights, source.spm, target.spm and vocab.json".into(),
+                ))
+            }
+        };
+        if config.normalize_before
+            || config.normalize_embedding
+            || !config.static_position_embeddings
+        {
+            return Err(invalid(
+                config_path,
+                "pre-norm layers, embedding normalisation and learned positions are not supported (OPUS-MT models use none of them)".into(),
+            ));
+        }
+        if config
+            .decoder_vocab_size
+            .is_some_and(|v| v != config.vocab_size)
+            || !config.share_encoder_decoder_embeddings
+        {
+            return Err(invalid(
+                config_path,
+                "separate source and target vocabularies are not supported".into(),
+            ));
+        }
+        let gen_file: GenerationFile = match read_json("generation_config.json")? {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| invalid(dir.join("generation_config.json"), e.to_string()))?,
+            None => GenerationFile::default(),
+        };
+        let banned = gen_file
+            .bad_words_ids
+            .clone()
+            .or(config.bad_words_ids.clone())
+            .unwrap_or_else(|| vec![vec![config.pad_token_id]])
+            .into_iter()
+            .filter(|w| w.len() == 1)
+            .map(|w| w[0])
+            .collect();
+        let generation = Generation {
+            num_beams: gen_file.num_beams.or(config.num_beams).unwrap_or(4).max(1),
+            max_length: gen_file
+                .max_length
+                .or(config.max_length)
+                .unwrap_or(512)
+                .min(config.max_position_embeddings),
+            length_penalty: gen_file.length_penalty.unwrap_or(1.0),
+            banned,
+            forced_eos: gen_file.forced_eos_token_id.or(config.forced_eos_token_id),
+            eos: config.eos_token_id,
+            decoder_start: gen_file
+                .decoder_start_token_id
+                .or(config.decoder_start_token_id)
+                .unwrap_or(config.pad_token_id),
+        };
+
+        let device = Device::Cpu;
+        let safetensors = dir.join("model.safetensors");
+        let vb = if safetensors.exists() {
+            // SAFETY: the file is mapped read-only and not modified while the model lives.
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&safetensors], DType::F32, &device)? }
+        } else {
+            let bin = dir.join("pytorch_model.bin");
+            if !bin.exists() {
+                return Err(invalid(
+                    safetensors,
+                    "missing (and no pytorch_model.bin either): the model's weights are not there"
+                        .into(),
+                ));
+            }
+            VarBuilder::from_pth(&bin, DType::F32, &device)?
+        };
+        Self::build(config, generation, vb, device).map_err(|e| match e {
+            Error::Candle(e) => invalid(
+                dir.to_path_buf(),
+                format!("weights do not fit config.json: {e}"),
+            ),
+            e => e,
+        })
+    }
+
+    fn build(
+        config: Config,
+        generation: Generation,
+        vb: VarBuilder,
+        device: Device,
+    ) -> Result<Self> {
+        let d = config.d_model;
+        let vocab = config.vocab_size;
+        let m = vb.pp("model");
+        let embed_w = if m.contains_tensor("shared.weight") {
+            m.get((vocab, d), "shared.weight")?
+        } else {
+            m.get((vocab, d), "encoder.embed_tokens.weight")?
+        };
+        let final_bias = if vb.contains_tensor("final_logits_bias") {
+            vb.get((1, vocab), "final_logits_bias")?.reshape(vocab)?
+        } else {
+            Tensor::zeros(vocab, DType::F32, &device)?
+        };
+        let act = config.activation_function;
+        let encoder = (0..config.encoder_layers)
+            .map(|i| {
+                let l = m.pp(format!("encoder.layers.{i}"));
+                Ok(EncoderLayer {
+                    attn: Attention::load(l.pp("self_attn"), d, config.encoder_attention_heads)?,
+                    attn_norm: layer_norm(l.pp("self_attn_layer_norm"), d)?,
+                    ffn: FeedForward::load(&l, d, config.encoder_ffn_dim, act)?,
+                    ffn_norm: layer_norm(l.pp("final_layer_norm"), d)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let decoder = (0..config.decoder_layers)
+            .map(|i| {
+                let l = m.pp(format!("decoder.layers.{i}"));
+                let heads = config.decoder_attention_heads;
+                Ok(DecoderLayer {
+                    self_attn: Attention::load(l.pp("self_attn"), d, heads)?,
+                    self_norm: layer_norm(l.pp("self_attn_layer_norm"), d)?,
+                    cross_attn: Attention::load(l.pp("encoder_attn"), d, heads)?,
+                    cross_norm: layer_norm(l.pp("encoder_attn_layer_norm"), d)?,
+                    ffn: FeedForward::load(&l, d, config.decoder_ffn_dim, act)?,
+                    ffn_norm: layer_norm(l.pp("final_layer_norm"), d)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Marian {
+            positions: sinusoidal_positions(config.max_position_embeddings, d, &device)?,
+            embed_scale: if config.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
+            embed: candle_nn::Embedding::new(embed_w.clone(), d),
+            output: Linear::new(embed_w, None),
+            final_bias,
+            encoder,
+            decoder,
+            generation,
+            config,
+            device,
+        })
+    }
+
+    fn embed(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        let x = (self.embed.forward(ids)? * self.embed_scale)?;
+        Ok(x.broadcast_add(&self.positions.narrow(0, start, t)?)?)
+    }
+
+    /// Runs the encoder on a batch of sentences (ids ending in `</s>`), padded on the right.
+    pub fn encode(&self, batch: &[Vec<u32>]) -> Result<Encoded> {
+        let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
+        if longest > self.config.max_position_embeddings {
+            return Err(Error::ContextOverflow {
+                needed: longest,
+                context: self.config.max_position_embeddings,
+            });
+        }
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for s in batch {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(
+                self.config.pad_token_id,
+                longest - s.len(),
+            ));
+            mask.extend(std::iter::repeat_n(0f32, s.len()));
+            mask.extend(std::iter::repeat_n(f32::NEG_INFINITY, longest - s.len()));
+        }
+        let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
+        // Fix: candle's encoder has no padding mask; every key position is masked here where
+        // it is padding, so a sentence reads the same alone or padded in a batch.
+        let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), &self.device)?;
+        let mut x = self.embed(&ids, 0)?;
+        for l in &self.encoder {
+            // Fix: no KV cache in the encoder (candle's appends to one across calls).
+            let (k, v) = l.attn.keys_values(&x)?;
+            let h = (&x + l.attn.attend(&x, &k, &v, Some(&mask))?)?;
+            x = l.attn_norm.forward(&h)?;
+            let h = (&x + l.ffn.forward(&x)?)?;
+            x = l.ffn_norm.forward(&h)?;
+        }
+        Ok(Encoded { hidden: x, mask })
+    }
+
+    /// A decoder state with one row per entry of `rows`, each attending to that encoded
+    /// sentence.
+    pub fn start(&self, enc: &Encoded, rows: &[u32]) -> Result<DecoderState> {
+        let idx = Tensor::new(rows, &self.device)?;
+        let hidden = enc.hidden.index_select(&idx, 0)?;
+        let cross_kv = self
+            .decoder
+            .iter()
+            .map(|l| l.cross_attn.keys_values(&hidden))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            self_kv: vec![None; self.decoder.len()],
+            cross_kv,
+            mask: enc.mask.index_select(&idx, 0)?,
+            pos: 0,
+        })
+    }
+
+    /// Feeds one token per row and returns the next-token logits, `(rows, vocab)`.
+    pub fn step(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::from_vec(tokens.to_vec(), (tokens.len(), 1), &self.device)?;
+        let mut x = self.embed(&ids, state.pos)?;
+        for (i, l) in self.decoder.iter().enumerate() {
+            let (k, v) = l.self_attn.keys_values(&x)?;
+            let (k, v) = match state.self_kv[i].take() {
+                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                None => (k, v),
+            };
+            let h = (&x + l.self_attn.attend(&x, &k, &v, None)?)?;
+            state.self_kv[i] = Some((k, v));
+            x = l.self_norm.forward(&h)?;
+            let (ck, cv) = &state.cross_kv[i];
+            let h = (&x + l.cross_attn.attend(&x, ck, cv, Some(&state.mask))?)?;
+            x = l.cross_norm.forward(&h)?;
+            let h = (&x + l.ffn.forward(&x)?)?;
+            x = l.ffn_norm.forward(&h)?;
+        }
+        state.pos += 1;
+        let logits = self.output.forward(&x.squeeze(1)?)?;
+        Ok(logits.broadcast_add(&self.final_bias)?)
+    }
+
+    /// The longest output for a source of `n` ids (decoder start included): twice the source
+    /// plus 10, within the model's limit.
+    pub fn max_length_for(&self, n: usize) -> usize {
+        (1 + 2 * n + 10).min(self.generation.max_length)
+    }
+
+    /// Translates a batch of encoded sentences; each output starts with the decoder start
+    /// token and ends with `</s>`. `beams` 1 is greedy. Each sentence's output is what it
+    /// gets alone: its length limit is its own, and padding is masked.
+    pub fn generate(&self, batch: &[Vec<u32>], beams: usize) -> Result<Vec<Vec<u32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enc = self.encode(batch)?;
+        if beams <= 1 {
+            self.greedy(&enc, batch)
+        } else {
+            self.beam_search(&enc, batch, beams)
+        }
+    }
+
+    /// Log-probabilities of one row of logits after the reference's processors: banned
+    /// tokens, and `</s>` forced at the last position (`cur_len` tokens so far).
+    fn scores(&self, logits: &[f32], cur_len: usize, max_length: usize, log: bool) -> Vec<f32> {
+        let mut s = if log {
+            log_softmax(logits)
+        } else {
+            logits.to_vec()
+        };
+        for &b in &self.generation.banned {
+            if let Some(x) = s.get_mut(b as usize) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        if let Some(eos) = self.generation.forced_eos {
+            if cur_len == max_length - 1 {
+                s.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+                s[eos as usize] = 0.0;
+            }
+        }
+        s
+    }
+
+    fn greedy(&self, enc: &Encoded, batch: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+        let g = &self.generation;
+        let limits: Vec<usize> = batch.iter().map(|s| self.max_length_for(s.len())).collect();
+        let mut outs: Vec<Vec<u32>> = vec![vec![g.decoder_start]; batch.len()];
+        let mut active: Vec<usize> = (0..batch.len()).collect();
+        let rows: Vec<u32> = (0..batch.len() as u32).collect();
+        let mut state = self.start(enc, &rows)?;
+        while !active.is_empty() {
+            let tokens: Vec<u32> = active.iter().map(|&i| *outs[i].last().unwrap()).collect();
+            let logits = self.step(&mut state, &tokens)?.to_vec2::<f32>()?;
+            let mut keep = Vec::with_capacity(active.len());
+            let mut still = Vec::with_capacity(active.len());
+            for (row, &i) in active.iter().enumerate() {
+                let cur_len = outs[i].len();
+                let s = self.scores(&logits[row], cur_len, limits[i], false);
+                let next = argmax(&s);
+                outs[i].push(next);
+                if next != g.eos && outs[i].len() < limits[i] {
+                    keep.push(row as u32);
+                    still.push(i);
+                }
+            }
+            if still.len() < active.len() && !still.is_empty() {
+                state.select(&keep)?;
+            }
+            active = still;
+        }
+        Ok(outs)
+    }
+
+    fn beam_search(
+        &self,
+        enc: &Encoded,
+        batch: &[Vec<u32>],
+        beams: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        let g = &self.generation;
+        let mut searches: Vec<BeamSearch> = batch
+            .iter()
+            .map(|s| {
+                BeamSearch::new(
+                    g.decoder_start,
+                    beams,
+                    self.max_length_for(s.len()),
+                    g.length_penalty,
+                )
+            })
+            .collect();
+        // Every beam of a sentence starts the same, so the first step runs one row each.
+        let rows: Vec<u32> = (0..batch.len() as u32).collect();
+        let mut state = self.start(enc, &rows)?;
+        let mut active: Vec<usize> = (0..batch.len()).collect();
+        while !active.is_empty() {
+            let tokens: Vec<u32> = active
+                .iter()
+                .flat_map(|&i| {
+                    searches[i]
+                        .running
+                        .iter()
+                        .map(|h| *h.tokens.last().unwrap())
+                })
+                .collect();
+            let logits = self.step(&mut state, &tokens)?.to_vec2::<f32>()?;
+            let mut next_rows = Vec::new();
+            let mut still = Vec::new();
+            let mut base = 0usize;
+            for &i in &active {
+                let search = &mut searches[i];
+                let n = search.running.len();
+                let cur_len = search.running[0].tokens.len();
+                let scores: Vec<Vec<f32>> = (0..n)
+                    .map(|b| self.scores(&logits[base + b], cur_len, search.max_length, true))
+                    .collect();
+                let sources = search.advance(&scores, g.eos);
+                if !search.done {
+                    next_rows.extend(sources.iter().map(|&b| (base + b) as u32));
+                    still.push(i);
+                }
+                base += n;
+            }
+            if !still.is_empty() {
+                state.select(&next_rows)?;
+            }
+            active = still;
+        }
+        Ok(searches.into_iter().map(BeamSearch::best).collect())
+    }
+}
+
+/// A hypothesis of the beam search: its tokens and summed log-probability.
+#[derive(Debug, Clone)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    score: f32,
+}
+
+/// The beam search of one sentence, as transformers runs it (`_beam_search`, length penalty
+/// on finished hypotheses, `early_stopping=False`).
+struct BeamSearch {
+    beams: usize,
+    max_length: usize,
+    length_penalty: f32,
+    running: Vec<Hypothesis>,
+    /// Best first, at most `beams`; scores length-normalised.
+    finished: Vec<Hypothesis>,
+    /// Whether a running beam may still beat the worst finished one.
+    improvable: bool,
+    done: bool,
+}
+
+impl BeamSearch {
+    fn new(start: u32, beams: usize, max_length: usize, length_penalty: f32) -> Self {
+        BeamSearch {
+            beams,
+            max_length,
+            length_penalty,
+            running: vec![Hypothesis {
+                tokens: vec![start],
+                score: 0.0,
+            }],
+            finished: Vec::new(),
+            improvable: true,
+            done: false,
+        }
+    }
+
+    /// One step: `scores[b]` are the processed log-probabilities after running beam `b`.
+    /// Returns, for each new running beam, the running beam it continues.
+    fn advance(&mut self, scores: &[Vec<f32>], eos: u32) -> Vec<usize> {
+        let vocab = scores[0].len();
+        let k = 2 * self.beams;
+        let cur_len = self.running[0].tokens.len();
+        // The top 2k continuations over all beams, best first.
+        let mut cands: Vec<(f32, usize)> = Vec::with_capacity(scores.len() * vocab);
+        for (b, s) in scores.iter().enumerate() {
+            let base = self.running[b].score;
+            cands.extend(
+                s.iter()
+                    .enumerate()
+                    .map(|(t, &lp)| (lp + base, b * vocab + t)),
+            );
+        }
+        let by_score = |a: &(f32, usize), b: &(f32, usize)| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        };
+        if cands.len() > k {
+            cands.select_nth_unstable_by(k - 1, by_score);
+            cands.truncate(k);
+        }
+        cands.sort_by(by_score);
+        let hits = |token: u32| token == eos || cur_len + 1 >= self.max_length;
+
+        // Finished: those among the top `beams` candidates that end here, length-normalised.
+        if self.improvable {
+            let norm = (cur_len as f32).powf(self.length_penalty);
+            for &(score, flat) in cands.iter().take(self.beams) {
+                let (b, t) = (flat / vocab, (flat % vocab) as u32);
+                if hits(t) && score > f32::NEG_INFINITY {
+                    let mut tokens = self.running[b].tokens.clone();
+                    tokens.push(t);
+                    self.finished.push(Hypothesis {
+                        tokens,
+                        score: score / norm,
+                    });
+                }
+            }
+            self.finished.sort_by(|a, b| {
+                b.score
+                    .partial_cmp(&a.score)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            self.finished.truncate(self.beams);
+        }
+
+        // Running: the best `beams` candidates that do not end here.
+        let mut running = Vec::with_capacity(self.beams);
+        let mut sources = Vec::with_capacity(self.beams);
+        for &(score, flat) in &cands {
+            let (b, t) = (flat / vocab, (flat % vocab) as u32);
+            if hits(t) || score == f32::NEG_INFINITY || running.len() == self.beams {
+                continue;
+            }
+            let mut tokens = self.running[b].tokens.clone();
+            tokens.push(t);
+            running.push(Hypothesis { tokens, score });
+            sources.push(b);
+        }
+        let all_hit = running.is_empty();
+        self.running = running;
+
+        // The early-stop rule: stop once every finished slot is taken and the best running
+        // beam, normalised by its length, cannot beat the worst of them.
+        if self.improvable && self.finished.len() == self.beams {
+            if let Some(best) = self.running.first() {
+                let len = (cur_len as f32).powf(self.length_penalty);
+                let worst = self.finished.last().map_or(f32::NEG_INFINITY, |h| h.score);
+                self.improvable = best.score / len > worst;
+            }
+        }
+        self.done = all_hit || !self.improvable;
+        sources
+    }
+
+    fn best(self) -> Vec<u32> {
+        self.finished
+            .into_iter()
+            .next()
+            .map(|h| h.tokens)
+            .unwrap_or_default()
+    }
+}
+
+/// Index of the largest value, the first of equals (as `torch.argmax`).
+fn argmax(xs: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn log_softmax(xs: &[f32]) -> Vec<f32> {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
+    let log_sum = sum.ln() + max;
+    xs.iter().map(|&x| x - log_sum).collect()
+}
+
+/// Marian's fixed positional embeddings: sines in the first half of each vector, cosines in
+/// the second (not interleaved), computed in f64 as the reference does.
+fn sinusoidal_positions(n: usize, d: usize, device: &Device) -> Result<Tensor> {
+    let half = d.div_ceil(2);
+    let mut data = vec![0f32; n * d];
+    for pos in 0..n {
+        for j in 0..d {
+            let i = if j < half { 2 * j } else { 2 * (j - half) + 1 };
+            let angle = pos as f64 / 10000f64.powf((2 * (i / 2)) as f64 / d as f64);
+            data[pos * d + j] = if j < half { angle.sin() } else { angle.cos() } as f32;
+        }
+    }
+    Ok(Tensor::from_vec(data, (n, d), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_sines_then_cosines() {
+        let p = sinusoidal_positions(3, 4, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(p[0], [0.0, 0.0, 1.0, 1.0]);
+        let f = 1.0f64 / 10000f64.powf(0.5);
+        let want = [2f64.sin(), (2.0 * f).sin(), 2f64.cos(), (2.0 * f).cos()];
+        for (a, b) in p[2].iter().zip(want) {
+            assert!((*a as f64 - b).abs() < 1e-6, "{:?}", p[2]);
+        }
+    }
+
+    #[test]
+    fn beam_search_keeps_finished_hypotheses_length_normalised() {
+        // Two tokens and eos (2); eos is likely at once, so the first step finishes a
+        // hypothesis of one token while two others run on.
+        let mut s = BeamSearch::new(9, 2, 10, 1.0);
+        let lp = |p: [f32; 3]| p.iter().map(|x| x.ln()).collect::<Vec<_>>();
+        let src = s.advance(&[lp([0.3, 0.2, 0.5])], 2);
+        assert_eq!(src, [0, 0]);
+        assert_eq!(s.finished.len(), 1);
+        assert_eq!(s.finished[0].tokens, [9, 2]);
+        assert_eq!(s.running[0].tokens, [9, 0]);
+        // Both running beams end next: divided by its two tokens, [9, 0, 2] (0.3 x 0.98)
+        // beats [9, 2] (0.5) and [9, 1, 2] drops out; what still runs is far worse, so the
+        // search stops.
+        let src = s.advance(&[lp([0.01, 0.01, 0.98]), lp([0.01, 0.01, 0.98])], 2);
+        assert_eq!(src, [0, 0]);
+        let finished: Vec<_> = s.finished.iter().map(|h| h.tokens.clone()).collect();
+        assert_eq!(finished, [vec![9, 0, 2], vec![9, 2]]);
+        assert!(s.done);
+        assert_eq!(s.best(), [9, 0, 2]);
+    }
+}

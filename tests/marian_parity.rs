@@ -1,0 +1,99 @@
+//! Marian parity with the reference implementation: on the tiny random-weight model that
+//! scripts/make_tiny_marian.py built, transformers' MarianTokenizer ids and
+//! MarianMTModel.generate outputs (greedy and beam 4) must come out of ours exactly; and a
+//! sentence's output must not depend on what it is batched with.
+
+mod common;
+
+use common::{fixture, ids};
+use tercuman::model::marian::Marian;
+use tercuman::model::spm::MarianTokenizer;
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture("tiny-marian/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn cases() -> Vec<serde_json::Value> {
+    reference()["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn tokenizer_ids_match_marian_tokenizer() {
+    let tok = MarianTokenizer::load(&fixture("tiny-marian")).unwrap();
+    let mut unk_seen = false;
+    for case in cases() {
+        let text = case["text"].as_str().unwrap();
+        let want = ids(&case["ids"]);
+        assert_eq!(tok.encode(text).unwrap(), want, "{text:?}");
+        unk_seen |= want.contains(&tok.unk);
+    }
+    assert!(unk_seen, "the fixture should exercise <unk>");
+}
+
+#[test]
+fn greedy_and_beam_outputs_match_generate() {
+    let dir = fixture("tiny-marian");
+    let tok = MarianTokenizer::load(&dir).unwrap();
+    let model = Marian::load(&dir).unwrap();
+    assert_eq!(model.generation.num_beams, 4, "from generation_config.json");
+    let (mut ended, mut limited) = (0, 0);
+    for case in cases() {
+        let src = ids(&case["ids"]);
+        let text = case["text"].as_str().unwrap();
+        for (name, beams) in [("greedy", 1), ("beam4", 4)] {
+            let want = ids(&case[name]["ids"]);
+            let got = model.generate(std::slice::from_ref(&src), beams).unwrap();
+            assert_eq!(got[0], want, "{name} on {text:?}");
+            assert_eq!(
+                tok.decode(&got[0]),
+                case[name]["text"].as_str().unwrap(),
+                "{name} text on {text:?}"
+            );
+            if want.len() == model.max_length_for(src.len()) {
+                limited += 1;
+            } else {
+                ended += 1;
+            }
+        }
+    }
+    // Both ways a decode stops are covered: </s> chosen, and </s> forced at the limit.
+    assert!(
+        ended >= 5 && limited >= 5,
+        "{ended} ended, {limited} limited"
+    );
+}
+
+#[test]
+fn a_sentence_translates_the_same_alone_and_in_any_batch() {
+    let dir = fixture("tiny-marian");
+    let model = Marian::load(&dir).unwrap();
+    let sources: Vec<Vec<u32>> = cases().iter().map(|c| ids(&c["ids"])).collect();
+    for beams in [1, 4] {
+        let alone: Vec<Vec<u32>> = sources
+            .iter()
+            .map(|s| {
+                model
+                    .generate(std::slice::from_ref(s), beams)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        // All together (lengths 2 to 80 padded to the longest), and in another order and
+        // grouping.
+        assert_eq!(
+            model.generate(&sources, beams).unwrap(),
+            alone,
+            "beams {beams}"
+        );
+        let mut order: Vec<usize> = (0..sources.len()).rev().collect();
+        order.rotate_left(5);
+        for group in order.chunks(7) {
+            let batch: Vec<Vec<u32>> = group.iter().map(|&i| sources[i].clone()).collect();
+            let got = model.generate(&batch, beams).unwrap();
+            for (out, &i) in got.iter().zip(group) {
+                assert_eq!(out, &alone[i], "beams {beams}, sentence {i} in {group:?}");
+            }
+        }
+    }
+}

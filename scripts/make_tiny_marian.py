@@ -13,6 +13,8 @@ reference.json records, for each input, transformers' MarianTokenizer pieces and
 and text of MarianMTModel.generate, greedy and beam 4 (our batched output is tested against our
 own one-at-a-time output, and that against these).
 
+tiny-marian-pth/pytorch_model.bin holds the same weights in PyTorch's format.
+
 Run once, not in CI (needs torch, transformers, sentencepiece from PyPI):
     python3 -m venv /opt/mref && /opt/mref/bin/pip install torch transformers sentencepiece protobuf
     /opt/mref/bin/python scripts/make_tiny_marian.py [--out DIR] [--full-size]
@@ -103,6 +105,13 @@ def build_vocab(source_model, target_model, drop):
     return vocab
 
 
+def write_pth(model, pth_dir):
+    """The same weights as pytorch_model.bin, the format older hub repos (the OPUS-MT cards) ship,
+    with every tied name present as torch.save writes a whole state dict."""
+    pth_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), pth_dir / "pytorch_model.bin")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "tiny-marian"))
@@ -184,6 +193,7 @@ def main():
     # The reference is what the saved files give: reloading ties the output layer to the
     # shared embeddings, as any user of the directory gets it.
     model = MarianMTModel.from_pretrained(out).eval()
+    write_pth(model, out.parent / (out.name + "-pth"))
 
     tok = MarianTokenizer(
         source_spm=str(out / "source.spm"),

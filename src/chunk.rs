@@ -160,8 +160,11 @@ fn tile(len: usize, cuts: &[usize]) -> Vec<Range<usize>> {
 pub enum Unit {
     /// Whole paragraphs, cut into sentences only when over budget.
     Paragraph,
-    /// Always one sentence at a time (base models prompted few-shot, sentence-level MT models).
+    /// Always one sentence at a time, quotations cut too (base models prompted few-shot).
     Sentence,
+    /// One whole sentence at a time, a quotation kept with the sentence around it; cut further
+    /// only when over budget (sentence-level MT models such as Marian).
+    WholeSentence,
 }
 
 /// Cuts `text` into chunks whose cost (as measured by `cost`, e.g. a token count) is at most
@@ -179,7 +182,7 @@ pub fn chunk(
     }
     let mut out = Vec::new();
     for strong in sentences(text, false) {
-        if unit == Unit::Paragraph && fits(&strong) {
+        if unit != Unit::Sentence && fits(&strong) {
             out.push(strong);
             continue;
         }

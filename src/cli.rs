@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Examples:
-  tercuman makale.txt                                 # default model, downloaded once
+  tercuman makale.txt                                 # default models, downloaded once
+  tercuman translate makale.txt --beams 1 -o makale.en.md
   tercuman translate makale.txt --model gemma-3-270m
   tercuman summarize makale.txt --model qwen2.5-3b-instruct --bullets 3
   tercuman makale.txt --model ./MODEL.gguf -o makale.en.md
@@ -80,11 +81,28 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "LABEL")]
     pub encoding: Option<String>,
 
-    /// Model to use: a name from `tercuman models list` (downloaded on first use), the path
-    /// of a GGUF file (Gemma 3 or Qwen2.5) or of a directory holding one, or any hub file as
-    /// hf:OWNER/REPO/FILE.gguf[@REVISION] [default: qwen2.5-1.5b-instruct].
+    /// Model that translates (for `summarize`: that summarizes): a name from `tercuman models
+    /// list` (downloaded on first use), the path of a GGUF chat model (Gemma 3, Qwen2.5) or of
+    /// a directory holding one, a Marian (OPUS-MT) model directory, or any hub file as
+    /// hf:OWNER/REPO/FILE.gguf[@REVISION] [default: opus-mt-tc-big-tr-en; for `summarize`,
+    /// qwen2.5-1.5b-instruct].
     #[arg(short, long, value_name = "MODEL", env = "TERCUMAN_MODEL")]
     pub model: Option<String>,
+
+    /// Chat model that writes the summary, named as for --model [default: the --model chat
+    /// model, if one was given; else qwen2.5-1.5b-instruct].
+    #[arg(long, value_name = "MODEL", env = "TERCUMAN_SUMMARY_MODEL")]
+    pub summary_model: Option<String>,
+
+    /// Beam width of a Marian model; 1 is greedy decoding, faster and a little less fluent
+    /// [default: the model's own, 4 for OPUS-MT].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// Sentences a Marian model translates at once; the output does not depend on it
+    /// [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub batch_size: Option<u16>,
 
     /// Use only models already in the cache; never contact the hub (also HF_HUB_OFFLINE=1).
     #[arg(long)]
@@ -107,8 +125,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<usize>,
 
-    /// Sampling temperature; 0 picks the most likely token every time (reproducible)
-    /// [default: 0].
+    /// Sampling temperature of a chat model; 0 picks the most likely token every time
+    /// (reproducible) [default: 0].
     #[arg(short, long, value_name = "T")]
     pub temperature: Option<f64>,
 
@@ -143,6 +161,9 @@ impl RunArgs {
             input: self.input.or(outer.input),
             encoding: self.encoding.or(outer.encoding),
             model: self.model.or(outer.model),
+            summary_model: self.summary_model.or(outer.summary_model),
+            beams: self.beams.or(outer.beams),
+            batch_size: self.batch_size.or(outer.batch_size),
             offline: self.offline || outer.offline,
             format: self.format.or(outer.format),
             output: self.output.or(outer.output),

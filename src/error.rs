@@ -39,7 +39,7 @@ pub enum Error {
     UnknownModel { name: String },
     #[error("`{spec}` is not a hub model: write hf:OWNER/REPO/FILE.gguf, optionally followed by @REVISION")]
     BadModelSpec { spec: String },
-    #[error("model `{name}` is a {kind} model, and the {kind} backend is not built yet; use a gguf-chat model such as qwen2.5-1.5b-instruct (`tercuman models list`)")]
+    #[error("model `{name}` is a {kind} model, and the {kind} backend is not built yet; use opus-mt-tc-big-tr-en, or a gguf-chat model such as qwen2.5-1.5b-instruct (`tercuman models list`)")]
     BackendNotBuilt { name: String, kind: &'static str },
     #[error("model card {origin}: {message}")]
     Card { origin: String, message: String },

@@ -60,6 +60,14 @@ mod secs {
 }
 
 impl Stats {
+    /// Adds the work of another model to these figures.
+    pub fn add(&mut self, other: &Stats) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.generated_tokens += other.generated_tokens;
+        self.prefill_time += other.prefill_time;
+        self.decode_time += other.decode_time;
+    }
+
     pub fn decode_tps(&self) -> f64 {
         self.generated_tokens as f64 / self.decode_time.as_secs_f64().max(1e-9)
     }

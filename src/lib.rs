@@ -13,6 +13,7 @@ pub mod error;
 pub mod generate;
 pub mod input;
 pub mod model;
+pub mod mt;
 pub mod output;
 pub mod prompt;
 pub mod summarize;
@@ -36,6 +37,12 @@ pub struct Plan {
     /// fetched, only after the article is read and the output checked, so that those cheaper
     /// errors come first.
     pub model: Option<String>,
+    /// What `--summary-model` named.
+    pub summary_model: Option<String>,
+    /// `--beams` (Marian models; `None`: the model's own).
+    pub beams: Option<usize>,
+    /// Sentences a Marian model decodes at once.
+    pub batch_size: usize,
     pub offline: bool,
     pub resume: bool,
     pub format: output::Format,
@@ -85,6 +92,9 @@ impl Plan {
                 .unwrap_or(output::Format::for_path(a.output.as_deref())),
             input,
             model,
+            summary_model: a.summary_model.clone(),
+            beams: a.beams.map(usize::from),
+            batch_size: a.batch_size.map_or(16, usize::from),
             output: a.output,
             bullets: a.bullets.unwrap_or(5) as usize,
             params: generate::Params {
@@ -99,21 +109,36 @@ impl Plan {
 }
 
 impl Plan {
-    /// The model to run: as `--model` names it, else the job's default card.
+    /// The model that translates: as `--model` names it, else the default translator.
     pub fn model_spec(&self) -> Result<model::source::ModelSpec> {
         match &self.model {
             Some(m) => model::source::ModelSpec::parse(m),
-            None => {
-                let task = match self.job {
-                    Job::Summarize => model::card::Task::Summarize,
-                    Job::Translate | Job::Both => model::card::Task::Translate,
-                };
-                Ok(model::source::ModelSpec::Card(Box::new(
-                    model::card::default_for(task),
-                )))
-            }
+            None => Ok(default_card(model::card::Task::Translate)),
         }
     }
+
+    /// The model that summarizes, when it is not the translating chat model: `--summary-model`;
+    /// for `summarize` alone, `--model`; else the default summarizer. `None`: the chat model
+    /// that translated summarizes too (`translation_is_chat`).
+    pub fn summary_model_spec(
+        &self,
+        translation_is_chat: bool,
+    ) -> Result<Option<model::source::ModelSpec>> {
+        let named = match (&self.summary_model, self.job) {
+            (Some(m), _) => Some(m),
+            (None, Job::Summarize) => self.model.as_ref(),
+            (None, _) if translation_is_chat => return Ok(None),
+            (None, _) => None,
+        };
+        Ok(Some(match named {
+            Some(m) => model::source::ModelSpec::parse(m)?,
+            None => default_card(model::card::Task::Summarize),
+        }))
+    }
+}
+
+fn default_card(task: model::card::Task) -> model::source::ModelSpec {
+    model::source::ModelSpec::Card(Box::new(model::card::default_for(task)))
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
@@ -182,12 +207,54 @@ pub fn run(plan: &Plan) -> Result<()> {
     Runner::new(plan)?.run()
 }
 
-/// The model side of a run, once loaded.
-struct Loaded {
+/// A loaded chat model with its prompts.
+struct Chat {
     engine: generate::Engine,
     style: prompt::Style,
     context: usize,
     report: output::ModelReport,
+}
+
+/// The model side of a run, once loaded: a Marian model or a chat model to translate, and a
+/// chat model to summarize (the translating one, or another).
+struct Loaded {
+    marian: Option<(mt::MarianEngine, output::ModelReport)>,
+    chat: Option<Chat>,
+    summary_chat: Option<Chat>,
+}
+
+impl Loaded {
+    fn summarizer(&mut self) -> &mut Chat {
+        self.summary_chat
+            .as_mut()
+            .or(self.chat.as_mut())
+            .expect("a summarizing run loads a chat model")
+    }
+
+    /// The report of the model that did the main work, and of the summarizer when another.
+    fn reports(&self) -> (output::ModelReport, Option<output::ModelReport>) {
+        let main = match (&self.marian, &self.chat, &self.summary_chat) {
+            (Some((_, r)), _, _) => r,
+            (None, Some(c), _) | (None, None, Some(c)) => &c.report,
+            (None, None, None) => unreachable!("a run loads a model"),
+        };
+        let summary = match (&self.marian, &self.chat) {
+            (None, None) => None,
+            _ => self.summary_chat.as_ref().map(|c| c.report.clone()),
+        };
+        (main.clone(), summary)
+    }
+
+    fn stats(&self) -> generate::Stats {
+        let mut s = generate::Stats::default();
+        if let Some((m, _)) = &self.marian {
+            s.add(&m.stats);
+        }
+        for c in self.chat.iter().chain(&self.summary_chat) {
+            s.add(&c.engine.stats);
+        }
+        s
+    }
 }
 
 /// One run of a plan, from the article read to the output written. Finished blocks go to a
@@ -222,9 +289,11 @@ impl<'p> Runner<'p> {
             output::check_writable(out)?;
         }
         let settings = format!(
-            "{:?}, model {}, temperature {}, seed {}, max new tokens {}, context {}",
+            "{:?}, model {}, beams {}, temperature {}, seed {}, max new tokens {}, context {}",
             plan.job,
             plan.model.as_deref().unwrap_or("(default)"),
+            plan.beams
+                .map_or("(model's)".to_string(), |b| b.to_string()),
             plan.params.temperature,
             plan.params.seed,
             plan.params.max_new_tokens,
@@ -297,13 +366,14 @@ impl<'p> Runner<'p> {
         let mut summary = None;
         if matches!(self.plan.job, Job::Summarize | Job::Both) {
             progress.set_message("summarizing");
+            let chat = m.summarizer();
             let s = checkpoint::check().and_then(|()| {
                 summarize::summarize(
-                    &mut m.engine,
-                    &m.style,
+                    &mut chat.engine,
+                    &chat.style,
                     &self.article,
                     self.plan.bullets,
-                    m.context,
+                    chat.context,
                 )
             });
             match s {
@@ -321,12 +391,57 @@ impl<'p> Runner<'p> {
         self.finish(&m, summary)
     }
 
-    /// Finds (or fetches) the model and loads it with its prompt style.
+    /// Finds (or fetches) the models the job needs and loads them.
     fn load(&self, progress: &ProgressBar) -> Result<Loaded> {
         let hub = model::hub::Hub::from_env(self.plan.offline, self.plan.quiet);
-        let resolved = model::source::resolve(&self.plan.model_spec()?, &hub)?;
-        progress.set_message(format!("loading {}", resolved.label));
-        let model = model::load_gguf(&resolved.gguf)?;
+        let mut loaded = Loaded {
+            marian: None,
+            chat: None,
+            summary_chat: None,
+        };
+        if self.translates() {
+            let resolved = model::source::resolve(&self.plan.model_spec()?, &hub)?;
+            progress.set_message(format!("loading {}", resolved.label));
+            match &resolved.weights {
+                model::source::Weights::Marian(dir) => {
+                    let engine =
+                        mt::MarianEngine::load(dir, self.plan.beams, self.plan.batch_size)?;
+                    let report = output::ModelReport {
+                        source: resolved.label.clone(),
+                        name: dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        architecture: "marian".into(),
+                        path: dir.display().to_string(),
+                    };
+                    loaded.marian = Some((engine, report));
+                }
+                model::source::Weights::Gguf(_) => loaded.chat = Some(self.load_chat(&resolved)?),
+            }
+        }
+        if matches!(self.plan.job, Job::Summarize | Job::Both) {
+            if let Some(spec) = self.plan.summary_model_spec(loaded.chat.is_some())? {
+                let resolved = model::source::resolve(&spec, &hub)?;
+                progress.set_message(format!("loading {}", resolved.label));
+                loaded.summary_chat = Some(self.load_chat(&resolved)?);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Loads a GGUF chat model with its prompt style.
+    fn load_chat(&self, resolved: &model::source::Resolved) -> Result<Chat> {
+        let model::source::Weights::Gguf(path) = &resolved.weights else {
+            return Err(Error::InvalidModel {
+                path: resolved.weights.path().to_path_buf(),
+                message: format!(
+                    "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
+                    resolved.label
+                ),
+            });
+        };
+        let model = model::load_gguf(path)?;
         let bos_token = model
             .info
             .bos
@@ -340,9 +455,9 @@ impl<'p> Runner<'p> {
             source: resolved.label.clone(),
             name: model.info.name.clone(),
             architecture: model.info.architecture.clone(),
-            path: resolved.gguf.display().to_string(),
+            path: path.display().to_string(),
         };
-        Ok(Loaded {
+        Ok(Chat {
             context: self.plan.context.min(model.info.context_length),
             engine: generate::Engine::new(model, self.plan.params.clone()),
             style,
@@ -350,48 +465,76 @@ impl<'p> Runner<'p> {
         })
     }
 
-    /// Translates the blocks not done yet, saving or printing each as it finishes.
+    /// Translates the blocks not done yet, saving or printing each as it finishes. A Marian
+    /// model takes a few blocks at a time, about one batch of sentences.
     fn translate(&mut self, m: &mut Loaded, progress: &ProgressBar) -> Result<()> {
-        progress.set_length(self.article.blocks.len() as u64);
+        let total = self.article.blocks.len();
+        progress.set_length(total as u64);
         progress.set_position(self.done as u64);
         progress.set_message("translating");
         let markdown = self.plan.format == output::Format::Markdown;
-        for (i, block) in self.article.blocks.iter().enumerate().skip(self.done) {
+        while self.done < total {
             checkpoint::check()?;
-            let t = translate::translate_block(
-                &mut m.engine,
-                &m.style,
-                i,
-                block.kind,
-                &block.text,
-                m.context,
-            )?;
-            if let Some(cp) = &mut self.saved {
-                cp.push(&t)?;
+            let finished = match (&mut m.marian, &mut m.chat) {
+                (Some((mt, _)), _) => {
+                    let mut window = Vec::new();
+                    let mut sentences = 0;
+                    for (index, block) in self.article.blocks.iter().enumerate().skip(self.done) {
+                        if !window.is_empty() && sentences >= mt.batch_size {
+                            break;
+                        }
+                        sentences += mt.sentences(&block.text).len();
+                        window.push(mt::Block {
+                            index,
+                            kind: block.kind,
+                            text: &block.text,
+                        });
+                    }
+                    mt.translate(&window)?
+                }
+                (None, Some(chat)) => {
+                    let block = &self.article.blocks[self.done];
+                    vec![translate::translate_block(
+                        &mut chat.engine,
+                        &chat.style,
+                        self.done,
+                        block.kind,
+                        &block.text,
+                        chat.context,
+                    )?]
+                }
+                (None, None) => unreachable!("a translating run loads a translator"),
+            };
+            for t in finished {
+                if let Some(cp) = &mut self.saved {
+                    cp.push(&t)?;
+                }
+                if self.streaming {
+                    let index = self.printed;
+                    progress.suspend(|| print_part(index, &output::render_block(&t, markdown)))?;
+                    self.printed += 1;
+                }
+                self.flagged += usize::from(!t.flags.is_empty());
+                self.done += 1;
+                progress.inc(1);
             }
-            if self.streaming {
-                let index = self.printed;
-                progress.suspend(|| print_part(index, &output::render_block(&t, markdown)))?;
-                self.printed += 1;
-            }
-            self.flagged += usize::from(!t.flags.is_empty());
-            self.done += 1;
-            progress.inc(1);
         }
         Ok(())
     }
 
     /// The report of the run so far.
     fn report<'a>(&'a self, m: &Loaded, summary: Option<summarize::Summary>) -> output::Report<'a> {
+        let (model, summary_model) = m.reports();
         output::Report {
-            model: m.report.clone(),
+            model,
+            summary_model,
             blocks: match &self.saved {
                 Some(cp) => Some(output::Blocks::Saved(cp)),
                 None if self.translates() => Some(output::Blocks::Slice(&[])),
                 None => None,
             },
             summary,
-            stats: m.engine.stats.clone(),
+            stats: m.stats(),
             wall_seconds: self.started.elapsed().as_secs_f64(),
         }
     }
@@ -418,7 +561,7 @@ impl<'p> Runner<'p> {
             let _ = std::fs::remove_file(sidecar);
         }
         if !self.plan.quiet {
-            let s = &m.engine.stats;
+            let s = &m.stats();
             let flagged = match self.flagged {
                 0 => String::new(),
                 n => format!(", {n} flagged (details with --format json)"),

@@ -82,7 +82,11 @@ impl Serialize for Blocks<'_> {
 /// Everything a run produced.
 #[derive(Clone, Serialize)]
 pub struct Report<'a> {
+    /// The model that translated (or, for a summary alone, summarized).
     pub model: ModelReport,
+    /// The model that summarized, when it is not `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_model: Option<ModelReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocks: Option<Blocks<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,6 +255,7 @@ mod tests {
                 architecture: "gemma3".into(),
                 path: "m.gguf".into(),
             },
+            summary_model: None,
             blocks: Some(Blocks::Slice(blocks)),
             summary: Some(Summary {
                 bullets: vec!["Putin met Kim.".into(), "They talked.".into()],

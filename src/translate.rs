@@ -136,7 +136,7 @@ fn words(s: &str) -> impl Iterator<Item = &str> {
 /// Whether `output` is still Turkish: mostly the source's own words with Turkish letters among
 /// them, or Turkish-only letters (ğ ş ı İ) outside the source's names. Names alone do not
 /// count: "Putin in Pekin" or "Kılıçdaroğlu said" are English.
-fn untranslated(source: &str, output: &str) -> bool {
+pub fn untranslated(source: &str, output: &str) -> bool {
     const TURKISH_ONLY: &[char] = &['ğ', 'ş', 'ı', 'İ', 'Ğ', 'Ş'];
     let names: std::collections::HashSet<&str> = words(source)
         .filter(|w| w.starts_with(char::is_uppercase))

@@ -215,6 +215,94 @@ fn english_share(json: &serde_json::Value) -> (usize, usize) {
     (good, total)
 }
 
+fn marian() -> String {
+    common::fixture("tiny-marian").display().to_string()
+}
+
+/// A Marian model directory: whole sentences go through the model, batched across blocks, and
+/// come back as the article's blocks, in order, whatever the batch size.
+#[test]
+fn a_marian_model_directory_translates_the_article_sentence_by_sentence() {
+    let translate = |extra: &[&str]| {
+        let mut args = vec!["translate", article().to_str().unwrap(), "--format", "json"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(["--model".into(), marian()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = tercuman().args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let json = translate(&[]);
+    assert_eq!(json["model"]["architecture"], "marian");
+    let blocks = json["blocks"].as_array().unwrap();
+    let source = std::fs::read_to_string(article()).unwrap();
+    let parsed = tercuman::input::parse(&source);
+    assert_eq!(blocks.len(), parsed.blocks.len());
+    let mut sentences = 0;
+    for (b, s) in blocks.iter().zip(&parsed.blocks) {
+        assert_eq!(b["source"].as_str().unwrap(), s.text, "blocks out of order");
+        assert_eq!(b["kind"], serde_json::to_value(s.kind).unwrap());
+        let pieces = b["pieces"].as_array().unwrap();
+        // Whole sentences, nothing dropped: they rebuild the block.
+        let rebuilt: Vec<&str> = pieces
+            .iter()
+            .map(|p| p["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            rebuilt.join(" ").split_whitespace().collect::<Vec<_>>(),
+            s.text.split_whitespace().collect::<Vec<_>>()
+        );
+        sentences += pieces.len();
+    }
+    // The sample has 9 blocks and 19 whole sentences (quotations kept with their sentence).
+    assert!(sentences >= 15, "{sentences} sentences");
+    // One sentence at a time, or all in one batch: the same translation.
+    for batch in ["1", "64"] {
+        let other = translate(&["--batch-size", batch]);
+        assert_eq!(other["blocks"], json["blocks"], "batch size {batch}");
+    }
+    // Greedy is another decoding, chosen by --beams 1.
+    let greedy = translate(&["--beams", "1"]);
+    assert_ne!(greedy["blocks"], json["blocks"]);
+}
+
+#[test]
+fn a_marian_translation_is_summarized_by_a_chat_model() {
+    let o = run(&[
+        article().to_str().unwrap(),
+        "--model",
+        &marian(),
+        "--summary-model",
+        &gguf(),
+        "--bullets",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["model"]["architecture"], "marian");
+    assert_eq!(json["summary_model"]["architecture"], "gemma3");
+    assert_eq!(json["blocks"].as_array().unwrap().len(), 9);
+    assert_eq!(json["summary"]["bullets"].as_array().unwrap().len(), 2);
+
+    // A translation model cannot write the summary.
+    let o = run(&[
+        "summarize",
+        article().to_str().unwrap(),
+        "--model",
+        &marian(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the summary needs a chat model"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn translates_the_sample_article_block_for_block() {
     let o = run(&[
@@ -420,10 +508,19 @@ fn models_list_shows_every_card_and_marks_the_default() {
         .count();
     // A header, one line per card, a blank line and the footer.
     assert_eq!(out.lines().count(), cards + 3, "{out}");
-    let default = out.lines().find(|l| l.starts_with('*')).unwrap();
-    assert!(default.contains("qwen2.5-1.5b-instruct"), "{out}");
+    let defaults: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('*') && l.contains("default for"))
+        .collect();
+    assert_eq!(defaults.len(), 2, "{out}");
+    assert!(defaults[0].contains("opus-mt-tc-big-tr-en"), "{out}");
+    assert!(defaults[0].contains("default for translate"), "{out}");
+    assert!(defaults[1].contains("qwen2.5-1.5b-instruct"), "{out}");
+    assert!(defaults[1].contains("default for summarize"), "{out}");
+    let t5 = out.lines().find(|l| l.contains("madlad400-3b-mt")).unwrap();
+    assert!(t5.contains("backend not built yet"), "{out}");
     let marian = out.lines().find(|l| l.contains("opus-mt-tr-en")).unwrap();
-    assert!(marian.contains("backend not built yet"), "{out}");
+    assert!(!marian.contains("not built"), "{out}");
     assert!(out.contains(&home.path().join("hub").display().to_string()));
 }
 
@@ -438,13 +535,13 @@ fn a_model_of_an_unbuilt_backend_is_refused_before_any_download() {
             "translate",
             article.to_str().unwrap(),
             "--model",
-            "opus-mt-tc-big-tr-en",
+            "madlad400-3b-mt",
         ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("marian backend is not built yet"),
+        stderr(&o).contains("t5 backend is not built yet"),
         "{}",
         stderr(&o)
     );

@@ -509,34 +509,67 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
 }
 
 #[test]
-fn fetch_gets_every_file_of_a_card_ahead_of_time() {
+fn fetch_gets_every_file_of_a_marian_card_ahead_of_time_then_it_translates_offline() {
     let hub = FakeHub::start();
+    // The tiny Marian model served under the opus-mt-tr-en card's repo and file names
+    // (weights as pytorch_model.bin, as that repo ships them).
     let repo = "Helsinki-NLP/opus-mt-tr-en";
-    for (file, lfs) in [
-        ("config.json", false),
-        ("pytorch_model.bin", true),
-        ("source.spm", true),
-        ("target.spm", true),
-        ("vocab.json", false),
+    for (file, from) in [
+        ("config.json", "tiny-marian/config.json"),
+        ("pytorch_model.bin", "tiny-marian-pth/pytorch_model.bin"),
+        ("source.spm", "tiny-marian/source.spm"),
+        ("target.spm", "tiny-marian/target.spm"),
+        ("vocab.json", "tiny-marian/vocab.json"),
     ] {
-        hub.add(repo, file, format!("{file} bytes\n").into_bytes(), lfs);
+        hub.add_file(repo, file, common::fixture(from));
     }
     let home = tempfile::tempdir().unwrap();
     let o = fetch(&hub, home.path(), "opus-mt-tr-en");
     assert!(o.status.success(), "{}", stderr(&o));
-    // The backend comes later; fetching ahead is allowed, and says so.
-    assert!(stderr(&o).contains("cannot run it yet"), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(out.lines().count(), 5, "{out}");
     for line in out.lines() {
         let path = line.split('\t').nth(1).unwrap();
         let name = Path::new(path).file_name().unwrap().to_string_lossy();
+        let from = if name == "pytorch_model.bin" {
+            "tiny-marian-pth"
+        } else {
+            "tiny-marian"
+        };
         assert_eq!(
-            std::fs::read_to_string(path).unwrap(),
-            format!("{name} bytes\n")
+            std::fs::read(path).unwrap(),
+            std::fs::read(common::fixture(&format!("{from}/{name}"))).unwrap()
         );
     }
     assert_eq!(cached_column(home.path(), "opus-mt-tr-en"), "yes");
+
+    let hub_url = hub.url.clone();
+    hub.stop();
+    let article = tiny_article(home.path());
+    let o = cmd(&hub_url, home.path())
+        .args([
+            "translate",
+            "--model",
+            "opus-mt-tr-en",
+            "--offline",
+            "--format",
+            "json",
+        ])
+        .arg(&article)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["model"]["source"], "opus-mt-tr-en");
+    assert_eq!(json["model"]["architecture"], "marian");
+    let source = std::fs::read_to_string(&article).unwrap();
+    assert_eq!(
+        json["blocks"].as_array().unwrap().len(),
+        source
+            .split("\n\n")
+            .filter(|b| !b.trim().is_empty())
+            .count()
+    );
 }
 
 #[test]

@@ -97,3 +97,31 @@ fn a_sentence_translates_the_same_alone_and_in_any_batch() {
         }
     }
 }
+
+#[test]
+fn pytorch_model_bin_holds_the_same_model() {
+    // The fixture's other files beside the same weights saved by torch.save, every tied name
+    // present (model.shared, encoder/decoder embed_tokens, lm_head, embed_positions).
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "config.json",
+        "generation_config.json",
+        "source.spm",
+        "vocab.json",
+    ] {
+        std::os::unix::fs::symlink(fixture("tiny-marian").join(f), dir.path().join(f)).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        fixture("tiny-marian-pth/pytorch_model.bin"),
+        dir.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let model = Marian::load(dir.path()).unwrap();
+    for case in cases().iter().take(6) {
+        let src = ids(&case["ids"]);
+        assert_eq!(
+            model.generate(std::slice::from_ref(&src), 4).unwrap()[0],
+            ids(&case["beam4"]["ids"])
+        );
+    }
+}

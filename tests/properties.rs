@@ -24,8 +24,8 @@ fn turkish_text() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn chunks_rejoin_to_the_paragraph(text in turkish_text(), budget in 1usize..80, sentence_unit: bool) {
-        let unit = if sentence_unit { Unit::Sentence } else { Unit::Paragraph };
+    fn chunks_rejoin_to_the_paragraph(text in turkish_text(), budget in 1usize..80, unit in 0usize..3) {
+        let unit = [Unit::Paragraph, Unit::Sentence, Unit::WholeSentence][unit];
         let cost = |s: &str| s.chars().count();
         let ranges = chunk(&text, unit, budget, &cost);
         let rejoined: String = ranges.iter().map(|r| &text[r.clone()]).collect();

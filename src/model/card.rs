@@ -34,7 +34,7 @@ impl Kind {
     /// Whether this build has a backend for the kind. A card of a kind without one is listed,
     /// and choosing it is a clear error.
     pub fn has_backend(self) -> bool {
-        matches!(self, Kind::GgufChat)
+        matches!(self, Kind::GgufChat | Kind::Marian)
     }
 }
 
@@ -278,8 +278,8 @@ mod tests {
     fn every_kind_has_a_backend_or_says_it_has_none() {
         for card in all() {
             match card.kind {
-                Kind::GgufChat => assert!(card.kind.has_backend()),
-                Kind::Marian | Kind::T5 => {
+                Kind::GgufChat | Kind::Marian => assert!(card.kind.has_backend()),
+                Kind::T5 => {
                     assert!(!card.kind.has_backend());
                     let err = crate::model::source::check_backend(&card)
                         .unwrap_err()
@@ -331,6 +331,7 @@ mod tests {
             assert_eq!(n, 1, "{} defaults for {}", n, task.as_str());
         }
         assert_eq!(default_for(Task::Summarize).name, "qwen2.5-1.5b-instruct");
+        assert_eq!(default_for(Task::Translate).name, "opus-mt-tc-big-tr-en");
     }
 
     #[test]

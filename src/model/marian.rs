@@ -505,11 +505,24 @@ impl Marian {
             return Ok(Vec::new());
         }
         let enc = self.encode(batch)?;
+        self.decode(&enc, batch, beams)
+    }
+
+    /// The decoding half of [`Marian::generate`], from the encoder output of `batch`.
+    pub fn decode(&self, enc: &Encoded, batch: &[Vec<u32>], beams: usize) -> Result<Vec<Vec<u32>>> {
         if beams <= 1 {
-            self.greedy(&enc, batch)
+            self.greedy(enc, batch)
         } else {
-            self.beam_search(&enc, batch, beams)
+            self.beam_search(enc, batch, beams)
         }
+    }
+
+    /// The longest source a sentence may have so that its whole translation fits the model's
+    /// length limit.
+    pub fn max_source_tokens(&self) -> usize {
+        (self.generation.max_length.saturating_sub(11) / 2)
+            .min(self.config.max_position_embeddings)
+            .max(8)
     }
 
     /// Log-probabilities of one row of logits after the reference's processors: banned

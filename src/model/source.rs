@@ -107,9 +107,26 @@ pub fn check_backend(card: &Card) -> Result<()> {
 }
 
 /// A model ready to load: its GGUF file, and its card when it came from one.
+/// The files of a model, by the backend that runs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Weights {
+    /// A GGUF chat model: one file.
+    Gguf(PathBuf),
+    /// A Marian model directory (config.json, weights, source.spm, vocab.json).
+    Marian(PathBuf),
+}
+
+impl Weights {
+    pub fn path(&self) -> &Path {
+        match self {
+            Weights::Gguf(p) | Weights::Marian(p) => p,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub gguf: PathBuf,
+    pub weights: Weights,
     pub card: Option<Card>,
     /// How the user named it, for reports.
     pub label: String,
@@ -119,7 +136,7 @@ pub struct Resolved {
 pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
     match spec {
         ModelSpec::Path(path) => Ok(Resolved {
-            gguf: local_gguf(path)?,
+            weights: local_weights(path)?,
             card: None,
             label: path.display().to_string(),
         }),
@@ -134,7 +151,7 @@ pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
                 file.repo, file.path, file.revision
             );
             Ok(Resolved {
-                gguf: hub.get(file, &hint)?,
+                weights: Weights::Gguf(hub.get(file, &hint)?),
                 card: None,
                 label: format!("hf:{}/{}", file.repo, file.path),
             })
@@ -142,15 +159,26 @@ pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
         ModelSpec::Card(card) => {
             check_backend(card)?;
             let hint = format!("tercuman models fetch {}", card.name);
-            let mut gguf = None;
+            let mut paths = Vec::new();
             for file in card_files(card) {
-                let path = hub.get(&file, &hint)?;
-                if file.path.ends_with(".gguf") {
-                    gguf = Some(path);
-                }
+                paths.push(hub.get(&file, &hint)?);
             }
+            let weights = match card.kind {
+                Kind::Marian => Weights::Marian(
+                    paths[0]
+                        .parent()
+                        .expect("a cached file lies in its snapshot directory")
+                        .to_path_buf(),
+                ),
+                _ => Weights::Gguf(
+                    paths
+                        .into_iter()
+                        .find(|p| p.extension().is_some_and(|e| e == "gguf"))
+                        .expect("a gguf-chat card has one .gguf file (card tests)"),
+                ),
+            };
             Ok(Resolved {
-                gguf: gguf.expect("a gguf-chat card has one .gguf file (card tests)"),
+                weights,
                 card: Some((**card).clone()),
                 label: card.name.clone(),
             })
@@ -158,7 +186,14 @@ pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
     }
 }
 
-/// The GGUF file at `path`: the file itself, or the one .gguf file in a directory.
+/// A local `--model` path: a .gguf file, a directory holding one, or a Marian model directory.
+fn local_weights(path: &Path) -> Result<Weights> {
+    if path.is_dir() && path.join("config.json").exists() && path.join("source.spm").exists() {
+        return Ok(Weights::Marian(path.to_path_buf()));
+    }
+    local_gguf(path).map(Weights::Gguf)
+}
+
 fn local_gguf(path: &Path) -> Result<PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
@@ -178,14 +213,8 @@ fn local_gguf(path: &Path) -> Result<PathBuf> {
     ggufs.sort();
     match ggufs.len() {
         1 => Ok(ggufs.remove(0)),
-        0 if path.join("source.spm").exists() && path.join("config.json").exists() => {
-            Err(Error::BackendNotBuilt {
-                name: path.display().to_string(),
-                kind: Kind::Marian.as_str(),
-            })
-        }
         0 => Err(invalid(
-            "holds no .gguf file; pass the path of a .gguf file, or a card name (`tercuman models list`)".into(),
+            "holds no .gguf file and no Marian model (config.json, source.spm); pass the path of a .gguf file or of a model directory, or a card name (`tercuman models list`)".into(),
         )),
         _ => Err(invalid(format!(
             "holds several .gguf files ({}); pass the one to use",
@@ -250,14 +279,16 @@ mod tests {
         for f in ["config.json", "source.spm"] {
             std::fs::write(marian.path().join(f), b"").unwrap();
         }
-        let err = local_gguf(marian.path()).unwrap_err().to_string();
-        assert!(err.contains("marian backend is not built yet"), "{err}");
+        assert_eq!(
+            local_weights(marian.path()).unwrap(),
+            Weights::Marian(marian.path().to_path_buf())
+        );
     }
 
     #[test]
-    fn a_marian_card_is_refused_before_any_download() {
+    fn a_t5_card_is_refused_before_any_download() {
         let hub = Hub::from_env(true, true);
-        let spec = ModelSpec::parse("opus-mt-tc-big-tr-en").unwrap();
+        let spec = ModelSpec::parse("madlad400-3b-mt").unwrap();
         let err = resolve(&spec, &hub).unwrap_err().to_string();
         assert!(err.contains("not built yet"), "{err}");
     }

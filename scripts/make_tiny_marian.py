@@ -19,8 +19,9 @@ Run once, not in CI (needs torch, transformers, sentencepiece from PyPI):
     python3 -m venv /opt/mref && /opt/mref/bin/pip install torch transformers sentencepiece protobuf
     /opt/mref/bin/python scripts/make_tiny_marian.py [--out DIR] [--full-size]
 
---full-size writes a tc-big-shaped model (d_model 1024, 6+6 layers, vocab as large as the
-tokenizers allow) with random weights for benchmarks; it is not committed and records nothing.
+--full-size writes a tc-big-shaped model (d_model 1024, 6+6 layers, 16 heads, FFN 4096, a
+57 000-entry vocabulary) with random weights for benchmarks; it is not committed and records
+nothing.
 """
 
 import argparse
@@ -85,7 +86,7 @@ def train_spm(text_path, prefix, vocab_size, rules):
     )
 
 
-def build_vocab(source_model, target_model, drop):
+def build_vocab(source_model, target_model, drop, pad_to=0):
     """A joint vocabulary as Marian ships it: pieces of both sides, eos and unk early, pad last.
 
     A few source pieces are left out on purpose: MarianTokenizer maps them to <unk>."""
@@ -99,8 +100,11 @@ def build_vocab(source_model, target_model, drop):
                 continue
             seen.add(p)
             pieces.append(p)
+    # A full-size model gets tc-big's vocabulary size (about 57 000): entries no text maps to,
+    # so that the embedding table and output layer cost what the real model's do.
+    filler = [f"▁<filler{i}>" for i in range(max(0, pad_to - len(pieces) - 5))]
     vocab = {}
-    for p in ["▁,", "▁.", "</s>", "<unk>"] + pieces + ["<pad>"]:
+    for p in ["▁,", "▁.", "</s>", "<unk>"] + pieces + filler + ["<pad>"]:
         vocab.setdefault(p, len(vocab))
     return vocab
 
@@ -130,14 +134,19 @@ def main():
         (tmp / "tr.txt").write_text("\n".join(tr_lines), encoding="utf-8")
         (tmp / "en.txt").write_text("\n".join(en_lines), encoding="utf-8")
         normalization_rules(tmp / "rules.tsv")
-        size = (8000, 8000) if args.full_size else (500, 350)
+        size = (4000, 4000) if args.full_size else (500, 350)
         train_spm(tmp / "tr.txt", out / "source", size[0], tmp / "rules.tsv")
         train_spm(tmp / "en.txt", out / "target", size[1], tmp / "rules.tsv")
     os.replace(out / "source.model", out / "source.spm")
     os.replace(out / "target.model", out / "target.spm")
     for f in ("source.vocab", "target.vocab"):
         (out / f).unlink()
-    vocab = build_vocab(out / "source.spm", out / "target.spm", drop={"▁Türkiye", "▁ve"})
+    vocab = build_vocab(
+        out / "source.spm",
+        out / "target.spm",
+        drop={"▁Türkiye", "▁ve"},
+        pad_to=57000 if args.full_size else 0,
+    )
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
 
     eos, pad = vocab["</s>"], vocab["<pad>"]

@@ -43,6 +43,9 @@ pub enum Command {
     Translate(RunArgs),
     /// Summarize the article as English bullet points.
     Summarize(RunArgs),
+    /// Measure a model's speed and memory on a fixed workload: load time, prefill and decode
+    /// tokens/s, peak RSS; for a Marian model also the sample article's source words/s.
+    Bench(BenchArgs),
     /// List, inspect and download the models tercuman knows (its model cards).
     Models {
         #[command(subcommand)]
@@ -68,6 +71,47 @@ pub enum ModelsCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Model to measure, named as for `--model` of translate.
+    #[arg(short, long, value_name = "MODEL", required = true)]
+    pub model: String,
+
+    /// GGUF chat models: a text file whose text, tokenized as-is after the model's BOS, is the
+    /// prompt [default: the sample article's first paragraph].
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+
+    /// Tokens to generate, end of sequence ignored; for a Marian model, per sentence
+    /// [default: 64; Marian: as many as the sentence's source has].
+    #[arg(long, value_name = "N")]
+    pub gen_tokens: Option<usize>,
+
+    /// Marian models: the article to translate end to end [default: the sample article].
+    #[arg(long, value_name = "FILE")]
+    pub article: Option<PathBuf>,
+
+    /// CPU threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Marian models: beam width, 1 greedy [default: the model's own].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// Marian models: sentences decoded at once [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub batch_size: Option<u16>,
+
+    /// Print one JSON line (prefill_tps, decode_tps, load_s, peak_rss_bytes, ...).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Use only models already in the cache.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -193,7 +237,7 @@ impl Cli {
         match self.command {
             Some(Command::Translate(a)) => Some((Job::Translate, a.or(self.args))),
             Some(Command::Summarize(a)) => Some((Job::Summarize, a.or(self.args))),
-            Some(Command::Models { .. }) => None,
+            Some(Command::Models { .. } | Command::Bench(_)) => None,
             None => Some((Job::Both, self.args)),
         }
     }

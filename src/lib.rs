@@ -5,6 +5,7 @@
 //! → [`prompt`] → [`generate`] → [`translate`] / [`summarize`] → [`output`] (text, Markdown,
 //! JSON). [`run`] wires them together for the command line.
 
+pub mod bench;
 pub mod catalog;
 pub mod checkpoint;
 pub mod chunk;
@@ -197,6 +198,9 @@ pub fn read_article_as(
 pub fn run_cli(cli: Cli) -> Result<()> {
     if let Some(cli::Command::Models { command }) = &cli.command {
         return catalog::run(command);
+    }
+    if let Some(cli::Command::Bench(args)) = &cli.command {
+        return bench::run(args);
     }
     let plan = Plan::from_cli(cli)?.expect("not the models subcommand");
     run(&plan)
@@ -477,19 +481,17 @@ impl<'p> Runner<'p> {
             checkpoint::check()?;
             let finished = match (&mut m.marian, &mut m.chat) {
                 (Some((mt, _)), _) => {
-                    let mut window = Vec::new();
-                    let mut sentences = 0;
-                    for (index, block) in self.article.blocks.iter().enumerate().skip(self.done) {
-                        if !window.is_empty() && sentences >= mt.batch_size {
-                            break;
-                        }
-                        sentences += mt.sentences(&block.text).len();
-                        window.push(mt::Block {
-                            index,
+                    let rest = &self.article.blocks[self.done..];
+                    let n = mt.window_len(rest.iter().map(|b| b.text.as_str()));
+                    let window: Vec<mt::Block> = rest[..n]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, block)| mt::Block {
+                            index: self.done + i,
                             kind: block.kind,
                             text: &block.text,
-                        });
-                    }
+                        })
+                        .collect();
                     mt.translate(&window)?
                 }
                 (None, Some(chat)) => {

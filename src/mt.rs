@@ -72,6 +72,22 @@ impl MarianEngine {
         chunk::chunk(text, Unit::WholeSentence, budget, &|s| self.cost(s))
     }
 
+    /// How many of the blocks `texts` to translate together: blocks are taken until they hold
+    /// about four batches of sentences (at least one block), so that length-sorting has
+    /// sentences to choose from while each block still reaches the output soon.
+    pub fn window_len<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> usize {
+        let mut taken = 0;
+        let mut sentences = 0;
+        for text in texts {
+            if taken > 0 && sentences >= 4 * self.batch_size {
+                break;
+            }
+            sentences += self.sentences(text).len();
+            taken += 1;
+        }
+        taken
+    }
+
     /// Translates `blocks`, their sentences batched together; the result is in their order.
     pub fn translate(&mut self, blocks: &[Block]) -> Result<Vec<TranslatedBlock>> {
         // Every non-empty sentence of every block, with where it goes.

@@ -44,11 +44,27 @@ fn help_documents_every_flag() {
         "--threads",
         "--context",
         "--quiet",
+        "--summary-model",
+        "--beams",
+        "--batch-size",
+        "--resume",
+        "--encoding",
+        "--offline",
     ] {
         assert!(
             help.contains(flag),
             "translate --help lacks {flag}:\n{help}"
         );
+    }
+    let bench = stdout(&run(&["bench", "--help"]));
+    for flag in [
+        "--prompt-file",
+        "--gen-tokens",
+        "--threads",
+        "--json",
+        "--article",
+    ] {
+        assert!(bench.contains(flag), "bench --help lacks {flag}:\n{bench}");
     }
     let top = stdout(&run(&["--help"]));
     assert!(top.contains("translate") && top.contains("summarize") && top.contains("Exit status"));
@@ -301,6 +317,51 @@ fn a_marian_translation_is_summarized_by_a_chat_model() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The benchmark's smoke run, so that it cannot rot: the exact form other tools run, on the
+/// real Gemma model and on the tiny Marian model.
+#[test]
+fn bench_prints_one_json_line_of_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("prompt.txt");
+    std::fs::write(&prompt, "Ankara'da bugün kar yağdı.").unwrap();
+    let o = run(&[
+        "bench",
+        "--model",
+        &gguf(),
+        "--prompt-file",
+        prompt.to_str().unwrap(),
+        "--gen-tokens",
+        "8",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["kind"], "gguf");
+    assert_eq!(j["gen_tokens"], 8);
+    assert_eq!(j["threads"], 2);
+    // BOS and the prompt's own tokens.
+    assert!(j["prompt_tokens"].as_u64().unwrap() > 5, "{j}");
+    for key in ["prefill_tps", "decode_tps", "load_s"] {
+        assert!(j[key].as_f64().unwrap() > 0.0, "{key}: {j}");
+    }
+    // Bigger than the model file the process has read.
+    let size = std::fs::metadata(gguf()).unwrap().len();
+    assert!(j["peak_rss_bytes"].as_u64().unwrap() > size / 2, "{j}");
+
+    let o = run(&["bench", "--model", &marian(), "--gen-tokens", "5", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["kind"], "marian");
+    let sentences = j["sentences"].as_u64().unwrap();
+    // Five tokens forced for every sentence, </s> included.
+    assert_eq!(j["gen_tokens"].as_u64().unwrap(), 5 * sentences, "{j}");
+    assert!(j["words_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["source_words"], 430);
 }
 
 #[test]

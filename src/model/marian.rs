@@ -88,9 +88,21 @@ struct GenerationFile {
     decoder_start_token_id: Option<u32>,
 }
 
+/// A decode length fixed in advance, for benchmarks: `</s>` is banned until the last step
+/// and forced there, so that runs do the same work whatever the weights prefer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedLength {
+    /// Every sentence generates this many tokens (`</s>` included).
+    Tokens(usize),
+    /// Every sentence generates as many tokens as its source has.
+    SourceLength,
+}
+
 /// How the model's reference generation is set up.
 #[derive(Debug, Clone)]
 pub struct Generation {
+    /// Benchmarks only; `None` in normal use.
+    pub forced_length: Option<ForcedLength>,
     pub num_beams: usize,
     /// Longest output, decoder start token included.
     pub max_length: usize,
@@ -303,6 +315,7 @@ impl Marian {
             .map(|w| w[0])
             .collect();
         let generation = Generation {
+            forced_length: None,
             num_beams: gen_file.num_beams.or(config.num_beams).unwrap_or(4).max(1),
             max_length: gen_file
                 .max_length
@@ -494,7 +507,11 @@ impl Marian {
     /// The longest output for a source of `n` ids (decoder start included): twice the source
     /// plus 10, within the model's limit.
     pub fn max_length_for(&self, n: usize) -> usize {
-        (1 + 2 * n + 10).min(self.generation.max_length)
+        match self.generation.forced_length {
+            None => (1 + 2 * n + 10).min(self.generation.max_length),
+            Some(ForcedLength::Tokens(t)) => 1 + t.max(1),
+            Some(ForcedLength::SourceLength) => 1 + n.max(1),
+        }
     }
 
     /// Translates a batch of encoded sentences; each output starts with the decoder start
@@ -538,7 +555,14 @@ impl Marian {
                 *x = f32::NEG_INFINITY;
             }
         }
-        if let Some(eos) = self.generation.forced_eos {
+        if self.generation.forced_length.is_some() && cur_len < max_length - 1 {
+            s[self.generation.eos as usize] = f32::NEG_INFINITY;
+        }
+        if let Some(eos) = self
+            .generation
+            .forced_eos
+            .or(self.generation.forced_length.map(|_| self.generation.eos))
+        {
             if cur_len == max_length - 1 {
                 s.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
                 s[eos as usize] = 0.0;
@@ -809,6 +833,32 @@ mod tests {
         let want = [2f64.sin(), (2.0 * f).sin(), 2f64.cos(), (2.0 * f).cos()];
         for (a, b) in p[2].iter().zip(want) {
             assert!((*a as f64 - b).abs() < 1e-6, "{:?}", p[2]);
+        }
+    }
+
+    #[test]
+    fn a_forced_length_is_kept_by_greedy_and_beam_search() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-marian");
+        let mut m = Marian::load(&dir).unwrap();
+        // Short and long sources; the fixture's model often ends at once on its own.
+        let batch = vec![
+            vec![5, 9, m.generation.eos],
+            (10..60).chain([m.generation.eos]).collect(),
+        ];
+        for (force, want) in [
+            (ForcedLength::Tokens(7), [8, 8]),
+            (ForcedLength::SourceLength, [4, 52]),
+        ] {
+            m.generation.forced_length = Some(force);
+            for beams in [1, 4] {
+                let out = m.generate(&batch, beams).unwrap();
+                let lens: Vec<usize> = out.iter().map(Vec::len).collect();
+                assert_eq!(lens, want, "{force:?}, beams {beams}");
+                for o in &out {
+                    assert_eq!(*o.last().unwrap(), m.generation.eos);
+                    assert!(!o[..o.len() - 1].contains(&m.generation.eos));
+                }
+            }
         }
     }
 

@@ -153,7 +153,14 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<Report> {
         args.batch_size.map_or(16, usize::from),
     )?;
     let load_s = t.elapsed().as_secs_f64();
+    let positions = mt.model.config.max_position_embeddings;
     mt.model.generation.forced_length = Some(match args.gen_tokens {
+        Some(n) if n + 1 > positions => {
+            return Err(Error::ContextOverflow {
+                needed: n + 1,
+                context: positions,
+            })
+        }
         Some(n) => ForcedLength::Tokens(n),
         None => ForcedLength::SourceLength,
     });

@@ -2,8 +2,9 @@
 //! to `FILE.partial.json` next to the output (a header line first), and flushed to disk;
 //! appending keeps the cost per block flat however long the article. A `kill -9` can at worst
 //! cut the last line short, and a cut last line is ignored on resume. `--resume` continues
-//! without redoing the saved blocks. Ctrl-C or SIGTERM stops the run
-//! after the block in progress; a second Ctrl-C stops at once (the checkpoint is still whole).
+//! without redoing the saved blocks. Ctrl-C or SIGTERM stops the run after the block (or the
+//! batch of sentences) in progress; a second Ctrl-C stops at once (the checkpoint is still
+//! whole).
 
 use crate::error::{Error, Result};
 use crate::translate::TranslatedBlock;
@@ -24,7 +25,7 @@ pub fn install_handler(quiet: bool) {
             std::process::exit(130);
         }
         if !quiet {
-            eprintln!("\ntercuman: stopping after the block in progress (Ctrl-C again stops now)");
+            eprintln!("\ntercuman: stopping; finished blocks are kept (Ctrl-C again stops now)");
         }
     });
 }

@@ -63,7 +63,6 @@ impl Plan {
         let input = a.input.expect("clap requires ARTICLE");
         let model = a.model.clone();
         if let Some(threads) = a.threads {
-            // candle's CPU kernels run on rayon's global pool, sized from this variable.
             // candle's CPU kernels run on rayon's global pool and on its own barrier pool,
             // sized from these variables when first used.
             std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
@@ -222,9 +221,15 @@ struct Chat {
 /// The model side of a run, once loaded: a Marian model or a chat model to translate, and a
 /// chat model to summarize (the translating one, or another).
 struct Loaded {
-    marian: Option<(mt::MarianEngine, output::ModelReport)>,
+    marian: Option<mt::MarianEngine>,
+    /// The Marian model's report, kept when the model itself is dropped.
+    marian_report: Option<output::ModelReport>,
     chat: Option<Chat>,
     summary_chat: Option<Chat>,
+    /// Figures of models already dropped.
+    dropped_stats: generate::Stats,
+    /// The summary model, found but not loaded yet.
+    pending_summary: Option<model::source::Resolved>,
 }
 
 impl Loaded {
@@ -237,12 +242,12 @@ impl Loaded {
 
     /// The report of the model that did the main work, and of the summarizer when another.
     fn reports(&self) -> (output::ModelReport, Option<output::ModelReport>) {
-        let main = match (&self.marian, &self.chat, &self.summary_chat) {
-            (Some((_, r)), _, _) => r,
+        let main = match (&self.marian_report, &self.chat, &self.summary_chat) {
+            (Some(r), _, _) => r,
             (None, Some(c), _) | (None, None, Some(c)) => &c.report,
             (None, None, None) => unreachable!("a run loads a model"),
         };
-        let summary = match (&self.marian, &self.chat) {
+        let summary = match (&self.marian_report, &self.chat) {
             (None, None) => None,
             _ => self.summary_chat.as_ref().map(|c| c.report.clone()),
         };
@@ -250,8 +255,8 @@ impl Loaded {
     }
 
     fn stats(&self) -> generate::Stats {
-        let mut s = generate::Stats::default();
-        if let Some((m, _)) = &self.marian {
+        let mut s = self.dropped_stats.clone();
+        if let Some(m) = &self.marian {
             s.add(&m.stats);
         }
         for c in self.chat.iter().chain(&self.summary_chat) {
@@ -320,7 +325,7 @@ impl<'p> Runner<'p> {
                 Some(cp)
             }
             Some(sidecar) => {
-                if sidecar.exists() && !plan.quiet {
+                if translates && sidecar.exists() && !plan.quiet {
                     eprintln!(
                         "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
                         sidecar.display()
@@ -366,9 +371,17 @@ impl<'p> Runner<'p> {
                 progress.finish_and_clear();
                 return self.stopped(e, &m, None);
             }
+            // The translation model is not needed for the summary: its memory goes back now.
+            if let Some(mt) = m.marian.take() {
+                m.dropped_stats.add(&mt.stats);
+            }
         }
         let mut summary = None;
         if matches!(self.plan.job, Job::Summarize | Job::Both) {
+            if let Some(resolved) = m.pending_summary.take() {
+                progress.set_message(format!("loading {}", resolved.label));
+                m.summary_chat = Some(self.load_chat(&resolved)?);
+            }
             progress.set_message("summarizing");
             let chat = m.summarizer();
             let s = checkpoint::check().and_then(|()| {
@@ -400,8 +413,11 @@ impl<'p> Runner<'p> {
         let hub = model::hub::Hub::from_env(self.plan.offline, self.plan.quiet);
         let mut loaded = Loaded {
             marian: None,
+            marian_report: None,
             chat: None,
             summary_chat: None,
+            dropped_stats: generate::Stats::default(),
+            pending_summary: None,
         };
         if self.translates() {
             let resolved = model::source::resolve(&self.plan.model_spec()?, &hub)?;
@@ -419,16 +435,25 @@ impl<'p> Runner<'p> {
                         architecture: "marian".into(),
                         path: dir.display().to_string(),
                     };
-                    loaded.marian = Some((engine, report));
+                    loaded.marian = Some(engine);
+                    loaded.marian_report = Some(report);
                 }
                 model::source::Weights::Gguf(_) => loaded.chat = Some(self.load_chat(&resolved)?),
             }
         }
         if matches!(self.plan.job, Job::Summarize | Job::Both) {
             if let Some(spec) = self.plan.summary_model_spec(loaded.chat.is_some())? {
+                // Found (or downloaded) and checked now, so that a wrong summary model is
+                // reported before the translation; loaded only when the summary starts, after
+                // a Marian translator has given its memory back.
                 let resolved = model::source::resolve(&spec, &hub)?;
-                progress.set_message(format!("loading {}", resolved.label));
-                loaded.summary_chat = Some(self.load_chat(&resolved)?);
+                chat_weights(&resolved)?;
+                if loaded.marian.is_some() {
+                    loaded.pending_summary = Some(resolved);
+                } else {
+                    progress.set_message(format!("loading {}", resolved.label));
+                    loaded.summary_chat = Some(self.load_chat(&resolved)?);
+                }
             }
         }
         Ok(loaded)
@@ -436,15 +461,7 @@ impl<'p> Runner<'p> {
 
     /// Loads a GGUF chat model with its prompt style.
     fn load_chat(&self, resolved: &model::source::Resolved) -> Result<Chat> {
-        let model::source::Weights::Gguf(path) = &resolved.weights else {
-            return Err(Error::InvalidModel {
-                path: resolved.weights.path().to_path_buf(),
-                message: format!(
-                    "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
-                    resolved.label
-                ),
-            });
-        };
+        let path = chat_weights(resolved)?;
         let model = model::load_gguf(path)?;
         let bos_token = model
             .info
@@ -480,7 +497,7 @@ impl<'p> Runner<'p> {
         while self.done < total {
             checkpoint::check()?;
             let finished = match (&mut m.marian, &mut m.chat) {
-                (Some((mt, _)), _) => {
+                (Some(mt), _) => {
                     let rest = &self.article.blocks[self.done..];
                     let n = mt.window_len(rest.iter().map(|b| b.text.as_str()));
                     let window: Vec<mt::Block> = rest[..n]
@@ -532,7 +549,7 @@ impl<'p> Runner<'p> {
             summary_model,
             blocks: match &self.saved {
                 Some(cp) => Some(output::Blocks::Saved(cp)),
-                None if self.translates() => Some(output::Blocks::Slice(&[])),
+                None if self.translates() => Some(output::Blocks::Printed(self.printed)),
                 None => None,
             },
             summary,
@@ -549,11 +566,11 @@ impl<'p> Runner<'p> {
             let report = self.report(m, summary);
             match &self.plan.output {
                 Some(path) => {
-                    output::write_atomic_with(path, &mut |w| output::write(&report, format, 0, w))?
+                    output::write_atomic_with(path, &mut |w| output::write(&report, format, w))?
                 }
                 None => {
                     let mut stdout = std::io::stdout().lock();
-                    output::write(&report, format, self.printed, &mut stdout)?;
+                    output::write(&report, format, &mut stdout)?;
                     stdout.flush()?;
                 }
             }
@@ -604,13 +621,27 @@ impl<'p> Runner<'p> {
             (None, false) => {
                 // JSON on stdout: the finished blocks are written out, so that none is lost.
                 let mut stdout = std::io::stdout().lock();
-                output::write(&self.report(m, None), self.plan.format, 0, &mut stdout)?;
+                output::write(&self.report(m, None), self.plan.format, &mut stdout)?;
                 stdout.flush()?;
                 "; the finished blocks were written to stdout; use -o FILE to be able to --resume"
                     .into()
             }
         };
         Err(Error::Interrupted(format!("{what}{kept}")))
+    }
+}
+
+/// The GGUF file of a model that is to summarize; a translation model cannot.
+fn chat_weights(resolved: &model::source::Resolved) -> Result<&std::path::Path> {
+    match &resolved.weights {
+        model::source::Weights::Gguf(path) => Ok(path),
+        other => Err(Error::InvalidModel {
+            path: other.path().to_path_buf(),
+            message: format!(
+                "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
+                resolved.label
+            ),
+        }),
     }
 }
 

@@ -73,13 +73,13 @@ impl MarianEngine {
     }
 
     /// How many of the blocks `texts` to translate together: blocks are taken until they hold
-    /// about four batches of sentences (at least one block), so that length-sorting has
-    /// sentences to choose from while each block still reaches the output soon.
+    /// a batch of sentences (at least one block), so that short blocks share a batch while
+    /// each block still reaches the output soon.
     pub fn window_len<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> usize {
         let mut taken = 0;
         let mut sentences = 0;
         for text in texts {
-            if taken > 0 && sentences >= 4 * self.batch_size {
+            if taken > 0 && sentences >= self.batch_size {
                 break;
             }
             sentences += self.sentences(text).len();
@@ -124,19 +124,25 @@ impl MarianEngine {
         for (((b, source), src), ids) in sources.into_iter().zip(&ids).zip(outputs) {
             let text = self.tokenizer.decode(&ids);
             let block = &mut out[b];
+            let mut flag = |f: &str| {
+                if !block.flags.iter().any(|g| g == f) {
+                    block.flags.push(f.to_string());
+                }
+            };
             if text.is_empty() {
-                block.flags.push("empty_output".into());
+                flag("empty_output");
             } else if crate::translate::untranslated(&source, &text) {
-                block.flags.push("untranslated".into());
+                flag("untranslated");
             }
             // Stopped by the length limit (</s> forced there), not ended by the model.
-            if ids.len() >= self.model.max_length_for(src.len()) {
-                block.flags.push("budget_exhausted".into());
+            if self.model.generation.forced_length.is_none()
+                && ids.len() >= self.model.max_length_for(src.len())
+            {
+                flag("budget_exhausted");
             }
             block.pieces.push(Piece { source, text });
         }
         for block in &mut out {
-            block.flags.dedup();
             block.text = block
                 .pieces
                 .iter()
@@ -156,6 +162,8 @@ impl MarianEngine {
         let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); sources.len()];
         let mut start = 0;
         while start < order.len() {
+            // A stop asked by the user is heard between batches.
+            crate::checkpoint::check()?;
             // Sorted longest first, so the first sentence of a batch sets its padded length.
             let longest = sources[order[start]].len().max(1);
             let fit = (BATCH_TOKENS / longest).clamp(1, self.batch_size);

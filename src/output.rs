@@ -49,6 +49,9 @@ pub struct ModelReport {
 pub enum Blocks<'a> {
     Slice(&'a [TranslatedBlock]),
     Saved(&'a crate::checkpoint::Checkpoint),
+    /// Blocks printed as they finished (text or Markdown streamed to stdout): only how many,
+    /// so that what follows them is numbered and headed as after a translation.
+    Printed(usize),
 }
 
 impl Blocks<'_> {
@@ -56,6 +59,7 @@ impl Blocks<'_> {
         match self {
             Blocks::Slice(blocks) => blocks.iter().try_for_each(f),
             Blocks::Saved(cp) => cp.for_each(f),
+            Blocks::Printed(_) => Ok(()),
         }
     }
 }
@@ -98,13 +102,12 @@ pub struct Report<'a> {
 /// The whole output as one string.
 pub fn render(report: &Report, format: Format) -> Result<String> {
     let mut out = Vec::new();
-    write(report, format, 0, &mut out)?;
+    write(report, format, &mut out)?;
     Ok(String::from_utf8(out).expect("rendered output is UTF-8"))
 }
 
-/// Writes the output to `w`, skipping the first `skip` parts of text or Markdown (those a
-/// streaming run has printed already).
-pub fn write(report: &Report, format: Format, skip: usize, w: &mut dyn Write) -> Result<()> {
+/// Writes the output to `w` (after the blocks already printed, for [`Blocks::Printed`]).
+pub fn write(report: &Report, format: Format, w: &mut dyn Write) -> Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *w, report).map_err(|e| match e.io_error_kind() {
@@ -115,11 +118,12 @@ pub fn write(report: &Report, format: Format, skip: usize, w: &mut dyn Write) ->
         }
         Format::Text | Format::Markdown => {
             let markdown = format == Format::Markdown;
-            let mut index = 0usize;
+            let mut index = match report.blocks {
+                Some(Blocks::Printed(n)) => n,
+                _ => 0,
+            };
             let mut part = |text: &str| -> Result<()> {
-                if index >= skip {
-                    write_part(w, index, text)?;
-                }
+                write_part(w, index, text)?;
                 index += 1;
                 Ok(())
             };
@@ -311,15 +315,20 @@ mod tests {
     }
 
     #[test]
-    fn skipped_parts_are_those_a_stream_printed() {
+    fn what_follows_printed_blocks_completes_the_same_output() {
         let blocks = blocks();
         let whole = render(&report(&blocks), Format::Markdown).unwrap();
         let mut printed = Vec::new();
-        for (i, b) in blocks.iter().take(2).enumerate() {
+        for (i, b) in blocks.iter().enumerate() {
             write_part(&mut printed, i, &render_block(b, true)).unwrap();
         }
-        write(&report(&blocks), Format::Markdown, 2, &mut printed).unwrap();
+        let rest = Report {
+            blocks: Some(Blocks::Printed(blocks.len())),
+            ..report(&[])
+        };
+        write(&rest, Format::Markdown, &mut printed).unwrap();
         assert_eq!(String::from_utf8(printed).unwrap(), whole);
+        assert!(whole.contains("## Summary\n\n- Putin met Kim."));
     }
 
     #[test]

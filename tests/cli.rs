@@ -304,6 +304,27 @@ fn a_marian_translation_is_summarized_by_a_chat_model() {
     assert_eq!(json["blocks"].as_array().unwrap().len(), 9);
     assert_eq!(json["summary"]["bullets"].as_array().unwrap().len(), 2);
 
+    // Text on stdout: the blocks stream as they finish, then the summary under its heading.
+    let o = run(&[
+        article().to_str().unwrap(),
+        "--model",
+        &marian(),
+        "--summary-model",
+        &gguf(),
+        "--bullets",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let parts: Vec<&str> = text.trim_end().split("\n\n").collect();
+    assert_eq!(parts.len(), 9 + 2, "{text}");
+    assert_eq!(parts[9], "## Summary", "{text}");
+    assert_eq!(
+        parts[10].lines().filter(|l| l.starts_with("- ")).count(),
+        2,
+        "{text}"
+    );
+
     // A translation model cannot write the summary.
     let o = run(&[
         "summarize",

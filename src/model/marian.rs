@@ -25,15 +25,9 @@ use std::path::{Path, PathBuf};
 fn default_true() -> bool {
     true
 }
-fn default_relu() -> candle_nn::Activation {
-    candle_nn::Activation::Relu
-}
-fn default_positions() -> usize {
-    512
-}
 
-/// `config.json` of a Marian model. Older OPUS-MT configs lack some keys; they get the
-/// values those models were trained with.
+/// `config.json` of a Marian model. The keys that shape the network are required (every
+/// OPUS-MT config has them); the generation keys older configs keep here are optional.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Config {
     pub vocab_size: usize,
@@ -46,11 +40,8 @@ pub struct Config {
     pub decoder_attention_heads: usize,
     pub encoder_ffn_dim: usize,
     pub decoder_ffn_dim: usize,
-    #[serde(default = "default_relu")]
     pub activation_function: candle_nn::Activation,
-    #[serde(default = "default_positions")]
     pub max_position_embeddings: usize,
-    #[serde(default = "default_true")]
     pub scale_embedding: bool,
     pub pad_token_id: u32,
     pub eos_token_id: u32,
@@ -321,7 +312,8 @@ impl Marian {
                 .max_length
                 .or(config.max_length)
                 .unwrap_or(512)
-                .min(config.max_position_embeddings),
+                .min(config.max_position_embeddings)
+                .max(2),
             length_penalty: gen_file.length_penalty.unwrap_or(1.0),
             banned,
             forced_eos: gen_file.forced_eos_token_id.or(config.forced_eos_token_id),
@@ -796,11 +788,13 @@ fn argmax(xs: &[f32]) -> u32 {
     best as u32
 }
 
+/// `(x - max) - ln(sum(exp(x - max)))`, in the order torch computes it, so that rounding
+/// matches on near-ties.
 fn log_softmax(xs: &[f32]) -> Vec<f32> {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
-    let log_sum = sum.ln() + max;
-    xs.iter().map(|&x| x - log_sum).collect()
+    let log_sum = sum.ln();
+    xs.iter().map(|&x| (x - max) - log_sum).collect()
 }
 
 /// Marian's fixed positional embeddings: sines in the first half of each vector, cosines in

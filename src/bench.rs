@@ -176,15 +176,20 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<Report> {
         .collect();
     let t = Instant::now();
     let mut start = 0;
-    let mut sentences = 0;
+    let mut sentences = Vec::new();
     while start < blocks.len() {
         let end = start + mt.window_len(blocks[start..].iter().map(|b| b.text));
         for b in mt.translate(&blocks[start..end])? {
-            sentences += b.pieces.len();
+            sentences.extend(b.pieces.into_iter().map(|p| p.source.replace('\n', " ")));
         }
         start = end;
     }
     let wall = t.elapsed().as_secs_f64();
+    if let Some(path) = &args.dump_sentences {
+        let mut text = sentences.join("\n");
+        text.push('\n');
+        crate::output::write_atomic(path, &text)?;
+    }
     let words: usize = text
         .blocks
         .iter()
@@ -200,7 +205,7 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<Report> {
         decode_tps: s.decode_tps(),
         beams: Some(mt.beams),
         batch_size: Some(mt.batch_size),
-        sentences: Some(sentences),
+        sentences: Some(sentences.len()),
         source_words: Some(words),
         wall_s: Some(wall),
         words_per_s: Some(words as f64 / wall.max(1e-9)),

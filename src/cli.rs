@@ -105,6 +105,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub batch_size: Option<u16>,
 
+    /// Marian models: also write the source sentences translated, one per line, to this file
+    /// (so that another engine can run the same workload: scripts/bench_ct2.py).
+    #[arg(long, value_name = "FILE")]
+    pub dump_sentences: Option<PathBuf>,
+
     /// Print one JSON line (prefill_tps, decode_tps, load_s, peak_rss_bytes, ...).
     #[arg(long)]
     pub json: bool,

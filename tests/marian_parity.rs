@@ -125,3 +125,44 @@ fn pytorch_model_bin_holds_the_same_model() {
         );
     }
 }
+
+#[test]
+fn an_older_config_without_the_newer_keys_gives_the_same_model() {
+    // As the 2020 OPUS-MT configs are: no generation_config.json, the generation settings in
+    // config.json, and none of decoder_vocab_size, share_encoder_decoder_embeddings,
+    // decoder_start_token_id, forced_eos_token_id.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["model.safetensors", "source.spm", "vocab.json"] {
+        std::os::unix::fs::symlink(fixture("tiny-marian").join(f), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(fixture("tiny-marian/config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let obj = config.as_object_mut().unwrap();
+    for key in [
+        "decoder_vocab_size",
+        "share_encoder_decoder_embeddings",
+        "decoder_start_token_id",
+        "forced_eos_token_id",
+    ] {
+        assert!(obj.remove(key).is_some(), "{key}");
+    }
+    let pad = obj["pad_token_id"].clone();
+    obj.insert("num_beams".into(), 4.into());
+    obj.insert("max_length".into(), 512.into());
+    obj.insert("bad_words_ids".into(), serde_json::json!([[pad]]));
+    obj.insert("static_position_embeddings".into(), true.into());
+    obj.insert("normalize_before".into(), false.into());
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let model = Marian::load(dir.path()).unwrap();
+    assert_eq!(model.generation.num_beams, 4);
+    for case in cases() {
+        let src = ids(&case["ids"]);
+        for (name, beams) in [("greedy", 1), ("beam4", 4)] {
+            assert_eq!(
+                model.generate(std::slice::from_ref(&src), beams).unwrap()[0],
+                ids(&case[name]["ids"]),
+                "{name}"
+            );
+        }
+    }
+}

@@ -325,7 +325,12 @@ impl Marian {
                 .max(2),
             length_penalty: gen_file.length_penalty.unwrap_or(1.0),
             banned,
-            forced_eos: gen_file.forced_eos_token_id.or(config.forced_eos_token_id),
+            // transformers' MarianConfig defaults forced_eos_token_id to 0, which is the eos id
+            // of the older OPUS-MT models whose configs lack the key.
+            forced_eos: gen_file
+                .forced_eos_token_id
+                .or(config.forced_eos_token_id)
+                .or(Some(config.eos_token_id)),
             eos: config.eos_token_id,
             decoder_start: gen_file
                 .decoder_start_token_id

@@ -16,6 +16,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that the run failed with exit status 2 and said `what` on stderr.
+fn fails_with(o: &Output, what: &str) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert!(
+        stderr(o).contains(what),
+        "expected {what:?} in:\n{}",
+        stderr(o)
+    );
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -73,12 +83,7 @@ fn help_documents_every_flag() {
 #[test]
 fn missing_article_is_a_clear_error() {
     let o = run(&["translate", "/nonexistent/makale.txt", "--model", "m.gguf"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("/nonexistent/makale.txt"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "/nonexistent/makale.txt");
 }
 
 /// A directory, and a file that exists but cannot be read, are named with the reason.
@@ -91,17 +96,11 @@ fn a_directory_or_an_unreadable_file_is_a_clear_error() {
         "--model",
         "m.gguf",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    fails_with(&o, "is a directory");
     // Reading /proc/self/mem from offset 0 fails (nothing is mapped there), even for root,
     // who may read a chmod 000 file.
     let o = run(&["translate", "/proc/self/mem", "--model", "m.gguf"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("could not read /proc/self/mem: "),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "could not read /proc/self/mem: ");
     if unsafe { libc::geteuid() } != 0 {
         let locked = dir.path().join("kilitli.txt");
         std::fs::write(&locked, "Merhaba.").unwrap();
@@ -123,8 +122,7 @@ fn empty_article_fails_before_loading_a_model() {
         "--model",
         "/no/model.gguf",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no text"), "{}", stderr(&o));
+    fails_with(&o, "no text");
 }
 
 #[test]
@@ -181,8 +179,7 @@ fn a_file_that_is_not_gguf_is_refused() {
         "--model",
         model.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a readable GGUF"), "{}", stderr(&o));
+    fails_with(&o, "not a readable GGUF");
 }
 
 #[test]
@@ -198,8 +195,7 @@ fn output_may_not_overwrite_the_input() {
         "-o",
         input.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("input file"), "{}", stderr(&o));
+    fails_with(&o, "input file");
     assert_eq!(
         std::fs::read(&input).unwrap(),
         std::fs::read(article()).unwrap()
@@ -332,12 +328,7 @@ fn a_marian_translation_is_summarized_by_a_chat_model() {
         "--model",
         &marian(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("the summary needs a chat model"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "the summary needs a chat model");
 }
 
 /// The benchmark's smoke run, so that it cannot rot: the exact form other tools run, on the
@@ -621,12 +612,7 @@ fn a_model_of_an_unbuilt_backend_is_refused_before_any_download() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("t5 backend is not built yet"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "t5 backend is not built yet");
     assert!(!dir.path().join("hub").exists());
 }
 
@@ -682,8 +668,7 @@ fn binary_input_is_refused_before_any_model_is_loaded() {
         "--model",
         "/no/model.gguf",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    fails_with(&o, "is a directory");
 }
 
 /// A short four-paragraph article, so that interruption tests stop mid-run within seconds.
@@ -962,12 +947,7 @@ fn resume_refuses_another_article_or_other_settings() {
     let out = dir.path().join("out.txt");
     let sidecar = tercuman::checkpoint::sidecar(&out);
     let o = resume(&article, &out);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("no unfinished run to resume"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "no unfinished run to resume");
     std::fs::write(&sidecar, "{\"article_sha256\":\"00\",\"settings\":\"x\"}\n").unwrap();
     let o = resume(&article, &out);
     assert!(stderr(&o).contains("different article"), "{}", stderr(&o));
@@ -1028,12 +1008,7 @@ fn a_truncated_model_file_is_named_as_such() {
         "--model",
         cut.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("the file is truncated: 10000000 bytes"),
-        "{}",
-        stderr(&o)
-    );
+    fails_with(&o, "the file is truncated: 10000000 bytes");
     assert!(stderr(&o).contains("download it again"), "{}", stderr(&o));
 }
 

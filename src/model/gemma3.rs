@@ -18,10 +18,18 @@
 //!    `j` when `p - j < window`; both paths now do.
 //! 5. The token embedding table was dequantized to f32 at load (671 MB on the 270M model, and
 //!    a second copy of the tied output weights); it now stays quantized and shared.
+//!
+//! Not fixes but speed: Q8_0 and Q5_0 weights (the embeddings and output projection, and most
+//! of the layer weights in Q4_K_M files) go through `q8::Q8Matrix` instead of candle's
+//! `QMatMul`; see there for why.
+
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
+
+use super::q8::Q8Matrix;
 
 /// Gemma 3 alternates five sliding-window layers with one global layer when the GGUF does not
 /// say otherwise (`gemma3.attention.sliding_window_type`; llama.cpp uses the same default).
@@ -30,17 +38,108 @@ const DEFAULT_SLIDING_WINDOW_TYPE: usize = 6;
 const DEFAULT_ROPE_FREQUENCY: f32 = 1_000_000.;
 const DEFAULT_ROPE_FREQUENCY_SLIDING: f32 = 10_000.;
 
+/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks, candle's for the
+/// k-quants.
+#[derive(Clone)]
+enum Linear {
+    Q8(Arc<Q8Matrix>),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn load<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        name: &str,
+        device: &Device,
+    ) -> Result<Self> {
+        if device.is_cpu() {
+            if let Some(m) = Q8Matrix::from_gguf(ct, reader, name)? {
+                return Ok(Self::Q8(Arc::new(m)));
+            }
+        }
+        let t = super::requant::with_fast_kernel(ct.tensor(reader, name, device)?)?;
+        Ok(Self::Candle(QMatMul::from_qtensor(t)?))
+    }
+
+    fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Q8(m) => m.embedding(ids),
+            Self::Candle(m) => m.embedding(ids),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Q8(m) => m.forward(&xs.contiguous()?),
+            Self::Candle(m) => m.forward(xs),
+        }
+    }
+}
+
+/// Weight matrices applied to the same input (q, k, v; gate, up): one product over their
+/// rows laid end to end when all are 8-bit (see `Q8Matrix::concat_rows`), else one each.
+enum Projections {
+    Fused(Q8Matrix, Vec<usize>),
+    Separate(Vec<Linear>),
+}
+
+impl Projections {
+    fn load<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        names: &[String],
+        device: &Device,
+    ) -> Result<Self> {
+        let linears = names
+            .iter()
+            .map(|n| Linear::load(ct, reader, n, device))
+            .collect::<Result<Vec<_>>>()?;
+        let q8: Vec<&Q8Matrix> = linears
+            .iter()
+            .filter_map(|l| match l {
+                Linear::Q8(m) => Some(m.as_ref()),
+                Linear::Candle(_) => None,
+            })
+            .collect();
+        if q8.len() < linears.len() {
+            return Ok(Self::Separate(linears));
+        }
+        let rows = q8.iter().map(|m| m.rows()).collect();
+        let fused = Q8Matrix::concat_rows(&q8)?;
+        Ok(Self::Fused(fused, rows))
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Fused(m, rows) => {
+                let y = m.forward(&xs.contiguous()?)?;
+                let mut start = 0;
+                rows.iter()
+                    .map(|&n| {
+                        let part = y.narrow(D::Minus1, start, n);
+                        start += n;
+                        part
+                    })
+                    .collect()
+            }
+            Self::Separate(ls) => ls.iter().map(|l| l.forward(xs)).collect(),
+        }
+    }
+}
+
 struct Mlp {
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate_up: Projections,
+    down: Linear,
 }
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let [gate, up]: [Tensor; 2] = self.gate_up.forward(xs)?.try_into().unwrap();
         // FIX 1: GELU, not SiLU.
-        let gate = self.gate.forward(xs)?.gelu_erf()?;
-        let up = self.up.forward(xs)?;
+        let gate = gate.gelu_erf()?;
         self.down.forward(&(gate * up)?)
     }
 }
@@ -93,10 +192,9 @@ impl Rope {
 }
 
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    /// Queries, keys, values.
+    qkv: Projections,
+    wo: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
     attn_norm: RmsNorm,
@@ -105,7 +203,7 @@ struct Layer {
     post_ffn_norm: RmsNorm,
     mlp: Mlp,
     sliding: bool,
-    kv_cache: Option<(Tensor, Tensor)>,
+    kv_cache: KvCache,
 }
 
 /// Model dimensions read from the GGUF metadata.
@@ -120,10 +218,10 @@ pub struct Config {
 }
 
 pub struct Model {
-    embed: QMatMul,
+    embed: Linear,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     rope_global: Rope,
     rope_local: Rope,
     config: Config,
@@ -166,37 +264,39 @@ impl Model {
 
         // FIX 5: the embedding table stays quantized and rows are dequantized as they are
         // looked up; candle dequantized all of it to f32 (671 MB for a 262144 x 640 table).
-        let embed = QMatMul::from_qtensor(tensor(reader, "token_embd.weight")?)?;
-        let output = match tensor(reader, "output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
+        let embed = Linear::load(ct, reader, "token_embd.weight", device)?;
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            Linear::load(ct, reader, "output.weight", device)?
+        } else {
             // Gemma ties the output projection to the embeddings: one copy serves both.
-            Err(_) => embed.clone(),
+            embed.clone()
         };
         let final_norm = norm(tensor(reader, "output_norm.weight")?)?;
 
         let mut layers = Vec::with_capacity(block_count);
         for i in 0..block_count {
-            let mut t = |name: &str| {
-                super::requant::with_fast_kernel(tensor(reader, &format!("blk.{i}.{name}.weight"))?)
+            let name = |n: &str| format!("blk.{i}.{n}.weight");
+            let t = |r: &mut R, n: &str| tensor(r, &name(n));
+            let linear = |r: &mut R, n: &str| Linear::load(ct, r, &name(n), device);
+            let projections = |r: &mut R, ns: &[&str]| {
+                let names: Vec<String> = ns.iter().map(|n| name(n)).collect();
+                Projections::load(ct, r, &names, device)
             };
             let layer = Layer {
-                wq: QMatMul::from_qtensor(t("attn_q")?)?,
-                wk: QMatMul::from_qtensor(t("attn_k")?)?,
-                wv: QMatMul::from_qtensor(t("attn_v")?)?,
-                wo: QMatMul::from_qtensor(t("attn_output")?)?,
-                q_norm: norm(t("attn_q_norm")?)?,
-                k_norm: norm(t("attn_k_norm")?)?,
-                attn_norm: norm(t("attn_norm")?)?,
-                post_attn_norm: norm(t("post_attention_norm")?)?,
-                ffn_norm: norm(t("ffn_norm")?)?,
-                post_ffn_norm: norm(t("post_ffw_norm")?)?,
+                qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
+                wo: linear(reader, "attn_output")?,
+                q_norm: norm(t(reader, "attn_q_norm")?)?,
+                k_norm: norm(t(reader, "attn_k_norm")?)?,
+                attn_norm: norm(t(reader, "attn_norm")?)?,
+                post_attn_norm: norm(t(reader, "post_attention_norm")?)?,
+                ffn_norm: norm(t(reader, "ffn_norm")?)?,
+                post_ffn_norm: norm(t(reader, "post_ffw_norm")?)?,
                 mlp: Mlp {
-                    gate: QMatMul::from_qtensor(t("ffn_gate")?)?,
-                    up: QMatMul::from_qtensor(t("ffn_up")?)?,
-                    down: QMatMul::from_qtensor(t("ffn_down")?)?,
+                    gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
+                    down: linear(reader, "ffn_down")?,
                 },
                 sliding: (i + 1) % sliding_type != 0,
-                kv_cache: None,
+                kv_cache: KvCache::default(),
             };
             layers.push(layer);
         }
@@ -226,7 +326,7 @@ impl Model {
 
     pub fn clear_kv_cache(&mut self) {
         for layer in &mut self.layers {
-            layer.kv_cache = None;
+            layer.kv_cache.truncate(0);
         }
         self.cached = 0;
     }
@@ -238,13 +338,7 @@ impl Model {
             return Ok(());
         }
         for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.kv_cache {
-                layer.kv_cache = if len == 0 {
-                    None
-                } else {
-                    Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))
-                };
-            }
+            layer.kv_cache.truncate(len);
         }
         self.cached = len;
         Ok(())
@@ -322,19 +416,14 @@ impl Layer {
         c: &Config,
     ) -> Result<Tensor> {
         let (b, seq_len, _) = x.dims3()?;
-        let q = self
-            .wq
-            .forward(x)?
+        let [q, k, v]: [Tensor; 3] = self.qkv.forward(x)?.try_into().unwrap();
+        let q = q
             .reshape((b, seq_len, c.n_head, c.head_dim))?
             .transpose(1, 2)?;
-        let k = self
-            .wk
-            .forward(x)?
+        let k = k
             .reshape((b, seq_len, c.n_kv_head, c.head_dim))?
             .transpose(1, 2)?;
-        let v = self
-            .wv
-            .forward(x)?
+        let v = v
             .reshape((b, seq_len, c.n_kv_head, c.head_dim))?
             .transpose(1, 2)?;
         let q = self.q_norm.forward(&q.contiguous()?)?;
@@ -342,14 +431,10 @@ impl Layer {
         let q = rope.apply(&q, index_pos)?;
         let k = rope.apply(&k, index_pos)?;
 
-        let (k, v) = match &self.kv_cache {
-            Some((kc, vc)) if index_pos > 0 => (
-                Tensor::cat(&[kc, &k], 2)?,
-                Tensor::cat(&[vc, &v.contiguous()?], 2)?,
-            ),
-            _ => (k, v.contiguous()?),
-        };
-        self.kv_cache = Some((k.clone(), v.clone()));
+        if index_pos == 0 {
+            self.kv_cache.truncate(0);
+        }
+        let (k, v) = self.kv_cache.append(&k, &v.contiguous()?)?;
 
         // FIX 4: while decoding one token, a sliding layer sees only the last `window` keys.
         let kv_len = k.dim(2)?;
@@ -363,22 +448,70 @@ impl Layer {
             (k, v)
         };
 
+        // Grouped-query attention without copying keys and values once per query head (candle's
+        // `repeat_kv` copied the whole cache four times per layer per token on the 270M model):
+        // the `n_rep` query heads that share a key/value head are stacked as rows of one
+        // product. Heads `h * n_rep .. (h + 1) * n_rep` share key/value head `h`.
         let n_rep = c.n_head / c.n_kv_head;
-        let k = candle_transformers::utils::repeat_kv(k, n_rep)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, n_rep)?.contiguous()?;
-
+        let q = q.reshape((b, c.n_kv_head, n_rep * seq_len, c.head_dim))?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let mut scores = (q.matmul(&k.t()?)? * scale)?;
         if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
+            let kv_len = k.dim(2)?;
+            scores = scores
+                .reshape((b, c.n_kv_head, n_rep, seq_len, kv_len))?
+                .broadcast_add(mask)?
+                .reshape((b, c.n_kv_head, n_rep * seq_len, kv_len))?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out =
-            probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, seq_len, c.n_head * c.head_dim))?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((b, c.n_head, seq_len, c.head_dim))?
+            .transpose(1, 2)?
+            .reshape((b, seq_len, c.n_head * c.head_dim))?;
         self.wo.forward(&out)
+    }
+}
+
+/// Keys and values of the positions seen so far, `(batch, kv_heads, positions, head_dim)`, in
+/// buffers that grow by doubling: a token is written in place instead of the whole cache
+/// being copied into a new tensor one position longer, as `Tensor::cat` did at every token.
+#[derive(Default)]
+struct KvCache {
+    buffers: Option<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Appends `k` and `v` (contiguous, same shape) and returns views of the whole cache.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, n, d) = k.dims4()?;
+        let needed = self.len + n;
+        let capacity = self
+            .buffers
+            .as_ref()
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+        if needed > capacity {
+            let grown = needed.next_power_of_two().max(256);
+            let new_k = Tensor::zeros((b, h, grown, d), k.dtype(), k.device())?;
+            let new_v = Tensor::zeros((b, h, grown, d), v.dtype(), v.device())?;
+            if let Some((old_k, old_v)) = &self.buffers {
+                if self.len > 0 {
+                    new_k.slice_set(&old_k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    new_v.slice_set(&old_v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            self.buffers = Some((new_k, new_v));
+        }
+        let (ck, cv) = self.buffers.as_ref().expect("allocated above");
+        ck.slice_set(k, 2, self.len)?;
+        cv.slice_set(v, 2, self.len)?;
+        self.len = needed;
+        Ok((ck.narrow(2, 0, needed)?, cv.narrow(2, 0, needed)?))
     }
 }
 

@@ -34,23 +34,30 @@ pub fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
 /// Raw Q5_0 blocks (f16 d, u32 high bits, 16 bytes of low nibbles) into raw Q8_0 blocks
 /// (f16 d, 32 int8), value for value (ggml's block layouts).
 fn q5_0_to_q8_0(src: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(src.len() / Q5_0_BYTES * Q8_0_BYTES);
-    for block in src.chunks_exact(Q5_0_BYTES) {
-        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-        let qs = &block[6..22];
-        out.extend_from_slice(&block[0..2]);
-        let mut q = [0u8; BLOCK];
-        for j in 0..BLOCK / 2 {
-            let hi0 = ((qh >> j) & 1) as u8;
-            let hi1 = ((qh >> (j + 16)) & 1) as u8;
-            let lo = (qs[j] & 0x0F) | (hi0 << 4);
-            let up = (qs[j] >> 4) | (hi1 << 4);
-            q[j] = (lo as i8 - 16) as u8;
-            q[j + BLOCK / 2] = (up as i8 - 16) as u8;
-        }
-        out.extend_from_slice(&q);
+    let mut out = vec![0u8; src.len() / Q5_0_BYTES * Q8_0_BYTES];
+    for (src, dst) in src
+        .chunks_exact(Q5_0_BYTES)
+        .zip(out.chunks_exact_mut(Q8_0_BYTES))
+    {
+        q5_0_block_to_q8_0(src, dst);
     }
     out
+}
+
+/// One Q5_0 block (22 bytes) into one Q8_0 block (34 bytes) holding the same 32 values.
+pub fn q5_0_block_to_q8_0(block: &[u8], out: &mut [u8]) {
+    let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let qs = &block[6..22];
+    out[0..2].copy_from_slice(&block[0..2]);
+    let q = &mut out[2..2 + BLOCK];
+    for j in 0..BLOCK / 2 {
+        let hi0 = ((qh >> j) & 1) as u8;
+        let hi1 = ((qh >> (j + 16)) & 1) as u8;
+        let lo = (qs[j] & 0x0F) | (hi0 << 4);
+        let up = (qs[j] >> 4) | (hi1 << 4);
+        q[j] = (lo as i8 - 16) as u8;
+        q[j + BLOCK / 2] = (up as i8 - 16) as u8;
+    }
 }
 
 #[cfg(test)]

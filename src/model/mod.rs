@@ -6,6 +6,7 @@ pub mod card;
 pub mod gemma3;
 pub mod hub;
 pub mod marian;
+pub mod packed;
 pub mod q8;
 pub mod requant;
 pub mod source;

@@ -1,0 +1,409 @@
+//! f32 linear layers with their weights packed once, at load, for the products decoding
+//! makes: few rows (the sentences, or beams, being decoded) against large matrices.
+//!
+//! Written by hand because candle 0.11.1 multiplies through the `gemm` crate, which packs the
+//! right-hand matrix into its own layout on every call: on the tc-big-shaped Marian model
+//! (perf, greedy, batches of 16) packing was 33% of the run time and the multiply 43%. Here a
+//! weight matrix `(n, k)` is stored as panels of 16 output rows, each panel `k` steps of 16
+//! floats, so a product reads every weight once, in order, as the kernel consumes it. The
+//! kernel keeps 6 input rows x 16 outputs in 12 AVX registers (two FMAs per weight load per
+//! row), the shape of `gemm`'s own x86 kernel.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+
+/// Output rows per panel.
+const PANEL: usize = 16;
+/// Input rows per kernel call.
+const ROWS: usize = 6;
+/// Input rows kept in cache while every panel passes over them.
+const ROW_BLOCK: usize = 8 * ROWS;
+
+/// `x @ W^T + b` for a weight `W` of shape `(n, k)`.
+pub struct PackedLinear {
+    n: usize,
+    k: usize,
+    /// `n / 16` full panels of `k * 16` floats.
+    panels: Vec<f32>,
+    /// The last `n % 16` rows as one more panel, zero past `n`; empty when `n % 16 == 0`.
+    tail: Vec<f32>,
+    /// `ceil(n / 16) * 16` floats, zero past `n`.
+    bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Packs `weight` `(n, k)` and the optional `bias` `(n,)`.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let (n, k) = weight.dims2()?;
+        let bias = bias
+            .map(|b| b.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        Self::from_rows(
+            weight.flatten_all()?.to_vec1::<f32>()?,
+            n,
+            k,
+            bias.as_deref(),
+        )
+    }
+
+    /// Packs the row-major `(n, k)` matrix `w` in place: each panel's 16 rows are 16 * k
+    /// floats wherever they are stored, so the panels are rearranged where they lie and no
+    /// second copy of the matrix is ever made (the largest, tc-big's 57000 x 1024 output
+    /// layer, is 233 MB).
+    pub fn from_rows(mut w: Vec<f32>, n: usize, k: usize, bias: Option<&[f32]>) -> Result<Self> {
+        if w.len() != n * k {
+            candle_core::bail!("packed: {} values for a {n} x {k} matrix", w.len())
+        }
+        let full = n / PANEL;
+        let mut tail = Vec::new();
+        if n % PANEL != 0 {
+            tail = vec![0f32; k * PANEL];
+            for j in 0..n % PANEL {
+                let row = &w[(full * PANEL + j) * k..][..k];
+                for (kk, &v) in row.iter().enumerate() {
+                    tail[kk * PANEL + j] = v;
+                }
+            }
+            w.truncate(full * PANEL * k);
+        }
+        let mut rows = vec![0f32; k * PANEL];
+        for panel in w.chunks_exact_mut(k * PANEL) {
+            rows.copy_from_slice(panel);
+            for (j, row) in rows.chunks_exact(k).enumerate() {
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * PANEL + j] = v;
+                }
+            }
+        }
+        let mut b = vec![0f32; n.div_ceil(PANEL) * PANEL];
+        if let Some(bias) = bias {
+            if bias.len() != n {
+                candle_core::bail!("packed: bias of {} for {n} outputs", bias.len())
+            }
+            b[..n].copy_from_slice(bias);
+        }
+        Ok(Self {
+            n,
+            k,
+            panels: w,
+            tail,
+            bias: b,
+        })
+    }
+
+    /// Panel `p`: `k` steps of 16 weights.
+    fn panel(&self, p: usize) -> &[f32] {
+        let size = self.k * PANEL;
+        if (p + 1) * size <= self.panels.len() {
+            &self.panels[p * size..(p + 1) * size]
+        } else {
+            &self.tail
+        }
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
+    /// `x @ W^T + b` for `x` of shape `(.., k)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    /// Rows `ids` of `W` (an embedding table stored as the output layer that shares it):
+    /// shape `(ids.., k)`.
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let shape = ids.shape().clone();
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; ids.len() * self.k];
+        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(self.k)) {
+            let id = id as usize;
+            if id >= self.n {
+                candle_core::bail!("packed: row {id} of {}", self.n)
+            }
+            let panel = self.panel(id / PANEL);
+            for (v, step) in dst.iter_mut().zip(panel.chunks_exact(PANEL)) {
+                *v = step[id % PANEL];
+            }
+        }
+        let mut dims = shape.dims().to_vec();
+        dims.push(self.k);
+        Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
+    }
+
+    fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
+        let n_panels = self.n.div_ceil(PANEL);
+        let row_blocks = m.div_ceil(ROW_BLOCK);
+        let kernel = Kernel::detect();
+        let dst_ptr = SendPtr(dst.as_mut_ptr());
+        // Work items: (row block, panel), row block major, so that a worker's consecutive
+        // items share input rows.
+        let run = |items: std::ops::Range<usize>| {
+            let dst_ptr = &dst_ptr;
+            let mut out = [[0f32; PANEL]; ROWS];
+            for item in items {
+                let (rb, p) = (item / n_panels, item % n_panels);
+                let panel = self.panel(p);
+                let bias: &[f32; PANEL] = self.bias[p * PANEL..][..PANEL].try_into().unwrap();
+                let cols = PANEL.min(self.n - p * PANEL);
+                let end = m.min((rb + 1) * ROW_BLOCK);
+                let mut r = rb * ROW_BLOCK;
+                while r < end {
+                    let take = ROWS.min(end - r);
+                    kernel.run(
+                        panel,
+                        bias,
+                        &x[r * self.k..(r + take) * self.k],
+                        take,
+                        &mut out,
+                    );
+                    for (i, row) in out[..take].iter().enumerate() {
+                        // SAFETY: every (row, panel) cell of `dst` (`m * n` values, checked by
+                        // the caller) is written by exactly one work item.
+                        unsafe {
+                            let p0 = dst_ptr.0.add((r + i) * self.n + p * PANEL);
+                            std::ptr::copy_nonoverlapping(row.as_ptr(), p0, cols);
+                        }
+                    }
+                    r += take;
+                }
+            }
+        };
+        let items = row_blocks * n_panels;
+        if m * self.n * self.k < 1 << 16 {
+            run(0..items);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(items, run);
+        }
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: workers write disjoint cells (see `PackedLinear::matmul`).
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Kernel::Avx2;
+        }
+        Kernel::Scalar
+    }
+
+    /// `out[i] = bias + x[i] . panel` for the `take` (1..=6) rows of `x`.
+    fn run(
+        self,
+        panel: &[f32],
+        bias: &[f32; PANEL],
+        x: &[f32],
+        take: usize,
+        out: &mut [[f32; PANEL]; ROWS],
+    ) {
+        match self {
+            Kernel::Scalar => scalar(panel, bias, x, take, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2 and FMA are present (`detect`); the slices' lengths are checked in
+            // the kernel.
+            Kernel::Avx2 => unsafe {
+                match take {
+                    1 => avx2::rows::<1>(panel, bias, x, out),
+                    2 => avx2::rows::<2>(panel, bias, x, out),
+                    3 => avx2::rows::<3>(panel, bias, x, out),
+                    4 => avx2::rows::<4>(panel, bias, x, out),
+                    5 => avx2::rows::<5>(panel, bias, x, out),
+                    _ => avx2::rows::<6>(panel, bias, x, out),
+                }
+            },
+        }
+    }
+}
+
+fn scalar(
+    panel: &[f32],
+    bias: &[f32; PANEL],
+    x: &[f32],
+    take: usize,
+    out: &mut [[f32; PANEL]; ROWS],
+) {
+    let k = panel.len() / PANEL;
+    for (i, out) in out[..take].iter_mut().enumerate() {
+        *out = *bias;
+        let row = &x[i * k..(i + 1) * k];
+        for (step, &xv) in panel.chunks_exact(PANEL).zip(row) {
+            for (o, &w) in out.iter_mut().zip(step) {
+                *o = xv.mul_add(w, *o);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// `R` rows of `x` against one panel, 2 x R accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn rows<const R: usize>(
+        panel: &[f32],
+        bias: &[f32; PANEL],
+        x: &[f32],
+        out: &mut [[f32; PANEL]; ROWS],
+    ) {
+        let k = panel.len() / PANEL;
+        assert!(x.len() >= R * k && R <= ROWS);
+        let b0 = _mm256_loadu_ps(bias.as_ptr());
+        let b1 = _mm256_loadu_ps(bias.as_ptr().add(8));
+        let mut acc0 = [b0; R];
+        let mut acc1 = [b1; R];
+        let w = panel.as_ptr();
+        let xp = x.as_ptr();
+        for kk in 0..k {
+            let w0 = _mm256_loadu_ps(w.add(kk * PANEL));
+            let w1 = _mm256_loadu_ps(w.add(kk * PANEL + 8));
+            for r in 0..R {
+                let xv = _mm256_broadcast_ss(&*xp.add(r * k + kk));
+                acc0[r] = _mm256_fmadd_ps(xv, w0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(xv, w1, acc1[r]);
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_ps(out[r].as_mut_ptr(), acc0[r]);
+            _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc1[r]);
+        }
+    }
+}
+
+impl CustomOp1 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "packed-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(x) = storage else {
+            candle_core::bail!("packed: input must be f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("packed: input must be contiguous")
+        };
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&self.k) {
+            candle_core::bail!("packed: input {:?} against {} inputs", dims, self.k)
+        }
+        let x = &x[start..end];
+        let m = x.len() / self.k;
+        let mut dst = vec![0f32; m * self.n];
+        self.matmul(x, m, &mut dst);
+        let mut out = dims.to_vec();
+        *out.last_mut().unwrap() = self.n;
+        Ok((CpuStorage::F32(dst), Shape::from(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module};
+
+    fn tensor(rows: usize, cols: usize, seed: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 7919 + seed * 104729) % 1009) as f32 - 504.0) / 313.0)
+            .collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn assert_close(a: &Tensor, b: &Tensor) {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "element {i}: {x} against {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn products_match_candles_linear_for_any_number_of_rows_and_outputs() {
+        // 37 outputs: two full panels and a partial one.
+        let w = tensor(37, 40, 1);
+        let b = tensor(1, 37, 2).flatten_all().unwrap();
+        let reference = candle_nn::Linear::new(w.clone(), Some(b.clone()));
+        let mine = PackedLinear::new(&w, Some(&b)).unwrap();
+        assert_eq!(mine.out_features(), 37);
+        for m in [1, 2, 5, 6, 7, 13, 49, 100] {
+            let x = tensor(m, 40, m);
+            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+        let x = tensor(6, 40, 3).reshape((2, 3, 40)).unwrap();
+        let y = mine.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 37]);
+        assert_close(&y, &reference.forward(&x).unwrap());
+        // A transposed (non-contiguous) input is made contiguous first.
+        let xt = tensor(40, 4, 4).t().unwrap();
+        assert_close(
+            &mine.forward(&xt).unwrap(),
+            &reference.forward(&xt).unwrap(),
+        );
+    }
+
+    #[test]
+    fn a_large_product_runs_on_the_pool_and_matches() {
+        let w = tensor(300, 256, 5);
+        let reference = candle_nn::Linear::new(w.clone(), None);
+        let mine = PackedLinear::new(&w, None).unwrap();
+        for m in [1, 16, 97] {
+            let x = tensor(m, 256, 6);
+            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_scalar_kernel_agrees_with_the_detected_one() {
+        let w = PackedLinear::new(
+            &tensor(16, 24, 7),
+            Some(&tensor(1, 16, 8).flatten_all().unwrap()),
+        )
+        .unwrap();
+        let x = tensor(6, 24, 9)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let bias: &[f32; PANEL] = w.bias[..PANEL].try_into().unwrap();
+        for take in [1, 4, 6] {
+            let mut fast = [[0f32; PANEL]; ROWS];
+            let mut slow = [[0f32; PANEL]; ROWS];
+            Kernel::detect().run(&w.panels, bias, &x, take, &mut fast);
+            Kernel::Scalar.run(&w.panels, bias, &x, take, &mut slow);
+            assert_eq!(fast[..take], slow[..take]);
+        }
+    }
+
+    #[test]
+    fn rows_are_the_weight_rows() {
+        let w = tensor(20, 8, 10);
+        let mine = PackedLinear::new(&w, None).unwrap();
+        let ids = Tensor::new(&[[19u32, 0], [3, 17]], &Device::Cpu).unwrap();
+        let got = mine.rows(&ids).unwrap();
+        assert_eq!(got.dims(), &[2, 2, 8]);
+        let want = w.index_select(&ids.flatten_all().unwrap(), 0).unwrap();
+        assert_eq!(
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        assert!(mine
+            .rows(&Tensor::new(&[20u32], &Device::Cpu).unwrap())
+            .is_err());
+    }
+}

@@ -368,8 +368,8 @@ impl DecoderState {
             .take_while(|&&s| Some(&s) == sentence.first())
             .count()
             .max(1);
-        let grouped =
-            sentence.len() % run == 0 && sentence.chunks(run).all(|c| c.iter().all(|&s| s == c[0]));
+        let grouped = sentence.len().is_multiple_of(run)
+            && sentence.chunks(run).all(|c| c.iter().all(|&s| s == c[0]));
         let (keep, per): (Vec<u32>, usize) = if grouped {
             (sentence.chunks(run).map(|c| c[0]).collect(), run)
         } else {
@@ -390,7 +390,10 @@ impl DecoderState {
 /// The model's tensors by name, each taken out as the layer that uses it is built, so that a
 /// weight matrix's original is freed as soon as its packed copy exists (peak: the weights
 /// plus one matrix).
-struct Weights(std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>);
+/// Tensors by name: values (f32, row-major) and shape.
+type TensorMap = std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>;
+
+struct Weights(TensorMap);
 
 impl Weights {
     fn has(&self, name: &str) -> bool {
@@ -1021,10 +1024,7 @@ fn log_softmax(xs: &[f32]) -> Vec<f32> {
 /// loader copies every tensor out of the mapping while the mapping stays resident, so the
 /// process peaks at twice the weights (1.89 GB for tc-big's 0.94 GB); read this way it peaks
 /// at the weights plus one tensor.
-fn read_safetensors(
-    path: &Path,
-    device: &Device,
-) -> Result<std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>> {
+fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
     use std::os::unix::fs::FileExt;
     let err = |source: std::io::Error| Error::ReadInput {
         path: path.to_path_buf(),

@@ -55,7 +55,7 @@ impl PackedLinear {
         }
         let full = n / PANEL;
         let mut tail = Vec::new();
-        if n % PANEL != 0 {
+        if !n.is_multiple_of(PANEL) {
             tail = vec![0f32; k * PANEL];
             for j in 0..n % PANEL {
                 let row = &w[(full * PANEL + j) * k..][..k];

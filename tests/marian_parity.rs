@@ -190,7 +190,9 @@ fn selected_decoder_rows_decode_as_freshly_started_ones() {
         state.select(&picked).unwrap();
         let tokens: Vec<u32> = picked.iter().map(|&r| 5 + r).collect();
         let mut fresh = model.start(&enc, &sentences).unwrap();
-        model.step(&mut fresh, &vec![start; sentences.len()]).unwrap();
+        model
+            .step(&mut fresh, &vec![start; sentences.len()])
+            .unwrap();
         let want = model.step(&mut fresh, &tokens).unwrap();
         let got = model.step(&mut state, &tokens).unwrap();
         let (got, want) = (

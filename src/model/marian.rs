@@ -918,26 +918,33 @@ impl BeamSearch {
         let vocab = scores[0].len();
         let k = 2 * self.beams;
         let cur_len = self.running[0].tokens.len();
-        // The top 2k continuations over all beams, best first.
-        let mut cands: Vec<(f32, usize)> = Vec::with_capacity(scores.len() * vocab);
-        for (b, s) in scores.iter().enumerate() {
-            let base = self.running[b].score;
-            cands.extend(
-                s.iter()
-                    .enumerate()
-                    .map(|(t, &lp)| (lp + base, b * vocab + t)),
-            );
-        }
+        // The top 2k continuations over all beams, best first (ties: lower beam, then lower
+        // token, as torch.topk on the flattened scores). One pass that keeps the 2k best
+        // seen so far: nearly every candidate is rejected by one comparison with the worst
+        // kept, where collecting and partially sorting all beams x vocab candidates was 6%
+        // of a beam-4 run.
         let by_score = |a: &(f32, usize), b: &(f32, usize)| {
             b.0.partial_cmp(&a.0)
                 .unwrap_or(std::cmp::Ordering::Equal)
                 .then(a.1.cmp(&b.1))
         };
-        if cands.len() > k {
-            cands.select_nth_unstable_by(k - 1, by_score);
-            cands.truncate(k);
+        let mut cands: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        for (b, s) in scores.iter().enumerate() {
+            let base = self.running[b].score;
+            for (t, &lp) in s.iter().enumerate() {
+                let c = (lp + base, b * vocab + t);
+                // Candidates come in increasing index order, so one that only ties the
+                // worst kept ranks after it.
+                let beats_worst = c.0.partial_cmp(&cands.last().map_or(f32::NAN, |w| w.0))
+                    == Some(std::cmp::Ordering::Greater);
+                if cands.len() == k && !beats_worst {
+                    continue;
+                }
+                let at = cands.partition_point(|x| by_score(x, &c) == std::cmp::Ordering::Less);
+                cands.insert(at, c);
+                cands.truncate(k);
+            }
         }
-        cands.sort_by(by_score);
         let hits = |token: u32| token == eos || cur_len + 1 >= self.max_length;
 
         // Finished: those among the top `beams` candidates that end here, length-normalised.

@@ -15,8 +15,11 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 const PANEL: usize = 16;
 /// Input rows per kernel call.
 const ROWS: usize = 6;
-/// Input rows kept in cache while every panel passes over them.
+/// Input rows kept in cache while every panel passes over them, for products of many rows
+/// (the encoder's). Up to `SINGLE_BLOCK` rows (decoding steps: sentences times beams) are one
+/// block, so that each weight is read from memory once per product.
 const ROW_BLOCK: usize = 8 * ROWS;
+const SINGLE_BLOCK: usize = 128;
 
 /// `x @ W^T + b` for a weight `W` of shape `(n, k)`.
 pub struct PackedLinear {
@@ -132,7 +135,12 @@ impl PackedLinear {
 
     fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
         let n_panels = self.n.div_ceil(PANEL);
-        let row_blocks = m.div_ceil(ROW_BLOCK);
+        let block = if m <= SINGLE_BLOCK {
+            m.max(1)
+        } else {
+            ROW_BLOCK
+        };
+        let row_blocks = m.div_ceil(block);
         let kernel = Kernel::detect();
         let dst_ptr = SendPtr(dst.as_mut_ptr());
         // Work items: (row block, panel), row block major, so that a worker's consecutive
@@ -145,8 +153,8 @@ impl PackedLinear {
                 let panel = self.panel(p);
                 let bias: &[f32; PANEL] = self.bias[p * PANEL..][..PANEL].try_into().unwrap();
                 let cols = PANEL.min(self.n - p * PANEL);
-                let end = m.min((rb + 1) * ROW_BLOCK);
-                let mut r = rb * ROW_BLOCK;
+                let end = m.min((rb + 1) * block);
+                let mut r = rb * block;
                 while r < end {
                     let take = ROWS.min(end - r);
                     kernel.run(

@@ -20,6 +20,8 @@ const ROWS: usize = 6;
 /// block, so that each weight is read from memory once per product.
 const ROW_BLOCK: usize = 8 * ROWS;
 const SINGLE_BLOCK: usize = 128;
+/// Input columns per pass (see `PackedLinear::matmul`).
+const K_CHUNK: usize = 512;
 
 /// `x @ W^T + b` for a weight `W` of shape `(n, k)`.
 pub struct PackedLinear {
@@ -143,36 +145,38 @@ impl PackedLinear {
         let row_blocks = m.div_ceil(block);
         let kernel = Kernel::detect();
         let dst_ptr = SendPtr(dst.as_mut_ptr());
+        let k = self.k;
         // Work items: (row block, panel), row block major, so that a worker's consecutive
-        // items share input rows.
+        // items share input rows. Within an item the inputs are taken K_CHUNK columns at a
+        // time, so that six rows' chunks stay in L1 while the panel's chunk passes over
+        // them (k = 4096 ran at 87 GFLOP/s unchunked, against 155 for k = 1024).
         let run = |items: std::ops::Range<usize>| {
             let dst_ptr = &dst_ptr;
-            let mut out = [[0f32; PANEL]; ROWS];
+            let mut acc = vec![[0f32; PANEL]; block];
             for item in items {
                 let (rb, p) = (item / n_panels, item % n_panels);
                 let panel = self.panel(p);
                 let bias: &[f32; PANEL] = self.bias[p * PANEL..][..PANEL].try_into().unwrap();
                 let cols = PANEL.min(self.n - p * PANEL);
-                let end = m.min((rb + 1) * block);
-                let mut r = rb * block;
-                while r < end {
-                    let take = ROWS.min(end - r);
-                    kernel.run(
-                        panel,
-                        bias,
-                        &x[r * self.k..(r + take) * self.k],
-                        take,
-                        &mut out,
-                    );
-                    for (i, row) in out[..take].iter().enumerate() {
-                        // SAFETY: every (row, panel) cell of `dst` (`m * n` values, checked by
-                        // the caller) is written by exactly one work item.
-                        unsafe {
-                            let p0 = dst_ptr.0.add((r + i) * self.n + p * PANEL);
-                            std::ptr::copy_nonoverlapping(row.as_ptr(), p0, cols);
-                        }
+                let (start, end) = (rb * block, m.min((rb + 1) * block));
+                let acc = &mut acc[..end - start];
+                acc.fill(*bias);
+                for kc in (0..k).step_by(K_CHUNK) {
+                    let kl = K_CHUNK.min(k - kc);
+                    let chunk = &panel[kc * PANEL..(kc + kl) * PANEL];
+                    for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
+                        let r = start + t * ROWS;
+                        let x = &x[r * k + kc..(r + acc.len() - 1) * k + kc + kl];
+                        kernel.run(chunk, x, k, acc);
                     }
-                    r += take;
+                }
+                for (i, row) in acc.iter().enumerate() {
+                    // SAFETY: every (row, panel) cell of `dst` (`m * n` values, checked by
+                    // the caller) is written by exactly one work item.
+                    unsafe {
+                        let p0 = dst_ptr.0.add((start + i) * self.n + p * PANEL);
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), p0, cols);
+                    }
                 }
             }
         };
@@ -207,45 +211,32 @@ impl Kernel {
         Kernel::Scalar
     }
 
-    /// `out[i] = bias + x[i] . panel` for the `take` (1..=6) rows of `x`.
-    fn run(
-        self,
-        panel: &[f32],
-        bias: &[f32; PANEL],
-        x: &[f32],
-        take: usize,
-        out: &mut [[f32; PANEL]; ROWS],
-    ) {
+    /// `acc[i] += x[i] . panel` for the 1..=6 rows of `x` (`stride` apart), over the panel's
+    /// `panel.len() / 16` columns.
+    fn run(self, panel: &[f32], x: &[f32], stride: usize, acc: &mut [[f32; PANEL]]) {
         match self {
-            Kernel::Scalar => scalar(panel, bias, x, take, out),
+            Kernel::Scalar => scalar(panel, x, stride, acc),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 and FMA are present (`detect`); the slices' lengths are checked in
             // the kernel.
             Kernel::Avx2 => unsafe {
-                match take {
-                    1 => avx2::rows::<1>(panel, bias, x, out),
-                    2 => avx2::rows::<2>(panel, bias, x, out),
-                    3 => avx2::rows::<3>(panel, bias, x, out),
-                    4 => avx2::rows::<4>(panel, bias, x, out),
-                    5 => avx2::rows::<5>(panel, bias, x, out),
-                    _ => avx2::rows::<6>(panel, bias, x, out),
+                match acc.len() {
+                    1 => avx2::rows::<1>(panel, x, stride, acc),
+                    2 => avx2::rows::<2>(panel, x, stride, acc),
+                    3 => avx2::rows::<3>(panel, x, stride, acc),
+                    4 => avx2::rows::<4>(panel, x, stride, acc),
+                    5 => avx2::rows::<5>(panel, x, stride, acc),
+                    _ => avx2::rows::<6>(panel, x, stride, acc),
                 }
             },
         }
     }
 }
 
-fn scalar(
-    panel: &[f32],
-    bias: &[f32; PANEL],
-    x: &[f32],
-    take: usize,
-    out: &mut [[f32; PANEL]; ROWS],
-) {
-    let k = panel.len() / PANEL;
-    for (i, out) in out[..take].iter_mut().enumerate() {
-        *out = *bias;
-        let row = &x[i * k..(i + 1) * k];
+fn scalar(panel: &[f32], x: &[f32], stride: usize, acc: &mut [[f32; PANEL]]) {
+    let kl = panel.len() / PANEL;
+    for (i, out) in acc.iter_mut().enumerate() {
+        let row = &x[i * stride..i * stride + kl];
         for (step, &xv) in panel.chunks_exact(PANEL).zip(row) {
             for (o, &w) in out.iter_mut().zip(step) {
                 *o = xv.mul_add(w, *o);
@@ -263,30 +254,32 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn rows<const R: usize>(
         panel: &[f32],
-        bias: &[f32; PANEL],
         x: &[f32],
-        out: &mut [[f32; PANEL]; ROWS],
+        stride: usize,
+        acc: &mut [[f32; PANEL]],
     ) {
-        let k = panel.len() / PANEL;
-        assert!(x.len() >= R * k && R <= ROWS);
-        let b0 = _mm256_loadu_ps(bias.as_ptr());
-        let b1 = _mm256_loadu_ps(bias.as_ptr().add(8));
-        let mut acc0 = [b0; R];
-        let mut acc1 = [b1; R];
+        let kl = panel.len() / PANEL;
+        assert!(R <= ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + kl);
+        let mut acc0 = [_mm256_setzero_ps(); R];
+        let mut acc1 = [_mm256_setzero_ps(); R];
+        for r in 0..R {
+            acc0[r] = _mm256_loadu_ps(acc[r].as_ptr());
+            acc1[r] = _mm256_loadu_ps(acc[r].as_ptr().add(8));
+        }
         let w = panel.as_ptr();
         let xp = x.as_ptr();
-        for kk in 0..k {
+        for kk in 0..kl {
             let w0 = _mm256_loadu_ps(w.add(kk * PANEL));
             let w1 = _mm256_loadu_ps(w.add(kk * PANEL + 8));
             for r in 0..R {
-                let xv = _mm256_broadcast_ss(&*xp.add(r * k + kk));
+                let xv = _mm256_broadcast_ss(&*xp.add(r * stride + kk));
                 acc0[r] = _mm256_fmadd_ps(xv, w0, acc0[r]);
                 acc1[r] = _mm256_fmadd_ps(xv, w1, acc1[r]);
             }
         }
         for r in 0..R {
-            _mm256_storeu_ps(out[r].as_mut_ptr(), acc0[r]);
-            _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc1[r]);
+            _mm256_storeu_ps(acc[r].as_mut_ptr(), acc0[r]);
+            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), acc1[r]);
         }
     }
 }
@@ -367,35 +360,36 @@ mod tests {
 
     #[test]
     fn a_large_product_runs_on_the_pool_and_matches() {
-        let w = tensor(300, 256, 5);
+        // Over 512 columns (two and a bit chunks) and over 128 rows (several row blocks).
+        let w = tensor(300, 1100, 5);
         let reference = candle_nn::Linear::new(w.clone(), None);
         let mine = PackedLinear::new(&w, None).unwrap();
-        for m in [1, 16, 97] {
-            let x = tensor(m, 256, 6);
+        for m in [1, 16, 130] {
+            let x = tensor(m, 1100, 6);
             assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
         }
     }
 
     #[test]
     fn the_scalar_kernel_agrees_with_the_detected_one() {
-        let w = PackedLinear::new(
-            &tensor(16, 24, 7),
-            Some(&tensor(1, 16, 8).flatten_all().unwrap()),
-        )
-        .unwrap();
+        let w = PackedLinear::new(&tensor(16, 24, 7), None).unwrap();
         let x = tensor(6, 24, 9)
             .flatten_all()
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        let bias: &[f32; PANEL] = w.bias[..PANEL].try_into().unwrap();
         for take in [1, 4, 6] {
-            let mut fast = [[0f32; PANEL]; ROWS];
-            let mut slow = [[0f32; PANEL]; ROWS];
-            Kernel::detect().run(&w.panels, bias, &x, take, &mut fast);
-            Kernel::Scalar.run(&w.panels, bias, &x, take, &mut slow);
-            assert_eq!(fast[..take], slow[..take]);
+            let start = [[0.5f32; PANEL]; ROWS];
+            let (mut fast, mut slow) = (start, start);
+            Kernel::detect().run(&w.panels, &x, 24, &mut fast[..take]);
+            Kernel::Scalar.run(&w.panels, &x, 24, &mut slow[..take]);
+            assert_eq!(fast, slow);
         }
+        // A chunk of the columns: the panel's first 8 steps against each row's first 8.
+        let (mut fast, mut slow) = ([[0f32; PANEL]; 2], [[0f32; PANEL]; 2]);
+        Kernel::detect().run(&w.panels[..8 * PANEL], &x, 24, &mut fast);
+        Kernel::Scalar.run(&w.panels[..8 * PANEL], &x, 24, &mut slow);
+        assert_eq!(fast, slow);
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    // Read when the script runs, not when it is compiled: cargo may reuse one compiled build
+    // script for two checkouts sharing a target directory.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("models");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut cards: Vec<_> = std::fs::read_dir(&dir)
         .expect("models/ directory")

@@ -161,21 +161,17 @@ fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
     // over splits 520..596 both stay within 0.09..0.61. A single split at 560 passed a 0.5
     // bound by luck before; 0.75 holds the measured noise and still fails a broken mask.
     const SPLIT_TOL: f32 = 0.75;
+    let check = |logits: &[f32], how: String| {
+        let d = max_diff(&whole, logits);
+        eprintln!("{how}: top-5 logits differ by {d}");
+        assert!(d < SPLIT_TOL, "{how} differs by {d}");
+        assert_eq!(top5(logits)[0], top[0], "{how} changes the top token");
+    };
     for at in [540, 560, 590] {
         net.clear_kv_cache();
         forward(net, &ids[..at], 0);
         let split = forward(net, &ids[at..], at);
-        let d = max_diff(&whole, &split);
-        eprintln!("prompt split at {at}: top-5 logits differ by {d}");
-        assert!(
-            d < SPLIT_TOL,
-            "two-part prefill split at {at} differs by {d}"
-        );
-        assert_eq!(
-            top5(&split)[0],
-            top[0],
-            "split at {at} changes the top token"
-        );
+        check(&split, format!("prompt split at {at}"));
     }
 
     // Decoding one token at a time from several points, past the window. Measured with
@@ -188,17 +184,7 @@ fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
         for (i, &t) in ids[from..].iter().enumerate() {
             decoded = forward(net, &[t], from + i);
         }
-        let d = max_diff(&whole, &decoded);
-        eprintln!("decoding from {from}: top-5 logits differ by {d}");
-        assert!(
-            d < SPLIT_TOL,
-            "token-by-token decoding from {from} differs by {d}"
-        );
-        assert_eq!(
-            top5(&decoded)[0],
-            top[0],
-            "decoding from {from} changes the top token"
-        );
+        check(&decoded, format!("token-by-token decoding from {from}"));
     }
     // The last token alone after the rest: every kernel then sees the same rows as in the
     // whole pass, and the logits agree exactly (measured 0.000).
@@ -235,20 +221,9 @@ fn q8_kernels_match_candle_on_the_models_tensors() {
                 .map(|i| ((i * 7919 % 613) as f32 - 306.0) / 97.0)
                 .collect();
             let x = Tensor::from_vec(x, (m, mine.cols()), &Device::Cpu).unwrap();
-            let a = mine
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let b = theirs
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let a = values(mine.forward(&x).unwrap());
+            let b = values(theirs.forward(&x).unwrap());
             let worst = a
                 .iter()
                 .zip(&b)

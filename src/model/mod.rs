@@ -5,6 +5,7 @@
 pub mod card;
 pub mod gemma3;
 pub mod hub;
+pub(crate) mod kernel;
 pub mod marian;
 pub mod packed;
 pub mod q8;

@@ -11,6 +11,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
+use super::kernel::SharedOut;
+
 /// Output rows per panel.
 const PANEL: usize = 16;
 /// Input rows per kernel call.
@@ -144,7 +146,7 @@ impl PackedLinear {
         };
         let row_blocks = m.div_ceil(block);
         let kernel = Kernel::detect();
-        let dst_ptr = SendPtr(dst.as_mut_ptr());
+        let dst_ptr = SharedOut(dst.as_mut_ptr());
         let k = self.k;
         // Work items: (row block, panel), row block major, so that a worker's consecutive
         // items share input rows. Within an item the inputs are taken K_CHUNK columns at a
@@ -188,11 +190,6 @@ impl PackedLinear {
         }
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: workers write disjoint cells (see `PackedLinear::matmul`).
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 #[derive(Clone, Copy)]
 enum Kernel {
@@ -290,28 +287,16 @@ impl CustomOp1 for PackedLinear {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("packed: input must be f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed: input must be contiguous")
-        };
-        let dims = layout.shape().dims();
-        if dims.last() != Some(&self.k) {
-            candle_core::bail!("packed: input {:?} against {} inputs", dims, self.k)
-        }
-        let x = &x[start..end];
-        let m = x.len() / self.k;
+        let (x, m) = super::kernel::input(storage, layout, self.k, "packed")?;
         let mut dst = vec![0f32; m * self.n];
         self.matmul(x, m, &mut dst);
-        let mut out = dims.to_vec();
-        *out.last_mut().unwrap() = self.n;
-        Ok((CpuStorage::F32(dst), Shape::from(out)))
+        Ok(super::kernel::output(dst, layout, self.n))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernel::assert_close;
     use super::*;
     use candle_core::{Device, Module};
 
@@ -320,18 +305,6 @@ mod tests {
             .map(|i| (((i * 7919 + seed * 104729) % 1009) as f32 - 504.0) / 313.0)
             .collect();
         Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-    }
-
-    fn assert_close(a: &Tensor, b: &Tensor) {
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "element {i}: {x} against {y}"
-            );
-        }
     }
 
     #[test]

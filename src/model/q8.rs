@@ -18,6 +18,8 @@ use std::io::{Read, Seek, SeekFrom};
 
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+
+use super::kernel::SharedOut;
 use half::f16;
 
 /// Weights per block.
@@ -197,7 +199,7 @@ impl Q8Matrix {
         let blocks = self.blocks();
         let n_groups = self.rows / GROUP;
         let rows = self.rows;
-        let dst_ptr = SendPtr(dst.as_mut_ptr());
+        let dst_ptr = SharedOut(dst.as_mut_ptr());
         let kernel = Kernel::detect();
         let run = |range: std::ops::Range<usize>| {
             let dst_ptr = &dst_ptr;
@@ -227,11 +229,6 @@ impl Q8Matrix {
         }
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: workers write disjoint cells (see `Q8Matrix::matmul`).
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 /// Activation rows quantized to Q8_0 blocks: int8 values and the f16-rounded scales as f32.
 struct Activations {
@@ -430,29 +427,17 @@ impl CustomOp1 for Q8Matrix {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("q8: input must be f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("q8: input must be contiguous")
-        };
-        let dims = layout.shape().dims();
-        if dims.last() != Some(&self.cols) {
-            candle_core::bail!("q8: input {:?} against {} columns", dims, self.cols)
-        }
-        let x = &x[start..end];
-        let m = x.len() / self.cols;
+        let (x, m) = super::kernel::input(storage, layout, self.cols, "q8")?;
         let act = Activations::quantize(x, self.cols);
         let mut dst = vec![0f32; m * self.rows];
         self.matmul(m, &act, &mut dst);
-        let mut out = dims.to_vec();
-        *out.last_mut().unwrap() = self.rows;
-        Ok((CpuStorage::F32(dst), Shape::from(out)))
+        Ok(super::kernel::output(dst, layout, self.rows))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernel::assert_close;
     use super::*;
     use candle_core::quantized::{QMatMul, QTensor};
     use candle_core::{Device, Module};
@@ -474,18 +459,6 @@ mod tests {
     fn q8(w: &QTensor) -> Q8Matrix {
         let (rows, cols) = w.shape().dims2().unwrap();
         Q8Matrix::from_q8_0_rows(rows, cols, &w.data().unwrap()).unwrap()
-    }
-
-    fn assert_close(a: &Tensor, b: &Tensor) {
-        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "element {i}: {x} against {y}"
-            );
-        }
     }
 
     #[test]

@@ -1,0 +1,55 @@
+//! What the hand-written CPU products (`q8`, `packed`) share: reading a linear layer's input
+//! from candle's storage, and handing one output buffer to the threads.
+
+use candle_core::{CpuStorage, Layout, Result, Shape};
+
+/// The f32 input `x` `(.., k)` of a product as one slice of `m * k` values, with `m`; `what`
+/// names the product in errors.
+pub fn input<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    k: usize,
+    what: &str,
+) -> Result<(&'a [f32], usize)> {
+    let CpuStorage::F32(x) = storage else {
+        candle_core::bail!("{what}: input must be f32")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{what}: input must be contiguous")
+    };
+    let dims = layout.shape().dims();
+    if dims.last() != Some(&k) {
+        candle_core::bail!("{what}: input {dims:?} against {k} columns")
+    }
+    let x = &x[start..end];
+    Ok((x, x.len() / k))
+}
+
+/// The product's output: `dst` shaped as the input with its last dimension `n`.
+pub fn output(dst: Vec<f32>, layout: &Layout, n: usize) -> (CpuStorage, Shape) {
+    let mut dims = layout.shape().dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    (CpuStorage::F32(dst), Shape::from(dims))
+}
+
+/// An output buffer written by several threads, each to cells no other thread writes.
+pub struct SharedOut(pub *mut f32);
+// SAFETY: users write disjoint cells (see the callers in `q8` and `packed`).
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+/// Test helper: `a` equals `b` to 1e-4 relative, element by element.
+#[cfg(test)]
+pub fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "element {i}: {x} against {y}"
+        );
+    }
+}

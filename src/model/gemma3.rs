@@ -73,7 +73,7 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Q8(m) => m.forward(&xs.contiguous()?),
+            Self::Q8(m) => m.forward(xs),
             Self::Candle(m) => m.forward(xs),
         }
     }
@@ -115,7 +115,7 @@ impl Projections {
     fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
         match self {
             Self::Fused(m, rows) => {
-                let y = m.forward(&xs.contiguous()?)?;
+                let y = m.forward(xs)?;
                 let mut start = 0;
                 rows.iter()
                     .map(|&n| {

@@ -34,6 +34,38 @@ pub fn output(dst: Vec<f32>, layout: &Layout, n: usize) -> (CpuStorage, Shape) {
     (CpuStorage::F32(dst), Shape::from(dims))
 }
 
+/// The rows `ids` (any shape of u32) of a `rows x width` matrix, each written by `row(id,
+/// dst)`: shape `(ids.., width)`. `what` names the matrix in errors.
+pub fn gather_rows(
+    ids: &candle_core::Tensor,
+    rows: usize,
+    width: usize,
+    what: &str,
+    mut row: impl FnMut(usize, &mut [f32]),
+) -> Result<candle_core::Tensor> {
+    let mut dims = ids.dims().to_vec();
+    let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+    let mut out = vec![0f32; ids.len() * width];
+    for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(width)) {
+        let id = id as usize;
+        if id >= rows {
+            candle_core::bail!("{what}: row {id} of {rows}")
+        }
+        row(id, dst);
+    }
+    dims.push(width);
+    candle_core::Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
+}
+
+/// Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C; every x86 CPU with AVX2 also
+/// has the other two).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
 /// An output buffer written by several threads, each to cells no other thread writes.
 pub struct SharedOut(pub *mut f32);
 // SAFETY: users write disjoint cells (see the callers in `q8` and `packed`).

@@ -145,14 +145,29 @@ impl Attention {
         let q = self.split(&padding.pad(&(self.q.forward(x)? * self.scale)?)?)?;
         let k = self.split(&padding.pad(&self.k.forward(x)?)?)?;
         let v = self.split(&padding.pad(&self.v.forward(x)?)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let out = self.heads_attend(&q, &k, &v, Some(mask))?;
+        Ok(self.o.forward(&padding.unpad(&out)?)?)
+    }
+
+    /// Scaled queries `(b, h, tq, hd)` against keys and values `(b, h, tk, hd)`, `mask` added
+    /// to the scores (`-inf` where a query may not look); the heads merged, `(b, tq, h * hd)`.
+    fn heads_attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let (b, _, t, _) = probs.dims4()?;
-        let out = probs
-            .matmul(&v)?
+        Ok(probs
+            .matmul(v)?
             .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?;
-        Ok(self.o.forward(&padding.unpad(&out)?)?)
+            .reshape((b, t, self.heads * self.head_dim))?)
     }
 
     /// Attends from one position per row, `x` `(rows, 1, d)`, to keys and values held once
@@ -173,9 +188,9 @@ impl Attention {
             .reshape((sentences, per * t, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(v)?.transpose(1, 2)?.reshape((rows, t, d))?;
+        let out = self
+            .heads_attend(&q, k, v, Some(mask))?
+            .reshape((rows, t, d))?;
         Ok(self.o.forward(&out)?)
     }
 
@@ -190,14 +205,8 @@ impl Attention {
     /// Attends from `x` `(b, tq, d)` to keys and values `(b, h, tk, hd)`; `mask` is added to
     /// the scores (`-inf` where a query may not look).
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
         let q = self.split(&(self.q.forward(x)? * self.scale)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        let out = self.heads_attend(&q, k, v, mask)?;
         Ok(self.o.forward(&out)?)
     }
 }

@@ -119,22 +119,12 @@ impl PackedLinear {
     /// Rows `ids` of `W` (an embedding table stored as the output layer that shares it):
     /// shape `(ids.., k)`.
     pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
-        let shape = ids.shape().clone();
-        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-        let mut out = vec![0f32; ids.len() * self.k];
-        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(self.k)) {
-            let id = id as usize;
-            if id >= self.n {
-                candle_core::bail!("packed: row {id} of {}", self.n)
-            }
+        super::kernel::gather_rows(ids, self.n, self.k, "packed", |id, dst| {
             let panel = self.panel(id / PANEL);
             for (v, step) in dst.iter_mut().zip(panel.chunks_exact(PANEL)) {
                 *v = step[id % PANEL];
             }
-        }
-        let mut dims = shape.dims().to_vec();
-        dims.push(self.k);
-        Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
+        })
     }
 
     fn matmul(&self, x: &[f32], m: usize, dst: &mut [f32]) {
@@ -201,8 +191,7 @@ enum Kernel {
 impl Kernel {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if super::kernel::has_avx2() {
             return Kernel::Avx2;
         }
         Kernel::Scalar

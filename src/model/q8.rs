@@ -165,20 +165,13 @@ impl Q8Matrix {
 
     /// `x @ W^T` for `x` of shape `(.., cols)`: shape `(.., rows)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.apply_op1_no_bwd(self)
+        x.contiguous()?.apply_op1_no_bwd(self)
     }
 
     /// The rows named by `ids` (any shape of u32), dequantized: shape `(ids.., cols)`.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
-        let shape = ids.shape().clone();
-        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
         let blocks = self.blocks();
-        let mut out = vec![0f32; ids.len() * self.cols];
-        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(self.cols)) {
-            let id = id as usize;
-            if id >= self.rows {
-                candle_core::bail!("q8: row {id} of {}", self.rows)
-            }
+        super::kernel::gather_rows(ids, self.rows, self.cols, "q8", |id, dst| {
             let (g, r) = (id / GROUP, id % GROUP);
             let group = &self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
             for (chunk, dst) in group.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(QK)) {
@@ -188,10 +181,7 @@ impl Q8Matrix {
                     *v = d * (q as i8) as f32;
                 }
             }
-        }
-        let mut dims = shape.dims().to_vec();
-        dims.push(self.cols);
-        Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
+        })
     }
 
     /// `dst[r * rows + j] = dot(W[j], x[r])` for the `m` activation rows, quantized.
@@ -275,10 +265,7 @@ enum Kernel {
 impl Kernel {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("f16c")
-        {
+        if super::kernel::has_avx2() {
             return Kernel::Avx2;
         }
         Kernel::Scalar

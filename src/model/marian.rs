@@ -5,12 +5,17 @@
 //! for this use fixed (each fix marked "Fix:" below):
 //! - its encoder self-attention appends to a KV cache, so a second input attends to the first
 //!   unless the cache is reset: here the encoder has no cache at all;
-//! - it has no padding mask, so a batch of sentences of different lengths is wrong: here the
-//!   encoder's self-attention and the decoder's cross-attention mask the padding;
+//! - it has no padding mask, so a batch of sentences of different lengths is wrong: here
+//!   nothing is padded, and each token's attention reads its own sentence only;
 //! - nothing stops it generating `<pad>`: here the generation config's `bad_words_ids` (pad, in
 //!   every OPUS-MT model) are banned, as the reference `generate` does;
 //! - it has no beam search and no way to reorder its cache for one: here the decoder state is a
-//!   set of rows that [`DecoderState::select`] picks, copies and drops.
+//!   set of rows that [`DecoderState::select`] picks, repeats and drops.
+//!
+//! The network runs on plain row-major f32 buffers, through the hand-written products of
+//! `packed` and `attention`: at these sizes candle's tensor operations (padding, head
+//! splits, masks, concatenated caches, each a pass over memory, several on a second thread
+//! pool) cost more than the arithmetic around them.
 //!
 //! Decoding follows transformers' `generate` for these models step for step (log-softmax,
 //! banned tokens, `</s>` forced at the last allowed position, the beam search's top-2k
@@ -19,7 +24,6 @@
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{LayerNorm, Module};
 
 use super::packed::PackedLinear;
 use std::path::{Path, PathBuf};
@@ -107,107 +111,64 @@ pub struct Generation {
     pub decoder_start: u32,
 }
 
+/// Multi-head attention's projections: `q`, or `q`, `k` and `v` as one product (self-
+/// attention), `k` and `v` as one (cross-attention, run once on the encoder states), and the
+/// output.
 struct Attention {
+    /// `(3d, d)` for self-attention: q, k, v one after another; `(d, d)` for cross-attention.
     q: PackedLinear,
-    k: PackedLinear,
-    v: PackedLinear,
+    /// Cross-attention only: k and v, `(2d, d)`.
+    kv: Option<PackedLinear>,
     o: PackedLinear,
     heads: usize,
     head_dim: usize,
-    scale: f64,
+    scale: f32,
 }
 
 impl Attention {
-    fn load(w: &mut Weights, prefix: &str, d: usize, heads: usize) -> Result<Self> {
-        let mut lin = |name: &str| w.linear(&format!("{prefix}.{name}"), d, d);
+    fn load(w: &mut Weights, prefix: &str, d: usize, heads: usize, cross: bool) -> Result<Self> {
+        let name = |n: &str| format!("{prefix}.{n}");
+        let (q, kv) = if cross {
+            (
+                w.linear(&name("q_proj"), d, d)?,
+                Some(w.fused_linear(&[&name("k_proj"), &name("v_proj")], d, d)?),
+            )
+        } else {
+            let names = [&name("q_proj"), &name("k_proj"), &name("v_proj")];
+            (w.fused_linear(&names.map(String::as_str), d, d)?, None)
+        };
         Ok(Attention {
-            q: lin("q_proj")?,
-            k: lin("k_proj")?,
-            v: lin("v_proj")?,
-            o: lin("out_proj")?,
+            q,
+            kv,
+            o: w.linear(&name("out_proj"), d, d)?,
             heads,
             head_dim: d / heads,
-            scale: ((d / heads) as f64).powf(-0.5),
+            scale: ((d / heads) as f64).powf(-0.5) as f32,
         })
     }
 
-    /// `(b, t, d)` → `(b, heads, t, head_dim)`.
-    fn split(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        Ok(x.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()?)
-    }
-
-    /// Self-attention over unpadded tokens `(tokens, d)` → `(tokens, d)`: the projections run
-    /// on the tokens only, attention on them padded.
-    fn attend_unpadded(&self, x: &Tensor, padding: &Padding, mask: &Tensor) -> Result<Tensor> {
-        let q = self.split(&padding.pad(&(self.q.forward(x)? * self.scale)?)?)?;
-        let k = self.split(&padding.pad(&self.k.forward(x)?)?)?;
-        let v = self.split(&padding.pad(&self.v.forward(x)?)?)?;
-        let out = self.heads_attend(&q, &k, &v, Some(mask))?;
-        Ok(self.o.forward(&padding.unpad(&out)?)?)
-    }
-
-    /// Scaled queries `(b, h, tq, hd)` against keys and values `(b, h, tk, hd)`, `mask` added
-    /// to the scores (`-inf` where a query may not look); the heads merged, `(b, tq, h * hd)`.
-    fn heads_attend(
+    /// Attention from rows of `queries` (each row `stride` floats, the query first) over
+    /// `len(r)` keys per row, key `j` of row `r` being the rows `kv(r, j)` (key, value), then
+    /// the output projection: `(rows, d)`.
+    fn attend<'a>(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let (b, _, t, _) = probs.dims4()?;
-        Ok(probs
-            .matmul(v)?
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?)
-    }
-
-    /// Attends from one position per row, `x` `(rows, 1, d)`, to keys and values held once
-    /// per sentence, `(rows / per, h, s, hd)`, rows `i * per..` reading sentence `i`: the rows
-    /// of a sentence are stacked as the query rows of one product, so the encoder side is not
-    /// copied once per beam (0.5 GB at beam 4 on tc-big with 13 sentences).
-    fn attend_grouped(
-        &self,
-        x: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: &Tensor,
-        per: usize,
-    ) -> Result<Tensor> {
-        let (rows, t, d) = x.dims3()?;
-        let sentences = rows / per;
-        let q = (self.q.forward(x)? * self.scale)?
-            .reshape((sentences, per * t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let out = self
-            .heads_attend(&q, k, v, Some(mask))?
-            .reshape((rows, t, d))?;
-        Ok(self.o.forward(&out)?)
-    }
-
-    /// Keys and values of `x`, split into heads.
-    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((
-            self.split(&self.k.forward(x)?)?,
-            self.split(&self.v.forward(x)?)?,
-        ))
-    }
-
-    /// Attends from `x` `(b, tq, d)` to keys and values `(b, h, tk, hd)`; `mask` is added to
-    /// the scores (`-inf` where a query may not look).
-    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let q = self.split(&(self.q.forward(x)? * self.scale)?)?;
-        let out = self.heads_attend(&q, k, v, mask)?;
-        Ok(self.o.forward(&out)?)
+        queries: &[f32],
+        stride: usize,
+        len: impl Fn(usize) -> usize + Sync,
+        kv: impl Fn(usize, usize) -> (&'a [f32], &'a [f32]) + Sync,
+    ) -> Vec<f32> {
+        let rows = queries.len() / stride;
+        let a = super::attention::attend(
+            queries,
+            stride,
+            rows,
+            self.heads,
+            self.head_dim,
+            self.scale,
+            len,
+            kv,
+        );
+        self.o.apply(&a)
     }
 }
 
@@ -232,119 +193,112 @@ impl FeedForward {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.fc2.forward(&self.fc1.forward(x)?.apply(&self.act)?)?)
+    fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let h = activate(self.act, self.fc1.apply(x))?;
+        Ok(self.fc2.apply(&h))
+    }
+}
+
+/// `act` on every value: ReLU and swish (the activations of OPUS-MT models) here, any other
+/// through candle's own.
+fn activate(act: candle_nn::Activation, mut h: Vec<f32>) -> Result<Vec<f32>> {
+    use candle_nn::Activation::{Relu, Silu, Swish};
+    match act {
+        Relu => h.iter_mut().for_each(|v| *v = v.max(0.0)),
+        // As candle computes it: x / (1 + e^-x).
+        Silu | Swish => h.iter_mut().for_each(|v| *v /= 1.0 + (-*v).exp()),
+        _ => {
+            let n = h.len();
+            h = Tensor::from_vec(h, n, &Device::Cpu)?
+                .apply(&act)?
+                .to_vec1::<f32>()?;
+        }
+    }
+    Ok(h)
+}
+
+/// Layer normalisation of rows of `d` values, after adding the residual.
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    /// `x = norm(x + h)`, row by row.
+    fn add_forward(&self, x: &mut [f32], h: &[f32]) {
+        let d = self.weight.len();
+        for (x, h) in x.chunks_exact_mut(d).zip(h.chunks_exact(d)) {
+            x.iter_mut().zip(h).for_each(|(x, h)| *x += h);
+            let mean = x.iter().sum::<f32>() / d as f32;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, w), b) in x.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *v = (*v - mean) * inv * w + b;
+            }
+        }
     }
 }
 
 struct EncoderLayer {
     attn: Attention,
-    attn_norm: LayerNorm,
+    attn_norm: Norm,
     ffn: FeedForward,
-    ffn_norm: LayerNorm,
+    ffn_norm: Norm,
 }
 
 struct DecoderLayer {
     self_attn: Attention,
-    self_norm: LayerNorm,
+    self_norm: Norm,
     cross_attn: Attention,
-    cross_norm: LayerNorm,
+    cross_norm: Norm,
     ffn: FeedForward,
-    ffn_norm: LayerNorm,
+    ffn_norm: Norm,
 }
 
 /// A loaded Marian model.
 pub struct Marian {
     pub config: Config,
     pub generation: Generation,
-    /// The output layer; its weight is also the embedding table of encoder and decoder
-    /// inputs (`PackedLinear::rows`).
+    /// The output layer, with the final logits bias; its weight is also the embedding table
+    /// of encoder and decoder inputs (`PackedLinear::row_into`).
     output: PackedLinear,
-    final_bias: Tensor,
-    positions: Tensor,
-    embed_scale: f64,
+    /// `(max_position_embeddings, d)`.
+    positions: Vec<f32>,
+    embed_scale: f32,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    device: Device,
 }
 
 /// Encoder output for a batch of sentences.
-pub struct Encoded {
-    /// The sentences' tokens one after another, `(tokens, d)`: no padding.
-    tokens: Tensor,
-    padding: Padding,
-    /// `(b, 1, 1, s)`: 0 for tokens, `-inf` for padding.
-    mask: Tensor,
-}
-
-/// Where the tokens of a batch of sentences sit once padded to the longest, `(b, s)`.
 ///
-/// The encoder keeps its states unpadded, `(tokens, d)`, and pads them only for attention:
-/// every other layer works position by position, and a batch of sentences of mixed lengths is
-/// mostly padding (the sample article: 942 tokens padded to 13 x 197 = 2561 rows). Each token's
-/// values are the same either way. (CTranslate2 does the same.)
-struct Padding {
-    batch: usize,
-    len: usize,
-    /// For each padded position: its token's row, or the number of tokens (a zero row).
-    gather: Tensor,
-    /// For each token: its padded position.
-    scatter: Tensor,
+/// The sentences' states lie one after another, `(tokens, d)`, with no padding: every layer
+/// but attention works token by token, and attention reads each sentence's own keys, so a
+/// batch of mixed lengths costs what its tokens cost (the sample article: 942 tokens, which
+/// padded to the longest would be 13 x 197 = 2561 rows). CTranslate2 does the same.
+pub struct Encoded {
+    states: Vec<f32>,
+    /// First token and length of each sentence.
+    spans: Vec<(usize, usize)>,
 }
 
-impl Padding {
-    fn new(lengths: &[usize], len: usize, device: &Device) -> Result<Self> {
-        let tokens: usize = lengths.iter().sum();
-        let mut gather = Vec::with_capacity(lengths.len() * len);
-        let mut scatter = Vec::with_capacity(tokens);
-        let mut next = 0u32;
-        for (b, &n) in lengths.iter().enumerate() {
-            for i in 0..len {
-                if i < n {
-                    gather.push(next);
-                    scatter.push((b * len + i) as u32);
-                    next += 1;
-                } else {
-                    gather.push(tokens as u32);
-                }
-            }
-        }
-        Ok(Self {
-            batch: lengths.len(),
-            len,
-            gather: Tensor::new(gather, device)?,
-            scatter: Tensor::new(scatter, device)?,
-        })
-    }
-
-    /// `(tokens, d)` → `(b, s, d)`, zeros at padding.
-    fn pad(&self, x: &Tensor) -> Result<Tensor> {
-        let d = x.dim(1)?;
-        let zero = Tensor::zeros((1, d), x.dtype(), x.device())?;
-        Ok(Tensor::cat(&[x, &zero], 0)?
-            .index_select(&self.gather, 0)?
-            .reshape((self.batch, self.len, d))?)
-    }
-
-    /// `(b, s, d)` → `(tokens, d)`.
-    fn unpad(&self, x: &Tensor) -> Result<Tensor> {
-        let d = x.dim(2)?;
-        Ok(x.reshape((self.batch * self.len, d))?
-            .index_select(&self.scatter, 0)?)
-    }
-}
-
-/// The decoder's state for a set of rows, each decoding one sentence (or one beam of one):
-/// the self-attention cache of every layer and the encoder keys and values it attends to.
+/// The decoder's state for a set of rows, each decoding one sentence (or one beam of one).
+///
+/// Nothing is copied when rows are picked ([`DecoderState::select`]): each row keeps, for
+/// every step so far, which row of that step's keys and values it descends from, and the
+/// encoder keys and values are held once for the whole batch, each row reading its own
+/// sentence's span. (Gathering the self-attention cache and the encoder side per beam at every
+/// step was 4% of a beam-4 run in memory copies alone.)
 pub struct DecoderState {
-    self_kv: Vec<Option<(Tensor, Tensor)>>,
-    /// Encoder keys and values of each sentence decoded, `(sentences, h, s, hd)`, once per
-    /// sentence however many rows (beams) decode it.
-    cross_kv: Vec<(Tensor, Tensor)>,
-    /// `(sentences, 1, 1, s)`.
-    mask: Tensor,
-    /// Rows per sentence: rows `i * n .. (i + 1) * n` decode sentence `i`.
-    rows_per_sentence: usize,
+    /// For each decoder layer and each step so far, the keys and values of the rows fed at
+    /// that step, `(rows then, 2d)`.
+    self_kv: Vec<Vec<Vec<f32>>>,
+    /// For each row, for each step so far, its row in that step's keys and values.
+    history: Vec<Vec<u32>>,
+    /// For each decoder layer, the encoder keys and values of the batch, `(tokens, 2d)`.
+    cross_kv: std::sync::Arc<Vec<Vec<f32>>>,
+    /// For each row, the first token and length of its sentence in `cross_kv`.
+    spans: Vec<(usize, usize)>,
     /// Position of the next token fed.
     pos: usize,
 }
@@ -352,47 +306,24 @@ pub struct DecoderState {
 impl DecoderState {
     /// Keeps the rows `rows` (in that order; a row may be taken more than once).
     pub fn select(&mut self, rows: &[u32]) -> Result<()> {
-        self.select_rows(rows, false)
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= self.history.len()) {
+            return Err(candle_core::Error::Msg(format!(
+                "decoder state: row {bad} of {}",
+                self.history.len()
+            ))
+            .into());
+        }
+        self.history = rows
+            .iter()
+            .map(|&r| self.history[r as usize].clone())
+            .collect();
+        self.spans = rows.iter().map(|&r| self.spans[r as usize]).collect();
+        Ok(())
     }
 
-    /// As [`DecoderState::select`]; `same_sources` says that every new row attends to the same
-    /// encoded sentence as the row it replaces (beams reordered within their sentences), so
-    /// the encoder keys and values, the largest part of the state, stay as they are.
-    pub fn select_rows(&mut self, rows: &[u32], same_sources: bool) -> Result<()> {
-        let idx = Tensor::new(rows, self.mask.device())?;
-        let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for kv in self.self_kv.iter_mut().flatten() {
-            *kv = (pick(&kv.0)?, pick(&kv.1)?);
-        }
-        if same_sources {
-            return Ok(());
-        }
-        // The sentence of each new row, and whether they come in equal runs of rows.
-        let sentence: Vec<u32> = rows
-            .iter()
-            .map(|&r| r / self.rows_per_sentence as u32)
-            .collect();
-        let run = sentence
-            .iter()
-            .take_while(|&&s| Some(&s) == sentence.first())
-            .count()
-            .max(1);
-        let grouped = sentence.len().is_multiple_of(run)
-            && sentence.chunks(run).all(|c| c.iter().all(|&s| s == c[0]));
-        let (keep, per): (Vec<u32>, usize) = if grouped {
-            (sentence.chunks(run).map(|c| c[0]).collect(), run)
-        } else {
-            // Rows in no regular order: one copy of the sentence's keys and values per row.
-            (sentence, 1)
-        };
-        let idx = Tensor::new(keep, self.mask.device())?;
-        let pick = |t: &Tensor| t.index_select(&idx, 0);
-        for kv in self.cross_kv.iter_mut() {
-            *kv = (pick(&kv.0)?, pick(&kv.1)?);
-        }
-        self.mask = pick(&self.mask)?;
-        self.rows_per_sentence = per;
-        Ok(())
+    /// Rows being decoded.
+    pub fn rows(&self) -> usize {
+        self.history.len()
     }
 }
 
@@ -423,22 +354,40 @@ impl Weights {
         Ok(v)
     }
 
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let v = self.take_vec(name, shape)?;
-        Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
-    }
-
     /// `prefix.weight` `(out, in)` and `prefix.bias` `(out,)`, packed.
     fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) -> Result<PackedLinear> {
-        let w = self.take_vec(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let b = self.take_vec(&format!("{prefix}.bias"), &[d_out])?;
-        Ok(PackedLinear::from_rows(w, d_out, d_in, Some(&b))?)
+        self.fused_linear(&[prefix], d_in, d_out)
     }
 
-    fn layer_norm(&mut self, prefix: &str, d: usize) -> Result<LayerNorm> {
-        let w = self.take(&format!("{prefix}.weight"), &[d])?;
-        let b = self.take(&format!("{prefix}.bias"), &[d])?;
-        Ok(LayerNorm::new(w, b, 1e-5))
+    /// Linear layers of the same shape that read the same input, as one: their outputs one
+    /// after another in each row (one pass over the input and one hand-off to the threads
+    /// instead of one per layer).
+    fn fused_linear(
+        &mut self,
+        prefixes: &[&str],
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<PackedLinear> {
+        let mut w = Vec::with_capacity(prefixes.len() * d_out * d_in);
+        let mut b = Vec::with_capacity(prefixes.len() * d_out);
+        for prefix in prefixes {
+            w.extend(self.take_vec(&format!("{prefix}.weight"), &[d_out, d_in])?);
+            b.extend(self.take_vec(&format!("{prefix}.bias"), &[d_out])?);
+        }
+        Ok(PackedLinear::from_rows(
+            w,
+            prefixes.len() * d_out,
+            d_in,
+            Some(&b),
+        )?)
+    }
+
+    fn layer_norm(&mut self, prefix: &str, d: usize) -> Result<Norm> {
+        Ok(Norm {
+            weight: self.take_vec(&format!("{prefix}.weight"), &[d])?,
+            bias: self.take_vec(&format!("{prefix}.bias"), &[d])?,
+            eps: 1e-5,
+        })
     }
 }
 
@@ -544,7 +493,7 @@ impl Marian {
             }
             weights
         };
-        Self::build(config, generation, Weights(weights), device).map_err(|e| match e {
+        Self::build(config, generation, Weights(weights)).map_err(|e| match e {
             Error::Candle(e) => invalid(
                 dir.to_path_buf(),
                 format!("weights do not fit config.json: {e}"),
@@ -553,12 +502,7 @@ impl Marian {
         })
     }
 
-    fn build(
-        config: Config,
-        generation: Generation,
-        mut w: Weights,
-        device: Device,
-    ) -> Result<Self> {
+    fn build(config: Config, generation: Generation, mut w: Weights) -> Result<Self> {
         let d = config.d_model;
         let vocab = config.vocab_size;
         let embed_w = if w.has("model.shared.weight") {
@@ -566,12 +510,12 @@ impl Marian {
         } else {
             w.take_vec("model.encoder.embed_tokens.weight", &[vocab, d])?
         };
-        let output = PackedLinear::from_rows(embed_w, vocab, d, None)?;
         let final_bias = if w.has("final_logits_bias") {
-            w.take("final_logits_bias", &[1, vocab])?.reshape(vocab)?
+            Some(w.take_vec("final_logits_bias", &[1, vocab])?)
         } else {
-            Tensor::zeros(vocab, DType::F32, &device)?
+            None
         };
+        let output = PackedLinear::from_rows(embed_w, vocab, d, final_bias.as_deref())?;
         let act = config.activation_function;
         let mut encoder = Vec::with_capacity(config.encoder_layers);
         for i in 0..config.encoder_layers {
@@ -582,6 +526,7 @@ impl Marian {
                     &format!("{l}.self_attn"),
                     d,
                     config.encoder_attention_heads,
+                    false,
                 )?,
                 attn_norm: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
                 ffn: FeedForward::load(&mut w, &l, d, config.encoder_ffn_dim, act)?,
@@ -593,38 +538,54 @@ impl Marian {
             let l = format!("model.decoder.layers.{i}");
             let heads = config.decoder_attention_heads;
             decoder.push(DecoderLayer {
-                self_attn: Attention::load(&mut w, &format!("{l}.self_attn"), d, heads)?,
+                self_attn: Attention::load(&mut w, &format!("{l}.self_attn"), d, heads, false)?,
                 self_norm: w.layer_norm(&format!("{l}.self_attn_layer_norm"), d)?,
-                cross_attn: Attention::load(&mut w, &format!("{l}.encoder_attn"), d, heads)?,
+                cross_attn: Attention::load(&mut w, &format!("{l}.encoder_attn"), d, heads, true)?,
                 cross_norm: w.layer_norm(&format!("{l}.encoder_attn_layer_norm"), d)?,
                 ffn: FeedForward::load(&mut w, &l, d, config.decoder_ffn_dim, act)?,
                 ffn_norm: w.layer_norm(&format!("{l}.final_layer_norm"), d)?,
             });
         }
         Ok(Marian {
-            positions: sinusoidal_positions(config.max_position_embeddings, d, &device)?,
+            positions: sinusoidal_positions(config.max_position_embeddings, d),
             embed_scale: if config.scale_embedding {
-                (d as f64).sqrt()
+                (d as f32).sqrt()
             } else {
                 1.0
             },
             output,
-            final_bias,
             encoder,
             decoder,
             generation,
             config,
-            device,
         })
     }
 
-    fn embed(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
-        let t = ids.dim(1)?;
-        let x = (self.output.rows(ids)? * self.embed_scale)?;
-        Ok(x.broadcast_add(&self.positions.narrow(0, start, t)?)?)
+    /// The embeddings of `ids`, scaled, plus that of the position `pos(i)` of each `ids[i]`,
+    /// appended to `x`.
+    fn embed(&self, ids: &[u32], pos: impl Fn(usize) -> usize, x: &mut Vec<f32>) -> Result<()> {
+        let d = self.config.d_model;
+        for (i, &id) in ids.iter().enumerate() {
+            if id as usize >= self.config.vocab_size {
+                return Err(candle_core::Error::Msg(format!(
+                    "token {id} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                ))
+                .into());
+            }
+            let at = x.len();
+            x.resize(at + d, 0.0);
+            let row = &mut x[at..];
+            self.output.row_into(id as usize, row);
+            let pos = &self.positions[pos(i) * d..][..d];
+            for (v, p) in row.iter_mut().zip(pos) {
+                *v = *v * self.embed_scale + p;
+            }
+        }
+        Ok(())
     }
 
-    /// Runs the encoder on a batch of sentences (ids ending in `</s>`), padded on the right.
+    /// Runs the encoder on a batch of sentences (ids ending in `</s>`).
     pub fn encode(&self, batch: &[Vec<u32>]) -> Result<Encoded> {
         let longest = batch.iter().map(Vec::len).max().unwrap_or(0);
         if longest > self.config.max_position_embeddings {
@@ -633,92 +594,141 @@ impl Marian {
                 context: self.config.max_position_embeddings,
             });
         }
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        let mut mask = Vec::with_capacity(batch.len() * longest);
+        let d = self.config.d_model;
+        let tokens: usize = batch.iter().map(Vec::len).sum();
+        let mut x = Vec::with_capacity(tokens * d);
+        let mut spans = Vec::with_capacity(batch.len());
+        // The span of each token's sentence.
+        let mut span_of = Vec::with_capacity(tokens);
         for s in batch {
-            ids.extend_from_slice(s);
-            ids.extend(std::iter::repeat_n(
-                self.config.pad_token_id,
-                longest - s.len(),
-            ));
-            mask.extend(std::iter::repeat_n(0f32, s.len()));
-            mask.extend(std::iter::repeat_n(f32::NEG_INFINITY, longest - s.len()));
+            let span = (x.len() / d, s.len());
+            self.embed(s, |i| i, &mut x)?;
+            spans.push(span);
+            span_of.extend(std::iter::repeat_n(span, s.len()));
         }
-        let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
-        // Fix: candle's encoder has no padding mask; every key position is masked here where
-        // it is padding, so a sentence reads the same alone or padded in a batch.
-        let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), &self.device)?;
-        let lengths: Vec<usize> = batch.iter().map(Vec::len).collect();
-        let padding = Padding::new(&lengths, longest, &self.device)?;
-        let mut x = padding.unpad(&self.embed(&ids, 0)?)?;
         for l in &self.encoder {
-            // Fix: no KV cache in the encoder (candle's appends to one across calls).
-            let h = (&x + l.attn.attend_unpadded(&x, &padding, &mask)?)?;
-            x = l.attn_norm.forward(&h)?;
-            let h = (&x + l.ffn.forward(&x)?)?;
-            x = l.ffn_norm.forward(&h)?;
+            // Fix: no KV cache in the encoder (candle's appends to one across calls), and
+            // each token attends to its own sentence only (candle's has no padding mask).
+            let qkv = l.attn.q.apply(&x);
+            let h = l.attn.attend(
+                &qkv,
+                3 * d,
+                |r| span_of[r].1,
+                |r, j| {
+                    let t = (span_of[r].0 + j) * 3 * d;
+                    (&qkv[t + d..t + 2 * d], &qkv[t + 2 * d..t + 3 * d])
+                },
+            );
+            l.attn_norm.add_forward(&mut x, &h);
+            let h = l.ffn.forward(&x)?;
+            l.ffn_norm.add_forward(&mut x, &h);
         }
-        Ok(Encoded {
-            tokens: x,
-            padding,
-            mask,
-        })
+        Ok(Encoded { states: x, spans })
     }
 
     /// A decoder state with one row per entry of `rows`, each attending to that encoded
     /// sentence.
     pub fn start(&self, enc: &Encoded, rows: &[u32]) -> Result<DecoderState> {
-        let idx = Tensor::new(rows, &self.device)?;
+        let spans = rows
+            .iter()
+            .map(|&r| {
+                enc.spans.get(r as usize).copied().ok_or_else(|| {
+                    candle_core::Error::Msg(format!("sentence {r} of {}", enc.spans.len())).into()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let cross_kv = self
             .decoder
             .iter()
             .map(|l| {
-                let a = &l.cross_attn;
-                let kv = |lin: &PackedLinear| -> Result<Tensor> {
-                    let padded = enc.padding.pad(&lin.forward(&enc.tokens)?)?;
-                    Ok(a.split(&padded)?.index_select(&idx, 0)?)
-                };
-                Ok((kv(&a.k)?, kv(&a.v)?))
+                l.cross_attn
+                    .kv
+                    .as_ref()
+                    .expect("cross-attention has keys and values")
+                    .apply(&enc.states)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok(DecoderState {
-            self_kv: vec![None; self.decoder.len()],
-            cross_kv,
-            mask: enc.mask.index_select(&idx, 0)?,
-            rows_per_sentence: 1,
+            self_kv: vec![Vec::new(); self.decoder.len()],
+            history: vec![Vec::new(); rows.len()],
+            cross_kv: std::sync::Arc::new(cross_kv),
+            spans,
             pos: 0,
         })
     }
 
     /// Feeds one token per row and returns the next-token logits, `(rows, vocab)`.
     pub fn step(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::from_vec(tokens.to_vec(), (tokens.len(), 1), &self.device)?;
-        let mut x = self.embed(&ids, state.pos)?;
+        let rows = tokens.len();
+        let logits = self.step_logits(state, tokens)?;
+        Ok(Tensor::from_vec(
+            logits,
+            (rows, self.config.vocab_size),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// [`Marian::step`], the logits row after row.
+    fn step_logits(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.len() != state.rows() {
+            return Err(candle_core::Error::Msg(format!(
+                "{} tokens for {} decoder rows",
+                tokens.len(),
+                state.rows()
+            ))
+            .into());
+        }
+        if state.pos >= self.config.max_position_embeddings {
+            return Err(Error::ContextOverflow {
+                needed: state.pos + 1,
+                context: self.config.max_position_embeddings,
+            });
+        }
+        let d = self.config.d_model;
+        let mut x = Vec::with_capacity(tokens.len() * d);
+        let step = state.pos;
+        self.embed(tokens, |_| step, &mut x)?;
+        for (r, h) in state.history.iter_mut().enumerate() {
+            h.push(r as u32);
+        }
+        let cross_kv = state.cross_kv.clone();
         for (i, l) in self.decoder.iter().enumerate() {
-            let (k, v) = l.self_attn.keys_values(&x)?;
-            let (k, v) = match state.self_kv[i].take() {
-                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                None => (k, v),
-            };
-            let h = (&x + l.self_attn.attend(&x, &k, &v, None)?)?;
-            state.self_kv[i] = Some((k, v));
-            x = l.self_norm.forward(&h)?;
-            let (ck, cv) = &state.cross_kv[i];
-            let h = (&x
-                + l.cross_attn.attend_grouped(
-                    &x,
-                    ck,
-                    cv,
-                    &state.mask,
-                    state.rows_per_sentence,
-                )?)?;
-            x = l.cross_norm.forward(&h)?;
-            let h = (&x + l.ffn.forward(&x)?)?;
-            x = l.ffn_norm.forward(&h)?;
+            let qkv = l.self_attn.q.apply(&x);
+            // This step's keys and values, kept for the steps after.
+            let kv: Vec<f32> = qkv
+                .chunks_exact(3 * d)
+                .flat_map(|row| &row[d..])
+                .copied()
+                .collect();
+            state.self_kv[i].push(kv);
+            let (past, history) = (&state.self_kv[i], &state.history);
+            let h = l.self_attn.attend(
+                &qkv,
+                3 * d,
+                |_| step + 1,
+                |r, j| {
+                    let at = history[r][j] as usize * 2 * d;
+                    (&past[j][at..at + d], &past[j][at + d..at + 2 * d])
+                },
+            );
+            l.self_norm.add_forward(&mut x, &h);
+            let q = l.cross_attn.q.apply(&x);
+            let (enc, spans) = (&cross_kv[i], &state.spans);
+            let h = l.cross_attn.attend(
+                &q,
+                d,
+                |r| spans[r].1,
+                |r, j| {
+                    let at = (spans[r].0 + j) * 2 * d;
+                    (&enc[at..at + d], &enc[at + d..at + 2 * d])
+                },
+            );
+            l.cross_norm.add_forward(&mut x, &h);
+            let h = l.ffn.forward(&x)?;
+            l.ffn_norm.add_forward(&mut x, &h);
         }
         state.pos += 1;
-        let logits = self.output.forward(&x.squeeze(1)?)?;
-        Ok(logits.broadcast_add(&self.final_bias)?)
+        Ok(self.output.apply(&x))
     }
 
     /// The longest output for a source of `n` ids (decoder start included): twice the source
@@ -761,12 +771,10 @@ impl Marian {
 
     /// Log-probabilities of one row of logits after the reference's processors: banned
     /// tokens, and `</s>` forced at the last position (`cur_len` tokens so far).
-    fn scores(&self, logits: &[f32], cur_len: usize, max_length: usize, log: bool) -> Vec<f32> {
-        let mut s = if log {
-            log_softmax(logits)
-        } else {
-            logits.to_vec()
-        };
+    fn scores(&self, s: &mut [f32], cur_len: usize, max_length: usize, log: bool) {
+        if log {
+            log_softmax(s);
+        }
         for &b in &self.generation.banned {
             if let Some(x) = s.get_mut(b as usize) {
                 *x = f32::NEG_INFINITY;
@@ -785,7 +793,6 @@ impl Marian {
                 s[eos as usize] = 0.0;
             }
         }
-        s
     }
 
     fn greedy(&self, enc: &Encoded, batch: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
@@ -797,13 +804,18 @@ impl Marian {
         let mut state = self.start(enc, &rows)?;
         while !active.is_empty() {
             let tokens: Vec<u32> = active.iter().map(|&i| *outs[i].last().unwrap()).collect();
-            let logits = self.step(&mut state, &tokens)?.to_vec2::<f32>()?;
+            let mut logits = self.step_logits(&mut state, &tokens)?;
             let mut keep = Vec::with_capacity(active.len());
             let mut still = Vec::with_capacity(active.len());
-            for (row, &i) in active.iter().enumerate() {
+            let vocab = self.config.vocab_size;
+            for ((row, &i), s) in active
+                .iter()
+                .enumerate()
+                .zip(logits.chunks_exact_mut(vocab))
+            {
                 let cur_len = outs[i].len();
-                let s = self.scores(&logits[row], cur_len, limits[i], false);
-                let next = argmax(&s);
+                self.scores(s, cur_len, limits[i], false);
+                let next = argmax(s);
                 outs[i].push(next);
                 if next != g.eos && outs[i].len() < limits[i] {
                     keep.push(row as u32);
@@ -852,7 +864,20 @@ impl Marian {
                         .map(|h| *h.tokens.last().unwrap())
                 })
                 .collect();
-            let logits = self.step(&mut state, &tokens)?.to_vec2::<f32>()?;
+            let mut logits = self.step_logits(&mut state, &tokens)?;
+            // Each row's log-probabilities, rows in parallel (57000 exponentials a row on
+            // tc-big).
+            let vocab = self.config.vocab_size;
+            let limits: Vec<(usize, usize)> = row_sentence
+                .iter()
+                .map(|&i| {
+                    let s = &searches[i];
+                    (s.running[0].tokens.len(), s.max_length)
+                })
+                .collect();
+            par_rows(&mut logits, vocab, |r, row| {
+                self.scores(row, limits[r].0, limits[r].1, true)
+            });
             let mut next_rows = Vec::new();
             let mut next_sentence = Vec::new();
             let mut still = Vec::new();
@@ -860,9 +885,8 @@ impl Marian {
             for &i in &active {
                 let search = &mut searches[i];
                 let n = search.running.len();
-                let cur_len = search.running[0].tokens.len();
-                let scores: Vec<Vec<f32>> = (0..n)
-                    .map(|b| self.scores(&logits[base + b], cur_len, search.max_length, true))
+                let scores: Vec<&[f32]> = logits[base * vocab..(base + n) * vocab]
+                    .chunks_exact(vocab)
                     .collect();
                 let sources = search.advance(&scores, g.eos);
                 if !search.done {
@@ -873,9 +897,7 @@ impl Marian {
                 base += n;
             }
             if !still.is_empty() {
-                // Beams move within their sentence at almost every step; the encoder side
-                // only changes when the first step fans out or a sentence finishes.
-                state.select_rows(&next_rows, next_sentence == row_sentence)?;
+                state.select(&next_rows)?;
             }
             row_sentence = next_sentence;
             active = still;
@@ -923,8 +945,8 @@ impl BeamSearch {
 
     /// One step: `scores[b]` are the processed log-probabilities after running beam `b`.
     /// Returns, for each new running beam, the running beam it continues.
-    fn advance(&mut self, scores: &[Vec<f32>], eos: u32) -> Vec<usize> {
-        let vocab = scores[0].len();
+    fn advance<S: AsRef<[f32]>>(&mut self, scores: &[S], eos: u32) -> Vec<usize> {
+        let vocab = scores[0].as_ref().len();
         let k = 2 * self.beams;
         let cur_len = self.running[0].tokens.len();
         // The top 2k continuations over all beams, best first (ties: lower beam, then lower
@@ -940,7 +962,7 @@ impl BeamSearch {
         let mut cands: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
         for (b, s) in scores.iter().enumerate() {
             let base = self.running[b].score;
-            for (t, &lp) in s.iter().enumerate() {
+            for (t, &lp) in s.as_ref().iter().enumerate() {
                 let c = (lp + base, b * vocab + t);
                 // Candidates come in increasing index order, so one that only ties the
                 // worst kept ranks after it.
@@ -1027,13 +1049,32 @@ fn argmax(xs: &[f32]) -> u32 {
     best as u32
 }
 
-/// `(x - max) - ln(sum(exp(x - max)))`, in the order torch computes it, so that rounding
-/// matches on near-ties.
-fn log_softmax(xs: &[f32]) -> Vec<f32> {
+/// `(x - max) - ln(sum(exp(x - max)))` in place, in the order torch computes it, so that
+/// rounding matches on near-ties.
+fn log_softmax(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
     let log_sum = sum.ln();
-    xs.iter().map(|&x| (x - max) - log_sum).collect()
+    xs.iter_mut().for_each(|x| *x = (*x - max) - log_sum);
+}
+
+/// `f(r, row)` for each row of `width` values of `data`, rows shared among the threads.
+fn par_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let rows = data.len() / width;
+    let ptr = super::kernel::SharedOut(data.as_mut_ptr());
+    let run = |range: std::ops::Range<usize>| {
+        let ptr = &ptr;
+        for r in range {
+            // SAFETY: each row is handed to one call only, within `data`.
+            let row = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(r * width), width) };
+            f(r, row);
+        }
+    };
+    if rows < 2 {
+        run(0..rows);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(rows, run);
+    }
 }
 
 /// Reads a safetensors file tensor by tensor straight into f32 buffers. candle's mmapped
@@ -1097,7 +1138,7 @@ fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
 
 /// Marian's fixed positional embeddings: sines in the first half of each vector, cosines in
 /// the second (not interleaved), computed in f64 as the reference does.
-fn sinusoidal_positions(n: usize, d: usize, device: &Device) -> Result<Tensor> {
+fn sinusoidal_positions(n: usize, d: usize) -> Vec<f32> {
     let half = d.div_ceil(2);
     let mut data = vec![0f32; n * d];
     for pos in 0..n {
@@ -1107,7 +1148,7 @@ fn sinusoidal_positions(n: usize, d: usize, device: &Device) -> Result<Tensor> {
             data[pos * d + j] = if j < half { angle.sin() } else { angle.cos() } as f32;
         }
     }
-    Ok(Tensor::from_vec(data, (n, d), device)?)
+    data
 }
 
 #[cfg(test)]
@@ -1116,15 +1157,34 @@ mod tests {
 
     #[test]
     fn positions_are_sines_then_cosines() {
-        let p = sinusoidal_positions(3, 4, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let table = sinusoidal_positions(3, 4);
+        let p: Vec<&[f32]> = table.chunks(4).collect();
         assert_eq!(p[0], [0.0, 0.0, 1.0, 1.0]);
         let f = 1.0f64 / 10000f64.powf(0.5);
         let want = [2f64.sin(), (2.0 * f).sin(), 2f64.cos(), (2.0 * f).cos()];
         for (a, b) in p[2].iter().zip(want) {
             assert!((*a as f64 - b).abs() < 1e-6, "{:?}", p[2]);
+        }
+    }
+
+    #[test]
+    fn activations_match_candles() {
+        use candle_nn::Activation::*;
+        let x: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 0.37).collect();
+        for act in [Relu, Swish, Silu, Gelu, NewGelu] {
+            let want = Tensor::new(x.as_slice(), &Device::Cpu)
+                .unwrap()
+                .apply(&act)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let got = activate(act, x.clone()).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                    "{act:?}: {a} vs {b}"
+                );
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! time. The architecture is taken from the file's `general.architecture`; each supported one is
 //! a variant of [`Network`].
 
+pub(crate) mod attention;
 pub mod card;
 pub mod gemma3;
 pub mod hub;

@@ -167,9 +167,9 @@ fn an_older_config_without_the_newer_keys_gives_the_same_model() {
     }
 }
 
-/// Rows picked from a decoder state, in equal runs per sentence (beams: the encoder side
-/// kept once per sentence) or in no regular order (one copy per row), decode exactly as a
-/// state started with those rows.
+/// Rows picked from a decoder state, at one step and again at the next (repeated, reordered,
+/// dropped), decode exactly as rows started afresh and fed the same tokens: a picked row
+/// reads the history of the rows it descends from, and its own sentence.
 #[test]
 fn selected_decoder_rows_decode_as_freshly_started_ones() {
     let dir = fixture("tiny-marian");
@@ -177,33 +177,45 @@ fn selected_decoder_rows_decode_as_freshly_started_ones() {
     let sources: Vec<Vec<u32>> = cases().iter().take(3).map(|c| ids(&c["ids"])).collect();
     let enc = model.encode(&sources).unwrap();
     let start = model.generation.decoder_start;
-    for (picked, sentences) in [
-        (vec![0u32, 0, 2, 2], vec![0u32, 0, 2, 2]),
-        (vec![1, 0, 0, 2], vec![1, 0, 0, 2]),
-        // Runs of unequal length: the irregular path.
-        (vec![0, 0, 1], vec![0, 0, 1]),
-        (vec![2, 1], vec![2, 1]),
+    let logits = |t: candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (first, second) in [
+        (vec![0u32, 0, 2, 2], vec![3u32, 0, 1, 2]),
+        (vec![1, 0, 0, 2], vec![2, 2, 2]),
+        (vec![0, 0, 1], vec![1, 2]),
+        (vec![2, 1], vec![1, 1, 0, 0, 1]),
     ] {
-        // Two steps on one row per sentence, then the rows picked.
+        // One step on one row per sentence; rows picked; a step with a token of each row's
+        // own; rows picked again; one more step.
         let mut state = model.start(&enc, &[0, 1, 2]).unwrap();
         model.step(&mut state, &[start; 3]).unwrap();
-        state.select(&picked).unwrap();
-        let tokens: Vec<u32> = picked.iter().map(|&r| 5 + r).collect();
+        state.select(&first).unwrap();
+        let mid: Vec<u32> = (0..first.len() as u32).map(|r| 5 + 3 * r).collect();
+        model.step(&mut state, &mid).unwrap();
+        state.select(&second).unwrap();
+        let last: Vec<u32> = (0..second.len() as u32).map(|r| 40 + r).collect();
+        let got = logits(model.step(&mut state, &last).unwrap());
+
+        // The same histories, fed to fresh rows.
+        let sentences: Vec<u32> = second.iter().map(|&r| first[r as usize]).collect();
+        let fed: Vec<u32> = second.iter().map(|&r| mid[r as usize]).collect();
         let mut fresh = model.start(&enc, &sentences).unwrap();
         model
             .step(&mut fresh, &vec![start; sentences.len()])
             .unwrap();
-        let want = model.step(&mut fresh, &tokens).unwrap();
-        let got = model.step(&mut state, &tokens).unwrap();
-        let (got, want) = (
-            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        );
+        model.step(&mut fresh, &fed).unwrap();
+        let want = logits(model.step(&mut fresh, &last).unwrap());
         let worst = got
             .iter()
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
-        assert!(worst < 1e-4, "rows {picked:?}: logits differ by {worst}");
+        assert_eq!(got.len(), want.len());
+        assert!(
+            worst < 1e-4,
+            "rows {first:?} then {second:?}: logits differ by {worst}"
+        );
     }
+    // A row that does not exist is an error, not a panic.
+    let mut state = model.start(&enc, &[0, 1]).unwrap();
+    assert!(state.select(&[0, 2]).is_err());
 }

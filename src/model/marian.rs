@@ -743,7 +743,7 @@ impl Marian {
 
     /// Translates a batch of encoded sentences; each output starts with the decoder start
     /// token and ends with `</s>`. `beams` 1 is greedy. Each sentence's output is what it
-    /// gets alone: its length limit is its own, and padding is masked.
+    /// gets alone: its length limit is its own, and it attends to its own tokens only.
     pub fn generate(&self, batch: &[Vec<u32>], beams: usize) -> Result<Vec<Vec<u32>>> {
         if batch.is_empty() {
             return Ok(Vec::new());

@@ -13,8 +13,10 @@ use crate::translate::{Piece, TranslatedBlock};
 use std::path::Path;
 use std::time::Instant;
 
-/// Most source tokens in one batch, padding included: keeps the attention of a batch of long
-/// sentences within a modest amount of memory.
+/// Most source tokens in one batch, counted as its longest sentence times its sentences: an
+/// upper bound on its encoder states and on its decoder caches (which grow with the output,
+/// about as long as the source, times the rows), so that a batch of long sentences stays
+/// within a modest amount of memory.
 const BATCH_TOKENS: usize = 4096;
 
 /// A Marian model with its tokenizer and decoding settings.
@@ -164,7 +166,7 @@ impl MarianEngine {
         while start < order.len() {
             // A stop asked by the user is heard between batches.
             crate::checkpoint::check()?;
-            // Sorted longest first, so the first sentence of a batch sets its padded length.
+            // Sorted longest first, so the first sentence of a batch bounds its length.
             let longest = sources[order[start]].len().max(1);
             let fit = (BATCH_TOKENS / longest).clamp(1, self.batch_size);
             let group = &order[start..(start + fit).min(order.len())];

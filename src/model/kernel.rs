@@ -68,7 +68,8 @@ pub fn has_avx2() -> bool {
 
 /// An output buffer written by several threads, each to cells no other thread writes.
 pub struct SharedOut(pub *mut f32);
-// SAFETY: users write disjoint cells (see the callers in `q8` and `packed`).
+// SAFETY: users write disjoint cells (see the callers in `q8`, `packed`, `attention` and
+// `marian::par_rows`).
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 

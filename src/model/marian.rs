@@ -111,14 +111,13 @@ pub struct Generation {
     pub decoder_start: u32,
 }
 
-/// Multi-head attention's projections: `q`, or `q`, `k` and `v` as one product (self-
-/// attention), `k` and `v` as one (cross-attention, run once on the encoder states), and the
-/// output.
+/// Multi-head attention's projections.
 struct Attention {
-    /// `(3d, d)` for self-attention: q, k, v one after another; `(d, d)` for cross-attention.
-    q: PackedLinear,
-    /// Cross-attention only: k and v, `(2d, d)`.
-    kv: Option<PackedLinear>,
+    /// Of the layer's input: q, k and v as one product, `(3d, d)`, for self-attention; q
+    /// alone, `(d, d)`, for cross-attention.
+    in_proj: PackedLinear,
+    /// Cross-attention only: k and v of the encoder states as one product, `(2d, d)`.
+    kv_proj: Option<PackedLinear>,
     o: PackedLinear,
     heads: usize,
     head_dim: usize,
@@ -128,7 +127,7 @@ struct Attention {
 impl Attention {
     fn load(w: &mut Weights, prefix: &str, d: usize, heads: usize, cross: bool) -> Result<Self> {
         let name = |n: &str| format!("{prefix}.{n}");
-        let (q, kv) = if cross {
+        let (in_proj, kv_proj) = if cross {
             (
                 w.linear(&name("q_proj"), d, d)?,
                 Some(w.fused_linear(&[&name("k_proj"), &name("v_proj")], d, d)?),
@@ -138,8 +137,8 @@ impl Attention {
             (w.fused_linear(&names.map(String::as_str), d, d)?, None)
         };
         Ok(Attention {
-            q,
-            kv,
+            in_proj,
+            kv_proj,
             o: w.linear(&name("out_proj"), d, d)?,
             heads,
             head_dim: d / heads,
@@ -291,12 +290,14 @@ pub struct Encoded {
 /// step was 4% of a beam-4 run in memory copies alone.)
 pub struct DecoderState {
     /// For each decoder layer and each step so far, the keys and values of the rows fed at
-    /// that step, `(rows then, 2d)`.
+    /// that step, `(rows then, 2d)`. Rows dropped since (finished sentences, beams not taken)
+    /// stay until the state is dropped: at most what a cache gathered per step would have
+    /// held at its largest.
     self_kv: Vec<Vec<Vec<f32>>>,
     /// For each row, for each step so far, its row in that step's keys and values.
     history: Vec<Vec<u32>>,
     /// For each decoder layer, the encoder keys and values of the batch, `(tokens, 2d)`.
-    cross_kv: std::sync::Arc<Vec<Vec<f32>>>,
+    cross_kv: Vec<Vec<f32>>,
     /// For each row, the first token and length of its sentence in `cross_kv`.
     spans: Vec<(usize, usize)>,
     /// Position of the next token fed.
@@ -329,7 +330,7 @@ impl DecoderState {
 
 /// The model's tensors by name, each taken out as the layer that uses it is built, so that a
 /// weight matrix's original is freed as soon as its packed copy exists (peak: the weights
-/// plus one matrix).
+/// plus the largest matrix, the output layer's, or q/k/v's three fused).
 /// Tensors by name: values (f32, row-major) and shape.
 type TensorMap = std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>;
 
@@ -433,6 +434,20 @@ impl Marian {
                 config_path,
                 "separate source and target vocabularies are not supported".into(),
             ));
+        }
+        for (heads, side) in [
+            (config.encoder_attention_heads, "encoder"),
+            (config.decoder_attention_heads, "decoder"),
+        ] {
+            if config.d_model == 0 || heads == 0 || !config.d_model.is_multiple_of(heads) {
+                return Err(invalid(
+                    config_path,
+                    format!(
+                        "d_model {} does not split into {heads} {side} attention heads",
+                        config.d_model
+                    ),
+                ));
+            }
         }
         let gen_file: GenerationFile = match read_json("generation_config.json")? {
             Some(t) => serde_json::from_str(&t)
@@ -609,7 +624,7 @@ impl Marian {
         for l in &self.encoder {
             // Fix: no KV cache in the encoder (candle's appends to one across calls), and
             // each token attends to its own sentence only (candle's has no padding mask).
-            let qkv = l.attn.q.apply(&x);
+            let qkv = l.attn.in_proj.apply(&x);
             let h = l.attn.attend(
                 &qkv,
                 3 * d,
@@ -642,16 +657,16 @@ impl Marian {
             .iter()
             .map(|l| {
                 l.cross_attn
-                    .kv
+                    .kv_proj
                     .as_ref()
-                    .expect("cross-attention has keys and values")
+                    .expect("cross-attention is loaded with its k/v projection")
                     .apply(&enc.states)
             })
             .collect();
         Ok(DecoderState {
             self_kv: vec![Vec::new(); self.decoder.len()],
             history: vec![Vec::new(); rows.len()],
-            cross_kv: std::sync::Arc::new(cross_kv),
+            cross_kv,
             spans,
             pos: 0,
         })
@@ -691,9 +706,28 @@ impl Marian {
         for (r, h) in state.history.iter_mut().enumerate() {
             h.push(r as u32);
         }
-        let cross_kv = state.cross_kv.clone();
+        match self.decoder_layers(state, x) {
+            Ok(x) => {
+                state.pos += 1;
+                Ok(self.output.apply(&x))
+            }
+            Err(e) => {
+                // The state as it was before this step, so that it is never left half a
+                // step ahead.
+                state.self_kv.iter_mut().for_each(|kv| kv.truncate(step));
+                state.history.iter_mut().for_each(|h| h.truncate(step));
+                Err(e)
+            }
+        }
+    }
+
+    /// The decoder layers on `x` `(rows, d)`, the embedded tokens of step `state.pos`, whose
+    /// rows `history` already lists; each layer's keys and values of this step are kept.
+    fn decoder_layers(&self, state: &mut DecoderState, mut x: Vec<f32>) -> Result<Vec<f32>> {
+        let d = self.config.d_model;
+        let len = state.pos + 1;
         for (i, l) in self.decoder.iter().enumerate() {
-            let qkv = l.self_attn.q.apply(&x);
+            let qkv = l.self_attn.in_proj.apply(&x);
             // This step's keys and values, kept for the steps after.
             let kv: Vec<f32> = qkv
                 .chunks_exact(3 * d)
@@ -705,15 +739,15 @@ impl Marian {
             let h = l.self_attn.attend(
                 &qkv,
                 3 * d,
-                |_| step + 1,
+                |_| len,
                 |r, j| {
                     let at = history[r][j] as usize * 2 * d;
                     (&past[j][at..at + d], &past[j][at + d..at + 2 * d])
                 },
             );
             l.self_norm.add_forward(&mut x, &h);
-            let q = l.cross_attn.q.apply(&x);
-            let (enc, spans) = (&cross_kv[i], &state.spans);
+            let q = l.cross_attn.in_proj.apply(&x);
+            let (enc, spans) = (&state.cross_kv[i], &state.spans);
             let h = l.cross_attn.attend(
                 &q,
                 d,
@@ -727,8 +761,7 @@ impl Marian {
             let h = l.ffn.forward(&x)?;
             l.ffn_norm.add_forward(&mut x, &h);
         }
-        state.pos += 1;
-        Ok(self.output.apply(&x))
+        Ok(x)
     }
 
     /// The longest output for a source of `n` ids (decoder start included): twice the source
@@ -1186,6 +1219,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn heads_that_do_not_split_the_model_width_are_a_clear_error() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-marian");
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["generation_config.json", "model.safetensors"] {
+            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+        }
+        let config = std::fs::read_to_string(fixture.join("config.json")).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        // d_model is 32.
+        config["decoder_attention_heads"] = 5.into();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let err = Marian::load(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("d_model 32 does not split into 5 decoder attention heads"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,15 +17,21 @@ use super::kernel::SharedOut;
 const PANEL: usize = 16;
 /// Input rows per kernel call.
 const ROWS: usize = 6;
-/// Input rows kept in cache while every panel passes over them, for products of many rows
-/// (the encoder's). Up to `SINGLE_BLOCK` rows (decoding steps: sentences times beams) are one
-/// block, so that each weight is read from memory once per product.
+/// Input rows per work item, for products of many rows (the encoder's): a chunk of their
+/// columns stays in L2 while a group of panels passes over it. Up to `SINGLE_BLOCK` rows
+/// (decoding steps: sentences times beams) are one block, so that each weight is read from
+/// memory once per product.
 const ROW_BLOCK: usize = 8 * ROWS;
 const SINGLE_BLOCK: usize = 128;
 /// Input columns per pass (see `PackedLinear::matmul`).
 const K_CHUNK: usize = 256;
 /// Panels per work item.
 const GROUP: usize = 8;
+
+thread_local! {
+    /// Each thread's accumulators for one work item, kept between products.
+    static ACC: std::cell::RefCell<Vec<[f32; PANEL]>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// `x @ W^T + b` for a weight `W` of shape `(n, k)`.
 pub struct PackedLinear {
@@ -126,9 +132,14 @@ impl PackedLinear {
         })
     }
 
-    /// `dst` (`m * n` cells) = `x` `(m, k)` @ W^T + b; every cell is written.
     /// `x @ W^T + b` for `x` holding rows of `k` values: rows of `n` values.
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        assert!(
+            self.k > 0 && x.len().is_multiple_of(self.k),
+            "packed: {} values are not rows of {}",
+            x.len(),
+            self.k
+        );
         let m = x.len() / self.k;
         let mut dst = Vec::with_capacity(m * self.n);
         self.matmul(x, m, dst.spare_capacity_mut());
@@ -168,49 +179,59 @@ impl PackedLinear {
         // L2 while the group's panels pass over it, and each panel's chunk stays in L1 while
         // the block's rows pass over it (GotoBLAS's blocking).
         let run = |items: std::ops::Range<usize>| {
-            let dst_ptr = &dst_ptr;
-            let mut acc = vec![[0f32; PANEL]; block * group];
-            for item in items {
-                let (rb, g) = (item / groups, item % groups);
-                let panels = g * group..n_panels.min((g + 1) * group);
-                let (start, end) = (rb * block, m.min((rb + 1) * block));
-                let rows = end - start;
-                for (i, p) in panels.clone().enumerate() {
-                    let bias: &[f32; PANEL] = self.bias[p * PANEL..][..PANEL].try_into().unwrap();
-                    acc[i * block..i * block + rows].fill(*bias);
+            ACC.with_borrow_mut(|acc| {
+                let dst_ptr = &dst_ptr;
+                if acc.len() < block * group {
+                    acc.resize(block * group, [0f32; PANEL]);
                 }
-                // The (column chunk, panel) pairs in order; each pair's weights are fetched
-                // into cache while the previous pair's are used.
-                let count = panels.len();
-                let weights = |c: usize| {
-                    let (kc, p) = ((c / count) * K_CHUNK, panels.start + c % count);
-                    &self.panel(p)[kc * PANEL..(kc + K_CHUNK.min(k - kc)) * PANEL]
-                };
-                let pairs = k.div_ceil(K_CHUNK) * count;
-                for c in 0..pairs {
-                    let (kc, i) = ((c / count) * K_CHUNK, c % count);
-                    let kl = K_CHUNK.min(k - kc);
-                    let chunk = weights(c);
-                    let next = (c + 1 < pairs).then(|| weights(c + 1));
-                    let acc = &mut acc[i * block..i * block + rows];
-                    for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
-                        let r = start + t * ROWS;
-                        let x = &x[r * k + kc..(r + acc.len() - 1) * k + kc + kl];
-                        kernel.run(chunk, x, k, acc, if t == 0 { next } else { None });
+                for item in items {
+                    let (rb, g) = (item / groups, item % groups);
+                    let panels = g * group..n_panels.min((g + 1) * group);
+                    let (start, end) = (rb * block, m.min((rb + 1) * block));
+                    let rows = end - start;
+                    for (i, p) in panels.clone().enumerate() {
+                        let bias: &[f32; PANEL] =
+                            self.bias[p * PANEL..][..PANEL].try_into().unwrap();
+                        acc[i * block..i * block + rows].fill(*bias);
                     }
-                }
-                for (i, p) in panels.enumerate() {
-                    let cols = PANEL.min(self.n - p * PANEL);
-                    for (j, row) in acc[i * block..i * block + rows].iter().enumerate() {
-                        // SAFETY: every (row, panel) cell of `dst` (`m * n` values, checked
-                        // by the caller) is written by exactly one work item.
-                        unsafe {
-                            let p0 = dst_ptr.0.add((start + j) * self.n + p * PANEL);
-                            std::ptr::copy_nonoverlapping(row.as_ptr(), p0, cols);
+                    // The (column chunk, panel) pairs in order; each pair's weights are fetched
+                    // into cache while the previous pair's are used.
+                    let count = panels.len();
+                    // Pair `c`: its first column, its panel within the group, its weights.
+                    let pair = |c: usize| {
+                        let (kc, i) = ((c / count) * K_CHUNK, c % count);
+                        let kl = K_CHUNK.min(k - kc);
+                        (
+                            kc,
+                            i,
+                            &self.panel(panels.start + i)[kc * PANEL..(kc + kl) * PANEL],
+                        )
+                    };
+                    let pairs = k.div_ceil(K_CHUNK) * count;
+                    for c in 0..pairs {
+                        let (kc, i, chunk) = pair(c);
+                        let kl = chunk.len() / PANEL;
+                        let next = (c + 1 < pairs).then(|| pair(c + 1).2);
+                        let acc = &mut acc[i * block..i * block + rows];
+                        for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
+                            let r = start + t * ROWS;
+                            let x = &x[r * k + kc..(r + acc.len() - 1) * k + kc + kl];
+                            kernel.run(chunk, x, k, acc, if t == 0 { next } else { None });
+                        }
+                    }
+                    for (i, p) in panels.enumerate() {
+                        let cols = PANEL.min(self.n - p * PANEL);
+                        for (j, row) in acc[i * block..i * block + rows].iter().enumerate() {
+                            // SAFETY: every (row, panel) cell of `dst` (`m * n` values, checked
+                            // by the caller) is written by exactly one work item.
+                            unsafe {
+                                let p0 = dst_ptr.0.add((start + j) * self.n + p * PANEL);
+                                std::ptr::copy_nonoverlapping(row.as_ptr(), p0, cols);
+                            }
                         }
                     }
                 }
-            }
+            })
         };
         let items = row_blocks * groups;
         if m * self.n * self.k < 1 << 16 {
@@ -323,6 +344,7 @@ mod avx2 {
         }
     }
 
+    /// Column `kk`: one panel step (16 weights) times one value of each of the `R` rows.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn step<const R: usize>(
@@ -333,14 +355,12 @@ mod avx2 {
         acc0: &mut [__m256; R],
         acc1: &mut [__m256; R],
     ) {
-        {
-            let w0 = _mm256_loadu_ps(w.add(kk * PANEL));
-            let w1 = _mm256_loadu_ps(w.add(kk * PANEL + 8));
-            for r in 0..R {
-                let xv = _mm256_broadcast_ss(&*xp.add(r * stride + kk));
-                acc0[r] = _mm256_fmadd_ps(xv, w0, acc0[r]);
-                acc1[r] = _mm256_fmadd_ps(xv, w1, acc1[r]);
-            }
+        let w0 = _mm256_loadu_ps(w.add(kk * PANEL));
+        let w1 = _mm256_loadu_ps(w.add(kk * PANEL + 8));
+        for r in 0..R {
+            let xv = _mm256_broadcast_ss(&*xp.add(r * stride + kk));
+            acc0[r] = _mm256_fmadd_ps(xv, w0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(xv, w1, acc1[r]);
         }
     }
 }
@@ -395,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_large_product_runs_on_the_pool_and_matches() {
-        // Over 512 columns (two and a bit chunks) and over 128 rows (several row blocks).
+        // Over 256 columns (four chunks and a part) and over 128 rows (several row blocks).
         let w = tensor(300, 1100, 5);
         let reference = candle_nn::Linear::new(w.clone(), None);
         let mine = PackedLinear::new(&w, None).unwrap();

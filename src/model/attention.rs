@@ -11,7 +11,7 @@
 //! gathered: beams share their sentence's encoder states and read their history through the
 //! beams they descend from.
 
-use super::kernel::SharedOut;
+use super::kernel::{par_chunks, Isa};
 
 /// The attention of each query row for every head: row `r` of `queries` (rows `q_stride`
 /// floats apart, the query first, `heads * head_dim` values) against its `len(r)` keys, key
@@ -30,83 +30,49 @@ pub fn attend<'a>(
 ) -> Vec<f32> {
     let d = heads * head_dim;
     assert!(queries.len() >= rows * q_stride && q_stride >= d);
-    let mut out: Vec<f32> = Vec::with_capacity(rows * d);
-    let dst = SharedOut(out.as_mut_ptr());
-    let simd = Simd::detect();
-    let run = |items: std::ops::Range<usize>| {
-        let dst = &dst;
-        let mut scores = Vec::new();
-        for item in items {
-            let (r, h) = (item / heads, item % heads);
-            let head = h * head_dim..(h + 1) * head_dim;
-            let q = &queries[r * q_stride..][head.clone()];
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..len(r) {
-                let v = simd.dot(q, &kv(r, j).0[head.clone()]) * scale;
-                max = max.max(v);
-                scores.push(v);
-            }
-            let mut sum = 0f32;
-            for v in scores.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            // SAFETY: each (row, head) item writes its own `head_dim` cells of `out`, which
-            // has capacity `rows * d`.
-            let o = unsafe {
-                let p = dst.0.add(r * d + h * head_dim);
-                std::ptr::write_bytes(p, 0, head_dim);
-                std::slice::from_raw_parts_mut(p, head_dim)
-            };
-            for (j, &e) in scores.iter().enumerate() {
-                simd.axpy(e / sum, &kv(r, j).1[head.clone()], o);
-            }
+    let isa = Isa::detect();
+    let mut out = vec![0f32; rows * d];
+    // Item `r * heads + h`: row `r`, head `h`, whose output is chunk `item` of `out`.
+    par_chunks(&mut out, head_dim, Vec::new, |scores, item, o| {
+        let (r, h) = (item / heads, item % heads);
+        let head = h * head_dim..(h + 1) * head_dim;
+        let q = &queries[r * q_stride..][head.clone()];
+        scores.clear();
+        let mut max = f32::NEG_INFINITY;
+        for j in 0..len(r) {
+            let v = isa.dot(q, &kv(r, j).0[head.clone()]) * scale;
+            max = max.max(v);
+            scores.push(v);
         }
-    };
-    let items = rows * heads;
-    if rows < 2 {
-        run(0..items);
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, run);
-    }
-    // SAFETY: every (row, head) item above wrote its `head_dim` cells.
-    unsafe { out.set_len(rows * d) };
+        let mut sum = 0f32;
+        for v in scores.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for (j, &e) in scores.iter().enumerate() {
+            isa.axpy(e / sum, &kv(r, j).1[head.clone()], o);
+        }
+    });
     out
 }
 
-#[derive(Clone, Copy)]
-enum Simd {
-    Scalar,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Simd {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if super::kernel::has_avx2() {
-            return Simd::Avx2;
-        }
-        Simd::Scalar
-    }
-
+impl Isa {
     fn dot(self, a: &[f32], b: &[f32]) -> f32 {
         match self {
-            Simd::Scalar => scalar_dot(a, b),
+            Isa::Scalar => scalar_dot(a, b),
             // SAFETY: AVX2 and FMA are present (`detect`).
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { avx2::dot(a, b) },
+            Isa::Avx2 => unsafe { avx2::dot(a, b) },
         }
     }
 
     /// `y += alpha * x`.
     fn axpy(self, alpha: f32, x: &[f32], y: &mut [f32]) {
         match self {
-            Simd::Scalar => scalar_axpy(alpha, x, y),
+            Isa::Scalar => scalar_axpy(alpha, x, y),
             // SAFETY: as in `dot`.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { avx2::axpy(alpha, x, y) },
+            Isa::Avx2 => unsafe { avx2::axpy(alpha, x, y) },
         }
     }
 }
@@ -225,10 +191,10 @@ mod tests {
     #[test]
     fn the_scalar_and_simd_paths_agree() {
         let (a, b) = (values(29, 3), values(29, 4));
-        let simd = Simd::detect();
-        assert!((simd.dot(&a, &b) - scalar_dot(&a, &b)).abs() < 1e-4);
+        let isa = Isa::detect();
+        assert!((isa.dot(&a, &b) - scalar_dot(&a, &b)).abs() < 1e-4);
         let (mut y1, mut y2) = (values(29, 5), values(29, 5));
-        simd.axpy(0.7, &a, &mut y1);
+        isa.axpy(0.7, &a, &mut y1);
         scalar_axpy(0.7, &a, &mut y2);
         assert_eq!(y1, y2);
     }

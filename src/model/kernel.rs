@@ -60,18 +60,65 @@ pub fn gather_rows(
 /// Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C; every x86 CPU with AVX2 also
 /// has the other two).
 #[cfg(target_arch = "x86_64")]
-pub fn has_avx2() -> bool {
+fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("f16c")
 }
 
+/// The instruction set a hand-written kernel runs with: each kernel module implements its
+/// operations on it, the AVX2 path and the scalar one it is tested against.
+#[derive(Clone, Copy, Debug)]
+pub enum Isa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Isa {
+    /// The best this CPU runs.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            return Isa::Avx2;
+        }
+        Isa::Scalar
+    }
+}
+
 /// An output buffer written by several threads, each to cells no other thread writes.
 pub struct SharedOut(pub *mut f32);
-// SAFETY: users write disjoint cells (see the callers in `q8`, `packed`, `attention` and
-// `marian::par_rows`).
+// SAFETY: users write disjoint cells (see the callers in `q8`, `packed` and `par_chunks`).
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
+
+/// `f(&mut scratch, i, chunk)` for each chunk `i` of `width` values of `data`, the chunks
+/// shared among candle's pool threads; `scratch` is made by `scratch()` once per run of chunks
+/// a thread takes.
+pub fn par_chunks<S>(
+    data: &mut [f32],
+    width: usize,
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &mut [f32]) + Sync,
+) {
+    assert!(width > 0 && data.len().is_multiple_of(width));
+    let n = data.len() / width;
+    let ptr = SharedOut(data.as_mut_ptr());
+    let run = |range: std::ops::Range<usize>| {
+        let ptr = &ptr;
+        let mut s = scratch();
+        for i in range {
+            // SAFETY: chunk `i` lies within `data` and is handed to this one call only.
+            let chunk = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(i * width), width) };
+            f(&mut s, i, chunk);
+        }
+    };
+    if n < 2 {
+        run(0..n);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(n, run);
+    }
+}
 
 /// Test helper: `a` equals `b` to 1e-4 relative, element by element.
 #[cfg(test)]

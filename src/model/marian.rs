@@ -908,9 +908,12 @@ impl Marian {
                     (s.running[0].tokens.len(), s.max_length)
                 })
                 .collect();
-            par_rows(&mut logits, vocab, |r, row| {
-                self.scores(row, limits[r].0, limits[r].1, true)
-            });
+            super::kernel::par_chunks(
+                &mut logits,
+                vocab,
+                || (),
+                |_, r, row| self.scores(row, limits[r].0, limits[r].1, true),
+            );
             let mut next_rows = Vec::new();
             let mut next_sentence = Vec::new();
             let mut still = Vec::new();
@@ -1091,25 +1094,6 @@ fn log_softmax(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = (*x - max) - log_sum);
 }
 
-/// `f(r, row)` for each row of `width` values of `data`, rows shared among the threads.
-fn par_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    let rows = data.len() / width;
-    let ptr = super::kernel::SharedOut(data.as_mut_ptr());
-    let run = |range: std::ops::Range<usize>| {
-        let ptr = &ptr;
-        for r in range {
-            // SAFETY: each row is handed to one call only, within `data`.
-            let row = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(r * width), width) };
-            f(r, row);
-        }
-    };
-    if rows < 2 {
-        run(0..rows);
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(rows, run);
-    }
-}
-
 /// Reads a safetensors file tensor by tensor straight into f32 buffers. candle's mmapped
 /// loader copies every tensor out of the mapping while the mapping stays resident, so the
 /// process peaks at twice the weights (1.89 GB for tc-big's 0.94 GB); read this way it peaks
@@ -1188,6 +1172,17 @@ fn sinusoidal_positions(n: usize, d: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// The tiny Marian fixture's directory, and a temporary directory holding a copy of its
+    /// `files`.
+    fn fixture_copy(files: &[&str]) -> (PathBuf, tempfile::TempDir) {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-marian");
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+        }
+        (fixture, dir)
+    }
+
     #[test]
     fn positions_are_sines_then_cosines() {
         let table = sinusoidal_positions(3, 4);
@@ -1223,11 +1218,7 @@ mod tests {
 
     #[test]
     fn heads_that_do_not_split_the_model_width_are_a_clear_error() {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-marian");
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["generation_config.json", "model.safetensors"] {
-            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
-        }
+        let (fixture, dir) = fixture_copy(&["generation_config.json", "model.safetensors"]);
         let config = std::fs::read_to_string(fixture.join("config.json")).unwrap();
         let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
         // d_model is 32.
@@ -1242,11 +1233,7 @@ mod tests {
 
     #[test]
     fn a_truncated_safetensors_file_is_named_as_incomplete() {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-marian");
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["config.json", "generation_config.json"] {
-            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
-        }
+        let (fixture, dir) = fixture_copy(&["config.json", "generation_config.json"]);
         let weights = std::fs::read(fixture.join("model.safetensors")).unwrap();
         let cut = dir.path().join("model.safetensors");
         std::fs::write(&cut, &weights[..weights.len() / 2]).unwrap();

@@ -11,7 +11,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::kernel::SharedOut;
+use super::kernel::{Isa, SharedOut};
 
 /// Output rows per panel.
 const PANEL: usize = 16;
@@ -171,7 +171,7 @@ impl PackedLinear {
             GROUP / 2
         };
         let groups = n_panels.div_ceil(group);
-        let kernel = Kernel::detect();
+        let kernel = Isa::detect();
         let dst_ptr = SharedOut(dst.as_mut_ptr().cast());
         let k = self.k;
         // Work items: (row block, group of panels), row block major. Within an item the
@@ -242,22 +242,7 @@ impl PackedLinear {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Kernel {
-    Scalar,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Kernel {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if super::kernel::has_avx2() {
-            return Kernel::Avx2;
-        }
-        Kernel::Scalar
-    }
-
+impl Isa {
     /// `acc[i] += x[i] . panel` for the 1..=6 rows of `x` (`stride` apart), over the panel's
     /// `panel.len() / 16` columns.
     fn run(
@@ -269,11 +254,11 @@ impl Kernel {
         prefetch: Option<&[f32]>,
     ) {
         match self {
-            Kernel::Scalar => scalar(panel, x, stride, acc),
+            Isa::Scalar => scalar(panel, x, stride, acc),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 and FMA are present (`detect`); the slices' lengths are checked in
             // the kernel.
-            Kernel::Avx2 => unsafe {
+            Isa::Avx2 => unsafe {
                 match acc.len() {
                     1 => avx2::rows::<1>(panel, x, stride, acc, prefetch),
                     2 => avx2::rows::<2>(panel, x, stride, acc, prefetch),
@@ -436,14 +421,14 @@ mod tests {
         for take in [1, 4, 6] {
             let start = [[0.5f32; PANEL]; ROWS];
             let (mut fast, mut slow) = (start, start);
-            Kernel::detect().run(&w.panels, &x, 24, &mut fast[..take], None);
-            Kernel::Scalar.run(&w.panels, &x, 24, &mut slow[..take], None);
+            Isa::detect().run(&w.panels, &x, 24, &mut fast[..take], None);
+            Isa::Scalar.run(&w.panels, &x, 24, &mut slow[..take], None);
             assert_eq!(fast, slow);
         }
         // A chunk of the columns: the panel's first 8 steps against each row's first 8.
         let (mut fast, mut slow) = ([[0f32; PANEL]; 2], [[0f32; PANEL]; 2]);
-        Kernel::detect().run(&w.panels[..8 * PANEL], &x, 24, &mut fast, None);
-        Kernel::Scalar.run(&w.panels[..8 * PANEL], &x, 24, &mut slow, None);
+        Isa::detect().run(&w.panels[..8 * PANEL], &x, 24, &mut fast, None);
+        Isa::Scalar.run(&w.panels[..8 * PANEL], &x, 24, &mut slow, None);
         assert_eq!(fast, slow);
     }
 

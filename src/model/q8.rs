@@ -19,7 +19,7 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::kernel::SharedOut;
+use super::kernel::{Isa, SharedOut};
 use half::f16;
 
 /// Weights per block.
@@ -190,7 +190,7 @@ impl Q8Matrix {
         let n_groups = self.rows / GROUP;
         let rows = self.rows;
         let dst_ptr = SharedOut(dst.as_mut_ptr());
-        let kernel = Kernel::detect();
+        let kernel = Isa::detect();
         let run = |range: std::ops::Range<usize>| {
             let dst_ptr = &dst_ptr;
             for g in range {
@@ -255,22 +255,7 @@ impl Activations {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Kernel {
-    Scalar,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Kernel {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if super::kernel::has_avx2() {
-            return Kernel::Avx2;
-        }
-        Kernel::Scalar
-    }
-
+impl Isa {
     /// Dots of one group's four rows with activation rows `r..r + take` (`take` 1 or 2).
     fn dots(
         self,
@@ -281,13 +266,13 @@ impl Kernel {
         out: &mut [[f32; GROUP]; 2],
     ) {
         match self {
-            Kernel::Scalar => {
+            Isa::Scalar => {
                 for (i, out) in out[..take].iter_mut().enumerate() {
                     *out = scalar::dots(group, act.row_q(r + i), act.row_d(r + i));
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
+            Isa::Avx2 => {
                 // SAFETY: the CPU has AVX2, FMA and F16C (checked in `detect`), and the slices
                 // hold `blocks` chunks and blocks (checked in the kernel).
                 unsafe {
@@ -489,8 +474,8 @@ mod tests {
         for (r, take) in [(0, 2), (2, 1)] {
             let mut fast = [[0f32; GROUP]; 2];
             let mut slow = [[0f32; GROUP]; 2];
-            Kernel::detect().dots(group, &act, r, take, &mut fast);
-            Kernel::Scalar.dots(group, &act, r, take, &mut slow);
+            Isa::detect().dots(group, &act, r, take, &mut fast);
+            Isa::Scalar.dots(group, &act, r, take, &mut slow);
             for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
                 assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} against {s}");
             }

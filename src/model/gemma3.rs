@@ -19,17 +19,19 @@
 //! 5. The token embedding table was dequantized to f32 at load (671 MB on the 270M model, and
 //!    a second copy of the tied output weights); it now stays quantized and shared.
 //!
+//! The pieces Gemma shares with Qwen2 (weights, RoPE tables, KV cache, mask, grouped-query
+//! attention) live in `decoder.rs`.
+//!
 //! Not fixes but speed: Q8_0 and Q5_0 weights (the embeddings and output projection, and most
 //! of the layer weights in Q4_K_M files) go through `q8::Q8Matrix` instead of candle's
 //! `QMatMul`; see there for why.
 
-use std::sync::Arc;
-
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_core::quantized::{gguf_file, QTensor};
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::q8::Q8Matrix;
+pub use super::decoder::Precision;
+use super::decoder::{grouped_attention, mask, KvCache, Linear, Projections, Rope};
 
 /// Gemma 3 alternates five sliding-window layers with one global layer when the GGUF does not
 /// say otherwise (`gemma3.attention.sliding_window_type`; llama.cpp uses the same default).
@@ -37,126 +39,6 @@ const DEFAULT_SLIDING_WINDOW_TYPE: usize = 6;
 /// Rope bases from the Gemma 3 config (`rope_theta`, `rope_local_base_freq`).
 const DEFAULT_ROPE_FREQUENCY: f32 = 1_000_000.;
 const DEFAULT_ROPE_FREQUENCY_SLIDING: f32 = 10_000.;
-
-/// How the weights are held and the products computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    /// As stored in the GGUF, with activations rounded to 8 bits before each product, as
-    /// llama.cpp does: what the tool runs.
-    Quantized,
-    /// Every weight dequantized to f32 at load, activations never rounded: the GGUF's model
-    /// computed as exactly as f32 allows, about four times the memory and much slower. It is
-    /// the numerics reference: the tests compare it with transformers in float64 on the same
-    /// weights to a tolerance far below what the 8-bit activation rounding moves (see
-    /// `tests/parity.rs`).
-    Dequantized,
-}
-
-/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks, candle's for the
-/// k-quants, or dequantized f32 (`Precision::Dequantized`).
-#[derive(Clone)]
-enum Linear {
-    Q8(Arc<Q8Matrix>),
-    Candle(QMatMul),
-    Dense(candle_nn::Linear),
-}
-
-impl Linear {
-    fn load<R: std::io::Seek + std::io::Read>(
-        ct: &gguf_file::Content,
-        reader: &mut R,
-        name: &str,
-        device: &Device,
-        precision: Precision,
-    ) -> Result<Self> {
-        if precision == Precision::Dequantized {
-            let w = ct.tensor(reader, name, device)?.dequantize(device)?;
-            return Ok(Self::Dense(candle_nn::Linear::new(w, None)));
-        }
-        if device.is_cpu() {
-            if let Some(m) = Q8Matrix::from_gguf(ct, reader, name)? {
-                return Ok(Self::Q8(Arc::new(m)));
-            }
-        }
-        let t = super::requant::with_fast_kernel(ct.tensor(reader, name, device)?)?;
-        Ok(Self::Candle(QMatMul::from_qtensor(t)?))
-    }
-
-    fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Q8(m) => m.embedding(ids),
-            Self::Candle(m) => m.embedding(ids),
-            Self::Dense(l) => {
-                let rows = l.weight().index_select(&ids.flatten_all()?, 0)?;
-                let mut shape = ids.dims().to_vec();
-                shape.push(l.weight().dim(1)?);
-                rows.reshape(shape)
-            }
-        }
-    }
-}
-
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Q8(m) => m.forward(xs),
-            Self::Candle(m) => m.forward(xs),
-            Self::Dense(l) => l.forward(xs),
-        }
-    }
-}
-
-/// Weight matrices applied to the same input (q, k, v; gate, up): one product over their
-/// rows laid end to end when all are 8-bit (see `Q8Matrix::concat_rows`), else one each.
-enum Projections {
-    Fused(Q8Matrix, Vec<usize>),
-    Separate(Vec<Linear>),
-}
-
-impl Projections {
-    fn load<R: std::io::Seek + std::io::Read>(
-        ct: &gguf_file::Content,
-        reader: &mut R,
-        names: &[String],
-        device: &Device,
-        precision: Precision,
-    ) -> Result<Self> {
-        let linears = names
-            .iter()
-            .map(|n| Linear::load(ct, reader, n, device, precision))
-            .collect::<Result<Vec<_>>>()?;
-        let q8: Vec<&Q8Matrix> = linears
-            .iter()
-            .filter_map(|l| match l {
-                Linear::Q8(m) => Some(m.as_ref()),
-                Linear::Candle(_) | Linear::Dense(_) => None,
-            })
-            .collect();
-        if q8.len() < linears.len() {
-            return Ok(Self::Separate(linears));
-        }
-        let rows = q8.iter().map(|m| m.rows()).collect();
-        let fused = Q8Matrix::concat_rows(&q8)?;
-        Ok(Self::Fused(fused, rows))
-    }
-
-    fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
-        match self {
-            Self::Fused(m, rows) => {
-                let y = m.forward(xs)?;
-                let mut start = 0;
-                rows.iter()
-                    .map(|&n| {
-                        let part = y.narrow(D::Minus1, start, n);
-                        start += n;
-                        part
-                    })
-                    .collect()
-            }
-            Self::Separate(ls) => ls.iter().map(|l| l.forward(xs)).collect(),
-        }
-    }
-}
 
 struct Mlp {
     gate_up: Projections,
@@ -169,53 +51,6 @@ impl Module for Mlp {
         // FIX 1: GELU (candle's `gelu` is the tanh form), not SiLU.
         let gate = gate.gelu()?;
         self.down.forward(&(gate * up)?)
-    }
-}
-
-/// cos/sin tables for one rope base, grown on demand to the positions in use (FIX 2).
-struct Rope {
-    base: f32,
-    head_dim: usize,
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl Rope {
-    fn new(base: f32, head_dim: usize, device: &Device) -> Result<Self> {
-        let empty = Tensor::zeros((0, head_dim / 2), DType::F32, device)?;
-        Ok(Self {
-            base,
-            head_dim,
-            cos: empty.clone(),
-            sin: empty,
-        })
-    }
-
-    fn ensure(&mut self, positions: usize) -> Result<()> {
-        if self.cos.dim(0)? >= positions {
-            return Ok(());
-        }
-        let len = positions.next_power_of_two().max(512);
-        let device = self.cos.device().clone();
-        let inv_freq: Vec<f32> = (0..self.head_dim)
-            .step_by(2)
-            .map(|i| 1f32 / self.base.powf(i as f32 / self.head_dim as f32))
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, self.head_dim / 2), &device)?;
-        let t = Tensor::arange(0u32, len as u32, &device)?
-            .to_dtype(DType::F32)?
-            .reshape((len, 1))?;
-        let freqs = t.matmul(&inv_freq)?;
-        self.cos = freqs.cos()?;
-        self.sin = freqs.sin()?;
-        Ok(())
-    }
-
-    fn apply(&self, x: &Tensor, index_pos: usize) -> Result<Tensor> {
-        let seq_len = x.dim(2)?;
-        let cos = self.cos.narrow(0, index_pos, seq_len)?;
-        let sin = self.sin.narrow(0, index_pos, seq_len)?;
-        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
     }
 }
 
@@ -390,7 +225,7 @@ impl Model {
                 self.cached
             );
         }
-        let device = self.rope_global.cos.device().clone();
+        let device = self.rope_global.device().clone();
         let seq_len = tokens.len();
         let kv_len = index_pos + seq_len;
         if kv_len > self.config.context_length {
@@ -485,125 +320,8 @@ impl Layer {
             (k, v)
         };
 
-        // Grouped-query attention without copying keys and values once per query head (candle's
-        // `repeat_kv` copied the whole cache four times per layer per token on the 270M model):
-        // the `n_rep` query heads that share a key/value head are stacked as rows of one
-        // product. Heads `h * n_rep .. (h + 1) * n_rep` share key/value head `h`.
-        let n_rep = c.n_head / c.n_kv_head;
-        let q = q.reshape((b, c.n_kv_head, n_rep * seq_len, c.head_dim))?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        if let Some(mask) = mask {
-            let kv_len = k.dim(2)?;
-            scores = scores
-                .reshape((b, c.n_kv_head, n_rep, seq_len, kv_len))?
-                .broadcast_add(mask)?
-                .reshape((b, c.n_kv_head, n_rep * seq_len, kv_len))?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .reshape((b, c.n_head, seq_len, c.head_dim))?
-            .transpose(1, 2)?
-            .reshape((b, seq_len, c.n_head * c.head_dim))?;
+        let out = grouped_attention(&q, &k, &v, mask, scale)?;
         self.wo.forward(&out)
-    }
-}
-
-/// Keys and values of the positions seen so far, `(batch, kv_heads, positions, head_dim)`, in
-/// buffers that grow by doubling: a token is written in place instead of the whole cache
-/// being copied into a new tensor one position longer, as `Tensor::cat` did at every token.
-#[derive(Default)]
-struct KvCache {
-    buffers: Option<(Tensor, Tensor)>,
-    len: usize,
-}
-
-impl KvCache {
-    fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// Appends `k` and `v` (contiguous, same shape) and returns views of the whole cache.
-    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (b, h, n, d) = k.dims4()?;
-        let needed = self.len + n;
-        let capacity = self
-            .buffers
-            .as_ref()
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
-        if needed > capacity {
-            let grown = needed.next_power_of_two().max(256);
-            let new_k = Tensor::zeros((b, h, grown, d), k.dtype(), k.device())?;
-            let new_v = Tensor::zeros((b, h, grown, d), v.dtype(), v.device())?;
-            if let Some((old_k, old_v)) = &self.buffers {
-                if self.len > 0 {
-                    new_k.slice_set(&old_k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    new_v.slice_set(&old_v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                }
-            }
-            self.buffers = Some((new_k, new_v));
-        }
-        let (ck, cv) = self.buffers.as_ref().expect("allocated above");
-        ck.slice_set(k, 2, self.len)?;
-        cv.slice_set(v, 2, self.len)?;
-        self.len = needed;
-        Ok((ck.narrow(2, 0, needed)?, cv.narrow(2, 0, needed)?))
-    }
-}
-
-/// Additive attention mask `(seq_len, index_pos + seq_len)`: 0 where query `i` (at absolute
-/// position `index_pos + i`) may see key `j`, -inf elsewhere. FIX 3 and 4: cached positions are
-/// visible, and a window hides keys `window` or more positions back.
-fn mask(
-    seq_len: usize,
-    index_pos: usize,
-    window: Option<usize>,
-    device: &Device,
-) -> Result<Tensor> {
-    let kv_len = index_pos + seq_len;
-    let mut data = Vec::with_capacity(seq_len * kv_len);
-    for i in 0..seq_len {
-        let p = index_pos + i;
-        for j in 0..kv_len {
-            let visible = j <= p && window.is_none_or(|w| p - j < w);
-            data.push(if visible { 0f32 } else { f32::NEG_INFINITY });
-        }
-    }
-    Tensor::from_vec(data, (seq_len, kv_len), device)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn visible(m: &Tensor) -> Vec<Vec<u8>> {
-        m.to_vec2::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.into_iter().map(|v| (v == 0.0) as u8).collect())
-            .collect()
-    }
-
-    #[test]
-    fn mask_with_cached_positions_sees_the_cache() {
-        let m = mask(2, 3, None, &Device::Cpu).unwrap();
-        assert_eq!(visible(&m), [vec![1, 1, 1, 1, 0], vec![1, 1, 1, 1, 1]]);
-    }
-
-    #[test]
-    fn sliding_window_hides_keys_window_or_more_back() {
-        let m = mask(4, 0, Some(2), &Device::Cpu).unwrap();
-        assert_eq!(
-            visible(&m),
-            [
-                vec![1, 0, 0, 0],
-                vec![1, 1, 0, 0],
-                vec![0, 1, 1, 0],
-                vec![0, 0, 1, 1]
-            ]
-        );
-        let m = mask(1, 3, Some(2), &Device::Cpu).unwrap();
-        assert_eq!(visible(&m), [vec![0, 0, 1, 1]]);
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod attention;
 pub mod card;
+pub(crate) mod decoder;
 pub mod gemma3;
 pub mod hub;
 pub(crate) mod kernel;

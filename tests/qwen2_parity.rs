@@ -1,6 +1,7 @@
-//! The Qwen2 path (candle's `quantized_qwen2`, candle-core's GGUF byte-level BPE tokenizer,
-//! the GGUF's own ChatML template) against llama.cpp, on a tiny random-weight Qwen2 that
-//! `scripts/make_tiny_qwen2.py` generates, with llama.cpp's outputs recorded by the same script.
+//! The Qwen2 path (`model/qwen2.rs`, vendored from candle's `quantized_qwen2`; candle-core's
+//! GGUF byte-level BPE tokenizer; the GGUF's own ChatML template) against llama.cpp, on a tiny
+//! random-weight Qwen2 that `scripts/make_tiny_qwen2.py` generates, with llama.cpp's outputs
+//! recorded by the same script.
 
 mod common;
 
@@ -84,6 +85,55 @@ fn qwen2_logits_match_llama_cpp() {
         }
     }
     eprintln!("worst top-5 logit difference: {worst}");
+}
+
+/// The KV cache: a prompt fed in two parts gives llama.cpp's logits as the one-pass prompt
+/// does, and a cut-back cache (`truncate_kv_cache`: a shared prompt prefix kept, or a
+/// rewind) continues exactly as if the dropped positions had never been fed.
+#[test]
+fn qwen2_cache_parts_and_cut_back_prefix_agree() {
+    let mut model = load_gguf(&dir().join("tiny-qwen2.gguf")).unwrap();
+    let reference = reference();
+    let logits = |m: &mut tercuman::model::LoadedModel, ids: &[u32], pos: usize| -> Vec<f32> {
+        m.network
+            .forward(ids, pos)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    for case in reference["model_cases_f32_kv"].as_array().unwrap() {
+        let prompt = common::ids(&case["prompt_ids"]);
+        let step0 = &case["steps"][0];
+        let half = prompt.len() / 2;
+        model.network.clear_kv_cache();
+        logits(&mut model, &prompt[..half], 0);
+        let split = logits(&mut model, &prompt[half..], half);
+        for p in step0["top"].as_array().unwrap() {
+            let (id, l) = (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_f64().unwrap() as f32,
+            );
+            let d = (split[id] - l).abs();
+            assert!(d < 0.05, "split at {half}: token {id} off by {d}");
+        }
+
+        // Keep the first half, feed something else, cut back and feed the second half again.
+        assert!(model.network.truncate_kv_cache(half).unwrap());
+        logits(&mut model, &prompt[1..4], half);
+        assert!(model.network.truncate_kv_cache(half).unwrap());
+        let again = logits(&mut model, &prompt[half..], half);
+        assert_eq!(again, split, "the cut-back cache changed the logits");
+
+        // Decode two tokens, rewind to the prompt, decode them again.
+        let chosen: Vec<u32> = case["steps"].as_array().unwrap()[..2]
+            .iter()
+            .map(|s| s["chosen"].as_u64().unwrap() as u32)
+            .collect();
+        let first = logits(&mut model, &chosen[..1], prompt.len());
+        logits(&mut model, &chosen[1..2], prompt.len() + 1);
+        assert!(model.network.truncate_kv_cache(prompt.len()).unwrap());
+        assert_eq!(logits(&mut model, &chosen[..1], prompt.len()), first);
+    }
 }
 
 #[test]

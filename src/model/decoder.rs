@@ -273,7 +273,7 @@ pub(crate) fn grouped_attention(
     }
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
     probs
-        .matmul(&v.contiguous()?)?
+        .matmul(v)?
         .reshape((b, n_head, seq_len, head_dim))?
         .transpose(1, 2)?
         .reshape((b, seq_len, n_head * head_dim))

@@ -11,6 +11,7 @@ pub(crate) mod kernel;
 pub mod marian;
 pub mod packed;
 pub mod q8;
+pub mod qwen2;
 pub mod requant;
 pub mod source;
 pub mod spm;
@@ -19,7 +20,6 @@ pub mod tokenizer;
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_qwen2;
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
@@ -29,7 +29,7 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3", "qwen2"];
 /// The network of a loaded model; one variant per supported architecture.
 pub enum Network {
     Gemma3(Box<gemma3::Model>),
-    Qwen2(Box<quantized_qwen2::ModelWeights>),
+    Qwen2(Box<qwen2::Model>),
 }
 
 impl Network {
@@ -37,10 +37,7 @@ impl Network {
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
         Ok(match self {
             Network::Gemma3(m) => m.forward(tokens, pos)?,
-            Network::Qwen2(m) => {
-                let x = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                m.forward(&x, pos)?.squeeze(0)?
-            }
+            Network::Qwen2(m) => m.forward(tokens, pos)?,
         })
     }
 
@@ -52,7 +49,10 @@ impl Network {
                 m.truncate_kv_cache(len)?;
                 Ok(true)
             }
-            Network::Qwen2(_) => Ok(false),
+            Network::Qwen2(m) => {
+                m.truncate_kv_cache(len);
+                Ok(true)
+            }
         }
     }
 
@@ -228,8 +228,7 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
                 .map_err(|e| invalid(e.to_string()))?,
         )),
         "qwen2" => Network::Qwen2(Box::new(
-            quantized_qwen2::ModelWeights::from_gguf(ct, &mut file, &device)
-                .map_err(|e| invalid(e.to_string()))?,
+            qwen2::Model::from_gguf(&ct, &mut file, &device).map_err(|e| invalid(e.to_string()))?,
         )),
         _ => unreachable!("checked against SUPPORTED_ARCHITECTURES"),
     };

@@ -1,0 +1,247 @@
+//! Qwen2 (Qwen2.5) on GGUF weights: a copy of candle-transformers 0.11.1
+//! `models::quantized_qwen2`, vendored for what it costs, on the blocks of `decoder.rs` that
+//! the Gemma 3 decoder uses. The arithmetic is the shipped file's; what changed:
+//!
+//! 1. The token embedding table was dequantized to f32 at load: 151936 x 1536 floats (933 MB)
+//!    for Qwen2.5 1.5B, the default summarizer, 1.2 GB for 3B and 2.2 GB for 7B, on top of a
+//!    second, quantized copy when the output projection is tied to it. It now stays quantized,
+//!    rows are dequantized as they are looked up, and a tied output shares it.
+//! 2. The KV cache was rebuilt with `Tensor::cat` at every token (the whole cache copied, per
+//!    layer) and then copied again `n_head / n_kv_head` times by `repeat_kv` (6x on 1.5B): it is
+//!    now written in place, and the query heads of a key/value head attend to it as one product.
+//! 3. A cached prefix can be kept (`truncate_kv_cache`), so that prompts sharing their opening
+//!    (few-shot examples, map-reduce notes) run only their new tokens; the shipped mask already
+//!    handled cached positions.
+//! 4. q, k, v and gate, up are one product each where the weights are 8-bit (`q8::Q8Matrix`),
+//!    as in `gemma3.rs`.
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, IndexOp, Module, Result, Tensor};
+use candle_transformers::quantized_nn::RmsNorm;
+
+pub use super::decoder::Precision;
+use super::decoder::{grouped_attention, mask, KvCache, Linear, Projections, Rope};
+
+/// `qwen2.rope.freq_base` when the GGUF does not give it (candle's and llama.cpp's default).
+const DEFAULT_ROPE_FREQUENCY: f32 = 10_000.;
+
+struct Layer {
+    qkv: Projections,
+    /// q, k and v biases, each `(out,)`.
+    biases: [Tensor; 3],
+    wo: Linear,
+    attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    gate_up: Projections,
+    down: Linear,
+    kv_cache: KvCache,
+}
+
+/// Model dimensions read from the GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub embedding_length: usize,
+    pub context_length: usize,
+}
+
+pub struct Model {
+    embed: Linear,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: Linear,
+    rope: Rope,
+    config: Config,
+    /// Positions already in the KV cache.
+    cached: usize,
+}
+
+impl Model {
+    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::from_gguf_with(ct, reader, device, Precision::Quantized)
+    }
+
+    pub fn from_gguf_with<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        let md = |key: &str| -> Result<&gguf_file::Value> {
+            ct.metadata
+                .get(&format!("qwen2.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("missing metadata qwen2.{key}")))
+        };
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
+        let embedding_length = md("embedding_length")?.to_u32()? as usize;
+        let context_length = md("context_length")?.to_u32()? as usize;
+        let block_count = md("block_count")?.to_u32()? as usize;
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let rope_base = md("rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(DEFAULT_ROPE_FREQUENCY);
+        if n_head == 0 || n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
+            candle_core::bail!(
+                "qwen2: {n_head} query heads cannot share {n_kv_head} key/value heads"
+            );
+        }
+        if !embedding_length.is_multiple_of(n_head) {
+            candle_core::bail!("qwen2: {n_head} heads do not divide the width {embedding_length}");
+        }
+        let head_dim = embedding_length / n_head;
+
+        let norm = |r: &mut R, name: &str| RmsNorm::from_qtensor(ct.tensor(r, name, device)?, eps);
+        let embed = Linear::load(ct, reader, "token_embd.weight", device, precision)?;
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            Linear::load(ct, reader, "output.weight", device, precision)?
+        } else {
+            // Tied to the embeddings: one copy serves both.
+            embed.clone()
+        };
+        let final_norm = norm(reader, "output_norm.weight")?;
+
+        let mut layers = Vec::with_capacity(block_count);
+        for i in 0..block_count {
+            let name = |n: &str| format!("blk.{i}.{n}");
+            let projections = |r: &mut R, ns: &[&str]| {
+                let names: Vec<String> = ns.iter().map(|n| name(&format!("{n}.weight"))).collect();
+                Projections::load(ct, r, &names, device, precision)
+            };
+            let bias = |r: &mut R, n: &str| {
+                ct.tensor(r, &name(&format!("{n}.bias")), device)?
+                    .dequantize(device)
+            };
+            layers.push(Layer {
+                qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
+                biases: [
+                    bias(reader, "attn_q")?,
+                    bias(reader, "attn_k")?,
+                    bias(reader, "attn_v")?,
+                ],
+                wo: Linear::load(ct, reader, &name("attn_output.weight"), device, precision)?,
+                attn_norm: norm(reader, &name("attn_norm.weight"))?,
+                ffn_norm: norm(reader, &name("ffn_norm.weight"))?,
+                gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
+                down: Linear::load(ct, reader, &name("ffn_down.weight"), device, precision)?,
+                kv_cache: KvCache::default(),
+            });
+        }
+
+        Ok(Self {
+            embed,
+            layers,
+            norm: final_norm,
+            output,
+            rope: Rope::new(rope_base, head_dim, device)?,
+            config: Config {
+                n_head,
+                n_kv_head,
+                head_dim,
+                embedding_length,
+                context_length,
+            },
+            cached: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn clear_kv_cache(&mut self) {
+        self.truncate_kv_cache(0);
+    }
+
+    /// Keeps the first `len` cached positions and drops the rest.
+    pub fn truncate_kv_cache(&mut self, len: usize) {
+        if len >= self.cached {
+            return;
+        }
+        for layer in &mut self.layers {
+            layer.kv_cache.truncate(len);
+        }
+        self.cached = len;
+    }
+
+    /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
+    /// returns the logits of the last position, shape `(vocab,)`.
+    pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
+        if index_pos != self.cached {
+            candle_core::bail!(
+                "qwen2: tokens at position {index_pos} but {} positions are cached",
+                self.cached
+            );
+        }
+        let device = self.rope.device().clone();
+        let seq_len = tokens.len();
+        let kv_len = index_pos + seq_len;
+        if kv_len > self.config.context_length {
+            candle_core::bail!(
+                "qwen2: {kv_len} positions exceed the model's context of {}",
+                self.config.context_length
+            );
+        }
+        self.rope.ensure(kv_len)?;
+        let mask = if seq_len > 1 {
+            Some(mask(seq_len, index_pos, None, &device)?)
+        } else {
+            None
+        };
+
+        let x = Tensor::new(tokens, &device)?.unsqueeze(0)?;
+        let mut h = self.embed.embedding(&x)?;
+        for layer in &mut self.layers {
+            let x = layer.attn_norm.forward(&h)?;
+            let x =
+                (layer.attention(&x, mask.as_ref(), index_pos, &self.rope, &self.config)? + &h)?;
+            let y = layer.ffn_norm.forward(&x)?;
+            let [gate, up]: [Tensor; 2] = layer.gate_up.forward(&y)?.try_into().unwrap();
+            let y = layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
+            h = (y + x)?;
+        }
+        self.cached = kv_len;
+
+        let last = h.i((.., seq_len - 1, ..))?;
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.squeeze(0)
+    }
+}
+
+impl Layer {
+    fn attention(
+        &mut self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        index_pos: usize,
+        rope: &Rope,
+        c: &Config,
+    ) -> Result<Tensor> {
+        let (b, seq_len, _) = x.dims3()?;
+        let [q, k, v]: [Tensor; 3] = self.qkv.forward(x)?.try_into().unwrap();
+        let [bq, bk, bv] = &self.biases;
+        let heads = |t: Tensor, bias: &Tensor, n: usize| -> Result<Tensor> {
+            t.broadcast_add(bias)?
+                .reshape((b, seq_len, n, c.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = rope.apply(&heads(q, bq, c.n_head)?, index_pos)?;
+        let k = rope.apply(&heads(k, bk, c.n_kv_head)?, index_pos)?;
+        let v = heads(v, bv, c.n_kv_head)?;
+
+        if index_pos == 0 {
+            self.kv_cache.truncate(0);
+        }
+        let (k, v) = self.kv_cache.append(&k, &v)?;
+        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let out = grouped_attention(&q, &k, &v, mask, scale)?;
+        self.wo.forward(&out)
+    }
+}

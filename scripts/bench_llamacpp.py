@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs one workload through `tercuman bench` and through llama.cpp, and prints the ratios.
 
-The workload: a GGUF model, a prompt file whose text is tokenized as-is after the model's BOS,
-one prefill, then N greedy tokens with end-of-sequence ignored, T threads. Each engine runs in
+The workload: a GGUF model, a prompt file whose text is tokenized as-is after the model's BOS
+(where its `tokenizer.ggml.add_bos_token` asks for one), one prefill, then N greedy tokens with
+end-of-sequence ignored, T threads. Each engine runs in
 a fresh process, so that load time and peak RSS are its own.
 
 llama.cpp comes from llama-cpp-python (PyPI; it builds llama.cpp from source, ~20 minutes, once):

@@ -112,7 +112,10 @@ fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<Report> {
     let t = Instant::now();
     let mut model = crate::model::load_gguf(path)?;
     let load_s = t.elapsed().as_secs_f64();
-    let mut ids: Vec<u32> = model.info.bos.into_iter().collect();
+    // BOS only where the model asks for it (`tokenizer.ggml.add_bos_token`), as llama.cpp
+    // does: Qwen GGUFs name a BOS token but do not add it.
+    let bos = model.info.bos.filter(|_| model.info.add_bos);
+    let mut ids: Vec<u32> = bos.into_iter().collect();
     ids.extend(model.tokenizer.encode(text.as_str(), false)?.get_ids());
     let gen = args.gen_tokens.unwrap_or(64);
     if ids.len() + gen > model.info.context_length {

@@ -79,8 +79,8 @@ pub struct BenchArgs {
     #[arg(short, long, value_name = "MODEL", required = true)]
     pub model: String,
 
-    /// GGUF chat models: a text file whose text, tokenized as-is after the model's BOS, is the
-    /// prompt [default: the sample article's first paragraph].
+    /// GGUF chat models: a text file whose text, tokenized as-is after the model's BOS (where
+    /// the model adds one), is the prompt [default: the sample article's first paragraph].
     #[arg(long, value_name = "FILE")]
     pub prompt_file: Option<PathBuf>,
 

@@ -3,7 +3,7 @@
 
 Why a second reference beside llama.cpp's (scripts/record_llamacpp.py): both llama.cpp and our
 quantized path round every activation to 8 bits before each quantized product, and on this
-model that rounding turns a 1e-6 change of the input into logit changes of up to ~0.8, so two
+model that rounding turns a 1e-6 change of the input into logit changes of up to ~1.5, so two
 correct engines differ from each other by that much. transformers dequantizes the same GGUF
 weights and runs the model's own definition (GELU tanh, norms, RoPE bases, the 512-token
 sliding window) without that rounding; run in float64 it is exact to far below what we

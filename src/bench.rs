@@ -117,6 +117,13 @@ fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<Report> {
     let bos = model.info.bos.filter(|_| model.info.add_bos);
     let mut ids: Vec<u32> = bos.into_iter().collect();
     ids.extend(model.tokenizer.encode(text.as_str(), false)?.get_ids());
+    if ids.is_empty() {
+        let file = args
+            .prompt_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("the prompt"));
+        return Err(Error::EmptyInput(file.display().to_string()));
+    }
     let gen = args.gen_tokens.unwrap_or(64);
     if ids.len() + gen > model.info.context_length {
         return Err(Error::ContextOverflow {

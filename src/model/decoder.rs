@@ -1,9 +1,9 @@
 //! Building blocks shared by the GGUF decoders (`gemma3`, `qwen2`), both vendored from
-//! candle-transformers 0.11.1 and fixed: weights that stay quantized (the embedding table
-//! included) and go through our 8-bit kernels where they can, q/k/v and gate/up as one product,
-//! RoPE tables sized to the positions in use, a KV cache written in place, a causal mask that
-//! sees cached positions, and grouped-query attention without copying keys and values per
-//! query head.
+//! candle-transformers 0.11.1: weights that stay quantized (the embedding table included) and
+//! go through our 8-bit kernels where they can, q/k/v and gate/up as one product, RoPE tables
+//! sized to the positions in use, a KV cache written in place, a causal mask that sees cached
+//! positions (gemma3's FIX 3; candle's Qwen2 mask was right), and grouped-query attention
+//! without copying keys and values per query head.
 
 use std::sync::Arc;
 
@@ -20,9 +20,9 @@ pub enum Precision {
     Quantized,
     /// Every weight dequantized to f32 at load, activations never rounded: the GGUF's model
     /// computed as exactly as f32 allows, about four times the memory and much slower. It is
-    /// the numerics reference: the tests compare it with transformers in float64 on the same
-    /// weights to a tolerance far below what the 8-bit activation rounding moves (see
-    /// `tests/parity.rs`).
+    /// the numerics reference: for Gemma 3 the tests compare it with transformers in float64
+    /// on the same weights to a tolerance far below what the 8-bit activation rounding moves
+    /// (see `tests/parity.rs`).
     Dequantized,
 }
 
@@ -132,8 +132,8 @@ impl Projections {
     }
 }
 
-/// cos/sin tables for one rope base, grown on demand to the positions in use (candle built
-/// one per layer for the model's whole context).
+/// cos/sin tables for one rope base, grown on demand to the positions in use (gemma3's FIX 2:
+/// candle's Gemma 3 built one per layer for the model's whole context).
 pub(crate) struct Rope {
     base: f32,
     head_dim: usize,
@@ -289,6 +289,41 @@ mod tests {
             .into_iter()
             .map(|r| r.into_iter().map(|v| (v == 0.0) as u8).collect())
             .collect()
+    }
+
+    /// The cache grown in steps (copying what it holds into a larger buffer each time), and
+    /// cut back and overwritten, holds what one append of the same rows holds.
+    #[test]
+    fn kv_cache_grown_in_steps_equals_one_append() {
+        let rows = |start: usize, n: usize| {
+            let v: Vec<f32> = (0..2 * n * 4)
+                .map(|i| (start * 8 + i) as f32 * 0.5)
+                .collect();
+            // (batch 1, 2 heads, n positions, head_dim 4), values distinct per position.
+            Tensor::from_vec(v, (1, n, 2, 4), &Device::Cpu)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let mut whole = KvCache::default();
+        let (k_all, v_all) = whole.append(&rows(0, 301), &rows(1000, 301)).unwrap();
+        let mut grown = KvCache::default();
+        for (start, n) in [(0, 200), (200, 100), (300, 1)] {
+            grown
+                .append(&rows(start, n), &rows(1000 + start, n))
+                .unwrap();
+        }
+        // Cut back to 250 after writing garbage past it, then append the true rows again.
+        grown.truncate(250);
+        grown.append(&rows(7, 51), &rows(7, 51)).unwrap();
+        grown.truncate(250);
+        let (k, v) = grown.append(&rows(250, 51), &rows(1250, 51)).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(k.dims(), k_all.dims());
+        assert_eq!(flat(&k), flat(&k_all));
+        assert_eq!(flat(&v), flat(&v_all));
     }
 
     #[test]

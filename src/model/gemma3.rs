@@ -20,7 +20,7 @@
 //!    a second copy of the tied output weights); it now stays quantized and shared.
 //!
 //! The pieces Gemma shares with Qwen2 (weights, RoPE tables, KV cache, mask, grouped-query
-//! attention) live in `decoder.rs`.
+//! attention) live in `decoder.rs`, and so do fixes 2 (`Rope`) and 3 (`mask`).
 //!
 //! Not fixes but speed: Q8_0 and Q5_0 weights (the embeddings and output projection, and most
 //! of the layer weights in Q4_K_M files) go through `q8::Q8Matrix` instead of candle's
@@ -227,6 +227,9 @@ impl Model {
         }
         let device = self.rope_global.device().clone();
         let seq_len = tokens.len();
+        if seq_len == 0 {
+            candle_core::bail!("gemma3: no tokens to run");
+        }
         let kv_len = index_pos + seq_len;
         if kv_len > self.config.context_length {
             candle_core::bail!(
@@ -303,9 +306,9 @@ impl Layer {
         let q = rope.apply(&q, index_pos)?;
         let k = rope.apply(&k, index_pos)?;
 
-        if index_pos == 0 {
-            self.kv_cache.truncate(0);
-        }
+        // Positions at or past `index_pos` are stale (a new sequence, or a forward that failed
+        // part way through the layers): overwrite them.
+        self.kv_cache.truncate(index_pos);
         let (k, v) = self.kv_cache.append(&k, &v.contiguous()?)?;
 
         // FIX 4: while decoding one token, a sliding layer sees only the last `window` keys.

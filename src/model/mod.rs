@@ -41,8 +41,8 @@ impl Network {
         })
     }
 
-    /// Keeps the first `len` positions of the KV cache; false where the architecture cannot
-    /// (the caller then starts over).
+    /// Keeps the first `len` positions of the KV cache. Both architectures can; the bool is
+    /// for one that cannot (the caller then starts over).
     pub fn truncate_kv_cache(&mut self, len: usize) -> Result<bool> {
         match self {
             Network::Gemma3(m) => {

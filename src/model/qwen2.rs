@@ -1,6 +1,7 @@
 //! Qwen2 (Qwen2.5) on GGUF weights: a copy of candle-transformers 0.11.1
 //! `models::quantized_qwen2`, vendored for what it costs, on the blocks of `decoder.rs` that
-//! the Gemma 3 decoder uses. The arithmetic is the shipped file's; what changed:
+//! the Gemma 3 decoder uses. The arithmetic is the shipped file's (where weights are 8-bit, our
+//! kernels add the same products in another order); what changed:
 //!
 //! 1. The token embedding table was dequantized to f32 at load: 151936 x 1536 floats (933 MB)
 //!    for Qwen2.5 1.5B, the default summarizer, 1.2 GB for 3B and 2.2 GB for 7B, on top of a
@@ -181,6 +182,9 @@ impl Model {
         }
         let device = self.rope.device().clone();
         let seq_len = tokens.len();
+        if seq_len == 0 {
+            candle_core::bail!("qwen2: no tokens to run");
+        }
         let kv_len = index_pos + seq_len;
         if kv_len > self.config.context_length {
             candle_core::bail!(
@@ -236,9 +240,9 @@ impl Layer {
         let k = rope.apply(&heads(k, bk, c.n_kv_head)?, index_pos)?;
         let v = heads(v, bv, c.n_kv_head)?;
 
-        if index_pos == 0 {
-            self.kv_cache.truncate(0);
-        }
+        // Positions at or past `index_pos` are stale (a new sequence, or a forward that failed
+        // part way through the layers): overwrite them.
+        self.kv_cache.truncate(index_pos);
         let (k, v) = self.kv_cache.append(&k, &v)?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let out = grouped_attention(&q, &k, &v, mask, scale)?;

@@ -10,11 +10,17 @@ and the output projection have their real cost. The weights are written as F16, 
 llama.cpp's own quantizer (`llama_model_quantize`, LLAMA_FTYPE_MOSTLY_Q4_K_M) makes the file,
 with the same mix of Q4_K, Q6_K and others as a real Q4_K_M download.
 
-The text it generates is noise; only speed and memory mean anything. About 3 minutes and 4 GB
-of disk; not run in CI:
+The text it generates is noise; only speed and memory mean anything. About 3 minutes, 4 GB of
+disk and 6 GB of memory; not run in CI:
     /opt/llref/bin/python scripts/make_qwen2_bench.py --out /tmp/qwen2-bench
     /opt/llref/bin/python scripts/bench_llamacpp.py --model /tmp/qwen2-bench/qwen2-1.5b-shape-q4_k_m.gguf \\
         --prompt-file F --gen-tokens 64 --threads 2
+
+With --tiny it writes the test fixture tests/fixtures/tiny-qwen2-kquant.gguf instead: the same
+kind of file (tied output, Q4_K_M from llama.cpp's quantizer) at 2 layers, width 256 and the
+512-token vocabulary, for the test that runs our Qwen2 against candle's `quantized_qwen2` on
+the path a real Qwen2.5 file takes (k-quant weights, tied output); see tests/qwen2_parity.rs.
+    /opt/llref/bin/python scripts/make_qwen2_bench.py --tiny
 """
 import argparse
 import ctypes
@@ -38,21 +44,34 @@ HP = {
     "layer_norm_rms_epsilon": 1e-6,
     "rope_freq_base": 1000000.0,
 }
+TINY_HP = {
+    "context_length": 256,
+    "embedding_length": 256,
+    "block_count": 2,
+    "feed_forward_length": 512,
+    "head_count": 4,
+    "head_count_kv": 2,
+    "layer_norm_rms_epsilon": 1e-6,
+    "rope_freq_base": 1000000.0,
+}
 N_VOCAB = 151936
 LLAMA_FTYPE_MOSTLY_Q4_K_M = 15
 
 
-def weights(rng):
+def weights(rng, n_vocab):
     d, ff = HP["embedding_length"], HP["feed_forward_length"]
     dkv = d // HP["head_count"] * HP["head_count_kv"]
 
+    scale = 7.5 if HP["embedding_length"] <= 256 else 1.0  # tiny: weights of the tiny model's size
+
     def normal(*shape, std=0.02):
+        std *= scale
         return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(std)
 
     def norm():
         return (1.0 + normal(d, std=0.1)).astype(np.float32)
 
-    yield "token_embd.weight", normal(N_VOCAB, d)
+    yield "token_embd.weight", normal(n_vocab, d)
     for i in range(HP["block_count"]):
         p = f"blk.{i}."
         yield p + "attn_norm.weight", norm()
@@ -95,7 +114,7 @@ def write_f16(path, tokens, merges):
     w.add_add_bos_token(False)
     w.add_chat_template(tiny.CHAT_TEMPLATE)
     rng = np.random.default_rng(0)
-    for name, arr in weights(rng):
+    for name, arr in weights(rng, len(tokens)):
         w.add_tensor(name, arr.astype(np.float16) if arr.ndim == 2 else arr)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -105,13 +124,21 @@ def write_f16(path, tokens, merges):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True, type=pathlib.Path)
+    ap.add_argument("--out", type=pathlib.Path)
+    ap.add_argument("--tiny", action="store_true", help="write the k-quant test fixture instead")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     tokens, merges = tiny.train_tokenizer()
-    tokens = tokens + [f"<unused_{i}>" for i in range(N_VOCAB - len(tokens))]
-    f16 = args.out / "qwen2-1.5b-shape-f16.gguf"
-    out = args.out / "qwen2-1.5b-shape-q4_k_m.gguf"
+    if args.tiny:
+        HP.update(TINY_HP)
+        f16 = tiny.ROOT / "tests/fixtures/tiny-qwen2-kquant-f16.gguf"
+        out = tiny.ROOT / "tests/fixtures/tiny-qwen2-kquant.gguf"
+    else:
+        if args.out is None:
+            ap.error("--out DIR is required (or --tiny)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        tokens = tokens + [f"<unused_{i}>" for i in range(N_VOCAB - len(tokens))]
+        f16 = args.out / "qwen2-1.5b-shape-f16.gguf"
+        out = args.out / "qwen2-1.5b-shape-q4_k_m.gguf"
     write_f16(f16, tokens, merges)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPE_MOSTLY_Q4_K_M

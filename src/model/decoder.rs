@@ -247,6 +247,42 @@ pub(crate) fn mask(
     Tensor::from_vec(data, (seq_len, kv_len), device)
 }
 
+/// `ARCH.KEY` from the GGUF metadata, or an error naming it.
+pub(crate) fn metadata<'a>(
+    ct: &'a gguf_file::Content,
+    arch: &str,
+    key: &str,
+) -> Result<&'a gguf_file::Value> {
+    ct.metadata
+        .get(&format!("{arch}.{key}"))
+        .ok_or_else(|| candle_core::Error::Msg(format!("missing metadata {arch}.{key}")))
+}
+
+/// What every forward checks before it runs `tokens` at `index_pos`: they continue the
+/// `cached` positions, there are some, and they fit the `context`. Returns the number of
+/// positions after them.
+pub(crate) fn check_positions(
+    arch: &str,
+    tokens: usize,
+    index_pos: usize,
+    cached: usize,
+    context: usize,
+) -> Result<usize> {
+    if index_pos != cached {
+        candle_core::bail!(
+            "{arch}: tokens at position {index_pos} but {cached} positions are cached"
+        );
+    }
+    if tokens == 0 {
+        candle_core::bail!("{arch}: no tokens to run");
+    }
+    let kv_len = index_pos + tokens;
+    if kv_len > context {
+        candle_core::bail!("{arch}: {kv_len} positions exceed the model's context of {context}");
+    }
+    Ok(kv_len)
+}
+
 /// Grouped-query attention of `q` `(b, n_head, seq, head_dim)` over `k`, `v`
 /// `(b, n_kv_head, kv_len, head_dim)`, with an optional additive `mask` `(seq, kv_len)`;
 /// returns `(b, seq, n_head * head_dim)`. Keys and values are not copied once per query head

@@ -31,7 +31,9 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 pub use super::decoder::Precision;
-use super::decoder::{grouped_attention, mask, KvCache, Linear, Projections, Rope};
+use super::decoder::{
+    check_positions, grouped_attention, mask, metadata, KvCache, Linear, Projections, Rope,
+};
 
 /// Gemma 3 alternates five sliding-window layers with one global layer when the GGUF does not
 /// say otherwise (`gemma3.attention.sliding_window_type`; llama.cpp uses the same default).
@@ -107,11 +109,7 @@ impl Model {
         device: &Device,
         precision: Precision,
     ) -> Result<Self> {
-        let md = |key: &str| -> Result<&gguf_file::Value> {
-            ct.metadata
-                .get(&format!("gemma3.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("missing metadata gemma3.{key}")))
-        };
+        let md = |key: &str| metadata(ct, "gemma3", key);
         let n_head = md("attention.head_count")?.to_u32()? as usize;
         let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
         let block_count = md("block_count")?.to_u32()? as usize;
@@ -219,24 +217,15 @@ impl Model {
     /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
     /// returns the logits of the last position, shape `(vocab,)`.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
-        if index_pos != self.cached {
-            candle_core::bail!(
-                "gemma3: tokens at position {index_pos} but {} positions are cached",
-                self.cached
-            );
-        }
         let device = self.rope_global.device().clone();
         let seq_len = tokens.len();
-        if seq_len == 0 {
-            candle_core::bail!("gemma3: no tokens to run");
-        }
-        let kv_len = index_pos + seq_len;
-        if kv_len > self.config.context_length {
-            candle_core::bail!(
-                "gemma3: {kv_len} positions exceed the model's context of {}",
-                self.config.context_length
-            );
-        }
+        let kv_len = check_positions(
+            "gemma3",
+            seq_len,
+            index_pos,
+            self.cached,
+            self.config.context_length,
+        )?;
         self.rope_global.ensure(kv_len)?;
         self.rope_local.ensure(kv_len)?;
 

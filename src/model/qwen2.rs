@@ -21,7 +21,9 @@ use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 pub use super::decoder::Precision;
-use super::decoder::{grouped_attention, mask, KvCache, Linear, Projections, Rope};
+use super::decoder::{
+    check_positions, grouped_attention, mask, metadata, KvCache, Linear, Projections, Rope,
+};
 
 /// `qwen2.rope.freq_base` when the GGUF does not give it (candle's and llama.cpp's default).
 const DEFAULT_ROPE_FREQUENCY: f32 = 10_000.;
@@ -74,11 +76,7 @@ impl Model {
         device: &Device,
         precision: Precision,
     ) -> Result<Self> {
-        let md = |key: &str| -> Result<&gguf_file::Value> {
-            ct.metadata
-                .get(&format!("qwen2.{key}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("missing metadata qwen2.{key}")))
-        };
+        let md = |key: &str| metadata(ct, "qwen2", key);
         let n_head = md("attention.head_count")?.to_u32()? as usize;
         let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
         let embedding_length = md("embedding_length")?.to_u32()? as usize;
@@ -174,24 +172,15 @@ impl Model {
     /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
     /// returns the logits of the last position, shape `(vocab,)`.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
-        if index_pos != self.cached {
-            candle_core::bail!(
-                "qwen2: tokens at position {index_pos} but {} positions are cached",
-                self.cached
-            );
-        }
         let device = self.rope.device().clone();
         let seq_len = tokens.len();
-        if seq_len == 0 {
-            candle_core::bail!("qwen2: no tokens to run");
-        }
-        let kv_len = index_pos + seq_len;
-        if kv_len > self.config.context_length {
-            candle_core::bail!(
-                "qwen2: {kv_len} positions exceed the model's context of {}",
-                self.config.context_length
-            );
-        }
+        let kv_len = check_positions(
+            "qwen2",
+            seq_len,
+            index_pos,
+            self.cached,
+            self.config.context_length,
+        )?;
         self.rope.ensure(kv_len)?;
         let mask = if seq_len > 1 {
             Some(mask(seq_len, index_pos, None, &device)?)

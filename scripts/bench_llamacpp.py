@@ -11,7 +11,7 @@ llama.cpp comes from llama-cpp-python (PyPI; it builds llama.cpp from source, ~2
     cargo build --release
     /opt/llref/bin/python scripts/bench_llamacpp.py --model M.gguf --prompt-file F --gen-tokens 64 --threads 2
 
-Not run in CI (tests/cli.rs runs a smoke version of `tercuman bench`).
+Not run in CI (tests/it/cli.rs runs a smoke version of `tercuman bench`).
 """
 
 import argparse

@@ -7,7 +7,7 @@ model that rounding turns a 1e-6 change of the input into logit changes of up to
 correct engines differ from each other by that much. transformers dequantizes the same GGUF
 weights and runs the model's own definition (GELU tanh, norms, RoPE bases, the 512-token
 sliding window) without that rounding; run in float64 it is exact to far below what we
-compare. `tests/parity.rs` runs our Gemma 3 with the same weights dequantized to f32
+compare. `tests/it/gemma3_parity.rs` runs our Gemma 3 with the same weights dequantized to f32
 (`gemma3::Precision::Dequantized`) against it, to a tolerance that catches any change of the
 math, not just the gross ones.
 

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TERCUMAN_TEST_GGUF=$(bash scripts/test-model.sh)
 export TERCUMAN_TEST_GGUF
-cargo test --locked "$@"
+cargo test --workspace --locked "$@"

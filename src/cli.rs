@@ -1,4 +1,5 @@
-//! Command line as the user typed it (clap derive). [`crate::run`] resolves it into a plan.
+//! Command line as the user typed it (clap derive). [`crate::app::plan`] resolves it into a
+//! plan.
 
 use crate::output::Format;
 use clap::{Args, Parser, Subcommand};
@@ -237,7 +238,7 @@ pub enum Job {
 }
 
 impl Cli {
-    /// The job and its arguments; `None` for the `models` subcommand.
+    /// The job and its arguments; `None` for the `models` and `bench` subcommands.
     pub fn job_and_args(self) -> Option<(Job, RunArgs)> {
         match self.command {
             Some(Command::Translate(a)) => Some((Job::Translate, a.or(self.args))),

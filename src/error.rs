@@ -59,7 +59,7 @@ pub enum Error {
     #[error("interrupted {0}")]
     Interrupted(String),
     #[error(transparent)]
-    Hub(#[from] crate::model::hub::HubError),
+    Hub(#[from] crate::hub::HubError),
     #[error("could not read the model file {path}")]
     ModelRead {
         path: PathBuf,

@@ -3,11 +3,12 @@
 //! long for the model's context is summarized from notes on its parts (map-reduce), never
 //! truncated.
 
-use crate::chunk::{self, Unit};
+use crate::chat::generate::{Engine, StopReason};
+use crate::chat::prompt::{self, Purpose, Style};
 use crate::error::Result;
-use crate::generate::{Engine, StopReason};
-use crate::input::Article;
-use crate::prompt::{self, Style, Task};
+use crate::text::chunk::{self, Unit};
+use crate::text::Article;
+use crate::translate::Flag;
 
 /// Tokens one bullet may take.
 const BULLET_TOKENS: usize = 80;
@@ -21,7 +22,7 @@ pub struct Summary {
     pub bullets: Vec<String>,
     /// How many parts the article was summarized in (1: in one go).
     pub parts: usize,
-    pub flags: Vec<String>,
+    pub flags: Vec<Flag>,
 }
 
 pub fn summarize(
@@ -39,7 +40,7 @@ pub fn summarize(
         .join("\n\n");
     let room = context.saturating_sub(TEMPLATE_TOKENS + bullets * BULLET_TOKENS);
     if engine.count_tokens(&text) <= room {
-        let mut s = bullet_list(engine, style, Task::Summarize, &text, bullets)?;
+        let mut s = bullet_list(engine, style, Purpose::Summarize, &text, bullets)?;
         s.parts = 1;
         return Ok(s);
     }
@@ -61,7 +62,7 @@ pub fn summarize(
         notes = take_notes(engine, style, &groups, room, bullets)?;
     }
     let material = notes.join("\n");
-    let mut s = bullet_list(engine, style, Task::SummarizeReduce, &material, bullets)?;
+    let mut s = bullet_list(engine, style, Purpose::SummarizeReduce, &material, bullets)?;
     s.parts = parts;
     Ok(s)
 }
@@ -78,10 +79,10 @@ fn take_notes(
     let share = (room / parts.len().max(1)).clamp(24, NOTES_TOKENS);
     let mut notes = Vec::with_capacity(parts.len());
     for part in parts {
-        crate::checkpoint::check()?;
+        crate::cancel::check()?;
         let segments = prompt::build(
             style,
-            Task::SummarizeNotes,
+            Purpose::SummarizeNotes,
             part,
             bullets,
             list_start(style),
@@ -122,7 +123,7 @@ fn group_notes(notes: &[String], budget: usize, count: &dyn Fn(&str) -> usize) -
 fn bullet_list(
     engine: &mut Engine,
     style: &Style,
-    task: Task,
+    task: Purpose,
     text: &str,
     n: usize,
 ) -> Result<Summary> {
@@ -138,7 +139,7 @@ fn bullet_list(
     // from the same point, with seeded sampling and never starting the way a failed try
     // started, a bounded number of times.
     while out.len() < n && retries <= 4 * n as u64 {
-        let cp = engine.checkpoint();
+        let cp = engine.mark();
         let g = if banned.is_empty() {
             engine.generate(BULLET_TOKENS, true)?
         } else {
@@ -161,7 +162,10 @@ fn bullet_list(
         }
     }
     if out.len() < n {
-        flags.push(format!("only_{}_of_{}_bullets", out.len(), n));
+        flags.push(Flag::ShortSummary {
+            got: out.len(),
+            asked: n,
+        });
     }
     Ok(Summary {
         bullets: out,

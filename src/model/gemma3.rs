@@ -7,7 +7,7 @@
 //!    the tanh approximation Gemma's config names (`gelu_pytorch_tanh`), as transformers and
 //!    llama.cpp compute it: with the weights dequantized, our logits then equal transformers'
 //!    float64 ones to 0.00005, where the exact (erf) GELU is 0.007 to 0.019 off
-//!    (`tests/parity.rs`, which guards this).
+//!    (`tests/it/gemma3_parity.rs`, which guards this).
 //! 2. Every layer built its own RoPE table for 131072 positions (18 layers x 134 MB on the
 //!    270M model). Here one table per rope base is shared by all layers and sized to the
 //!    positions actually used.
@@ -26,13 +26,15 @@
 //! of the layer weights in Q4_K_M files) go through `q8::Q8Matrix` instead of candle's
 //! `QMatMul`; see there for why.
 
-use candle_core::quantized::{gguf_file, QTensor};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-pub use super::decoder::Precision;
-use super::decoder::{
-    check_positions, grouped_attention, mask, metadata, KvCache, Linear, Projections, Rope,
+use super::gguf::Meta;
+pub use super::layers::Precision;
+use super::layers::{
+    check_positions, embedding_and_output, grouped_attention, mask, KvCache, Linear, Projections,
+    Rope,
 };
 
 /// Gemma 3 alternates five sliding-window layers with one global layer when the GGUF does not
@@ -80,6 +82,41 @@ pub struct Config {
     pub embedding_length: usize,
     pub sliding_window: usize,
     pub context_length: usize,
+    pub block_count: usize,
+    pub rms_norm_eps: f64,
+    /// Every `sliding_window_type`-th layer is global, the others slide.
+    pub sliding_window_type: usize,
+    pub rope_base: f32,
+    pub rope_local_base: f32,
+}
+
+impl Config {
+    /// The dimensions in `ct`'s `gemma3.*` metadata, with Gemma 3's defaults for the optional
+    /// keys.
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Config> {
+        let md = |key: &str| Meta(ct).arch("gemma3", key);
+        let int = |key: &str| -> Result<usize> { Ok(md(key)?.to_u32()? as usize) };
+        let float = |key: &str, default: f32| {
+            md(key)
+                .ok()
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(default)
+        };
+        Ok(Config {
+            n_head: int("attention.head_count")?,
+            n_kv_head: int("attention.head_count_kv")?,
+            block_count: int("block_count")?,
+            embedding_length: int("embedding_length")?,
+            head_dim: int("attention.key_length")?,
+            rms_norm_eps: md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            sliding_window: int("attention.sliding_window")?,
+            context_length: int("context_length")?,
+            sliding_window_type: int("attention.sliding_window_type")
+                .unwrap_or(DEFAULT_SLIDING_WINDOW_TYPE),
+            rope_base: float("rope.freq_base", DEFAULT_ROPE_FREQUENCY),
+            rope_local_base: float("rope.local_freq_base", DEFAULT_ROPE_FREQUENCY_SLIDING),
+        })
+    }
 }
 
 pub struct Model {
@@ -94,98 +131,70 @@ pub struct Model {
     cached: usize,
 }
 
-impl Model {
-    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+impl Layer {
+    /// Layer `i`'s weights.
+    fn load<R: std::io::Seek + std::io::Read>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
-    ) -> Result<Self> {
-        Self::from_gguf_with(ct, reader, device, Precision::Quantized)
+        precision: Precision,
+        config: &Config,
+        i: usize,
+    ) -> Result<Layer> {
+        let name = |n: &str| format!("blk.{i}.{n}.weight");
+        let norm = |r: &mut R, n: &str| {
+            RmsNorm::from_qtensor(ct.tensor(r, &name(n), device)?, config.rms_norm_eps)
+        };
+        let linear = |r: &mut R, n: &str| Linear::load(ct, r, &name(n), device, precision);
+        let projections = |r: &mut R, ns: &[&str]| {
+            let names: Vec<String> = ns.iter().map(|n| name(n)).collect();
+            Projections::load(ct, r, &names, device, precision)
+        };
+        Ok(Layer {
+            qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
+            wo: linear(reader, "attn_output")?,
+            q_norm: norm(reader, "attn_q_norm")?,
+            k_norm: norm(reader, "attn_k_norm")?,
+            attn_norm: norm(reader, "attn_norm")?,
+            post_attn_norm: norm(reader, "post_attention_norm")?,
+            ffn_norm: norm(reader, "ffn_norm")?,
+            post_ffn_norm: norm(reader, "post_ffw_norm")?,
+            mlp: Mlp {
+                gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
+                down: linear(reader, "ffn_down")?,
+            },
+            sliding: !(i + 1).is_multiple_of(config.sliding_window_type),
+            kv_cache: KvCache::default(),
+        })
     }
+}
 
-    pub fn from_gguf_with<R: std::io::Seek + std::io::Read>(
+impl Model {
+    /// Loads the model from a GGUF file whose header `ct` was read from `reader`.
+    pub fn load<R: std::io::Seek + std::io::Read>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
         precision: Precision,
     ) -> Result<Self> {
-        let md = |key: &str| metadata(ct, "gemma3", key);
-        let n_head = md("attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
-        let block_count = md("block_count")?.to_u32()? as usize;
-        let embedding_length = md("embedding_length")?.to_u32()? as usize;
-        let head_dim = md("attention.key_length")?.to_u32()? as usize;
-        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
-        let sliding_window = md("attention.sliding_window")?.to_u32()? as usize;
-        let context_length = md("context_length")?.to_u32()? as usize;
-        let sliding_type = md("attention.sliding_window_type")
-            .and_then(|v| v.to_u32())
-            .map(|v| v as usize)
-            .unwrap_or(DEFAULT_SLIDING_WINDOW_TYPE);
-        let rope_base = md("rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(DEFAULT_ROPE_FREQUENCY);
-        let rope_local_base = md("rope.local_freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(DEFAULT_ROPE_FREQUENCY_SLIDING);
-
-        let tensor = |r: &mut R, name: &str| ct.tensor(r, name, device);
-        let norm = |t: QTensor| RmsNorm::from_qtensor(t, eps);
-
+        let config = Config::from_gguf(ct)?;
         // FIX 5: the embedding table stays quantized and rows are dequantized as they are
         // looked up; candle dequantized all of it to f32 (671 MB for a 262144 x 640 table).
-        let embed = Linear::load(ct, reader, "token_embd.weight", device, precision)?;
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            Linear::load(ct, reader, "output.weight", device, precision)?
-        } else {
-            // Gemma ties the output projection to the embeddings: one copy serves both.
-            embed.clone()
-        };
-        let final_norm = norm(tensor(reader, "output_norm.weight")?)?;
-
-        let mut layers = Vec::with_capacity(block_count);
-        for i in 0..block_count {
-            let name = |n: &str| format!("blk.{i}.{n}.weight");
-            let t = |r: &mut R, n: &str| tensor(r, &name(n));
-            let linear = |r: &mut R, n: &str| Linear::load(ct, r, &name(n), device, precision);
-            let projections = |r: &mut R, ns: &[&str]| {
-                let names: Vec<String> = ns.iter().map(|n| name(n)).collect();
-                Projections::load(ct, r, &names, device, precision)
-            };
-            let layer = Layer {
-                qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
-                wo: linear(reader, "attn_output")?,
-                q_norm: norm(t(reader, "attn_q_norm")?)?,
-                k_norm: norm(t(reader, "attn_k_norm")?)?,
-                attn_norm: norm(t(reader, "attn_norm")?)?,
-                post_attn_norm: norm(t(reader, "post_attention_norm")?)?,
-                ffn_norm: norm(t(reader, "ffn_norm")?)?,
-                post_ffn_norm: norm(t(reader, "post_ffw_norm")?)?,
-                mlp: Mlp {
-                    gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
-                    down: linear(reader, "ffn_down")?,
-                },
-                sliding: (i + 1) % sliding_type != 0,
-                kv_cache: KvCache::default(),
-            };
-            layers.push(layer);
-        }
-
+        // Gemma ties the output projection to the embeddings: one copy serves both.
+        let (embed, output) = embedding_and_output(ct, reader, device, precision)?;
+        let norm = ct.tensor(reader, "output_norm.weight", device)?;
+        let norm = RmsNorm::from_qtensor(norm, config.rms_norm_eps)?;
+        let layers = (0..config.block_count)
+            .map(|i| Layer::load(ct, reader, device, precision, &config, i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embed,
             layers,
-            norm: final_norm,
+            norm,
             output,
-            rope_global: Rope::new(rope_base, head_dim, device)?,
-            rope_local: Rope::new(rope_local_base, head_dim, device)?,
-            config: Config {
-                n_head,
-                n_kv_head,
-                head_dim,
-                embedding_length,
-                sliding_window,
-                context_length,
-            },
+            rope_global: Rope::new(config.rope_base, config.head_dim, device)?,
+            rope_local: Rope::new(config.rope_local_base, config.head_dim, device)?,
+            config,
             cached: 0,
         })
     }

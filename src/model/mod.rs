@@ -1,25 +1,25 @@
-//! Model: loads a GGUF chat model (weights, tokenizer, chat template) and runs it one step at a
-//! time. The architecture is taken from the file's `general.architecture`; each supported one is
-//! a variant of [`Network`].
+//! Inference: the networks and their tokenizers, and nothing else (downloading and model cards
+//! are in [`crate::hub`], the SIMD products in the `tercuman-kernels` crate).
+//!
+//! - GGUF chat models: [`gguf`] reads the file's header and metadata, [`gguf_tokenizer`] builds
+//!   the tokenizer it describes, [`layers`] holds the decoder blocks that [`gemma3`] and
+//!   [`qwen2`] are made of; [`load_gguf`] picks the architecture from `general.architecture`,
+//!   one variant of [`Network`] each.
+//! - [`marian`]: OPUS-MT encoder-decoder translation models (safetensors or PyTorch files), with
+//!   their SentencePiece tokenizer.
 
-pub(crate) mod attention;
-pub mod card;
-pub(crate) mod decoder;
 pub mod gemma3;
-pub mod hub;
-pub(crate) mod kernel;
+pub mod gguf;
+pub mod gguf_tokenizer;
+pub(crate) mod layers;
 pub mod marian;
-pub mod packed;
-pub mod q8;
 pub mod qwen2;
-pub mod requant;
-pub mod source;
-pub mod spm;
-pub mod tokenizer;
 
 use crate::error::{Error, Result};
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
+use gguf::Meta;
+use layers::Precision;
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
@@ -41,19 +41,13 @@ impl Network {
         })
     }
 
-    /// Keeps the first `len` positions of the KV cache. Both architectures can; the bool is
-    /// for one that cannot (the caller then starts over).
-    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<bool> {
+    /// Keeps the first `len` positions of the KV cache (a shared prompt prefix, or a rewind).
+    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
         match self {
-            Network::Gemma3(m) => {
-                m.truncate_kv_cache(len)?;
-                Ok(true)
-            }
-            Network::Qwen2(m) => {
-                m.truncate_kv_cache(len);
-                Ok(true)
-            }
+            Network::Gemma3(m) => m.truncate_kv_cache(len)?,
+            Network::Qwen2(m) => m.truncate_kv_cache(len),
         }
+        Ok(())
     }
 
     pub fn clear_kv_cache(&mut self) {
@@ -88,79 +82,15 @@ pub struct LoadedModel {
     pub info: ModelInfo,
 }
 
-fn meta_str(ct: &gguf_file::Content, key: &str) -> Option<String> {
-    match ct.metadata.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn meta_u32(ct: &gguf_file::Content, key: &str) -> Option<u32> {
-    ct.metadata.get(key).and_then(|v| v.to_u32().ok())
-}
-
-/// Reads the GGUF header of `path`: metadata and tensor index, no weights.
-pub fn read_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
-    let mut file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::ModelNotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::ModelRead {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            }
-        }
-    })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::InvalidModel {
-            path: path.to_path_buf(),
-            message: "is a directory; pass the .gguf file inside it".into(),
-        });
-    }
-    // Buffered: the header is hundreds of thousands of small values (a 262k-token vocabulary
-    // is 2.2 s of single read calls unbuffered). Tensors are read later by absolute offset.
-    let ct = gguf_file::Content::read(&mut std::io::BufReader::with_capacity(1 << 20, &mut file))
-        .map_err(|e| Error::InvalidModel {
-        path: path.to_path_buf(),
-        message: format!("not a readable GGUF file ({e}); download it again or pass another file"),
-    })?;
-    Ok((ct, file))
-}
-
-/// Checks that every tensor the header lists lies within the file, so that a truncated
-/// download is named as such instead of failing deep inside a layer.
-fn check_complete(
-    ct: &gguf_file::Content,
-    file: &std::fs::File,
-) -> std::result::Result<(), String> {
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let needed = ct
-        .tensor_infos
-        .values()
-        .map(|t| {
-            let blocks = t.shape.elem_count() / t.ggml_dtype.block_size();
-            ct.tensor_data_offset + t.offset + (blocks * t.ggml_dtype.type_size()) as u64
-        })
-        .max()
-        .unwrap_or(ct.tensor_data_offset);
-    if needed > len {
-        return Err(format!(
-            "the file is truncated: {len} bytes, but its tensors need {needed}; download it again (for a model named by card: `tercuman models fetch NAME`)"
-        ));
-    }
-    Ok(())
-}
-
 /// Loads a GGUF model file: checks its architecture, builds its tokenizer, loads the weights.
 pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
-    let (ct, mut file) = read_header(path)?;
-    let arch = meta_str(&ct, "general.architecture").unwrap_or_default();
-    if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+    let (ct, mut file) = gguf::read_header(path)?;
+    let meta = Meta(&ct);
+    let arch = meta.opt_str("general.architecture").unwrap_or_default();
+    if !SUPPORTED_ARCHITECTURES.contains(&arch) {
         return Err(Error::UnsupportedArchitecture {
             path: path.to_path_buf(),
-            arch,
+            arch: arch.to_string(),
             supported: SUPPORTED_ARCHITECTURES.join(", "),
         });
     }
@@ -168,31 +98,65 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         path: path.to_path_buf(),
         message,
     };
-    check_complete(&ct, &file).map_err(invalid)?;
-    let tokenizer = tokenizer::from_gguf(&ct)?;
-    // Every token id the tokenizer can produce must have a row in the embedding table.
+    gguf::check_complete(&ct, &file).map_err(invalid)?;
+    let tokenizer = gguf_tokenizer::from_gguf(&ct)?;
+    check_vocabulary(&ct, &tokenizer).map_err(invalid)?;
+    let info = model_info(meta, path, &tokenizer).map_err(invalid)?;
+    let device = Device::Cpu;
+    let network = match arch {
+        "gemma3" => Network::Gemma3(Box::new(
+            gemma3::Model::load(&ct, &mut file, &device, Precision::Quantized)
+                .map_err(|e| invalid(e.to_string()))?,
+        )),
+        "qwen2" => Network::Qwen2(Box::new(
+            qwen2::Model::load(&ct, &mut file, &device, Precision::Quantized)
+                .map_err(|e| invalid(e.to_string()))?,
+        )),
+        _ => unreachable!("checked against SUPPORTED_ARCHITECTURES"),
+    };
+    Ok(LoadedModel {
+        network,
+        tokenizer,
+        info,
+    })
+}
+
+/// Every token id the tokenizer can produce must have a row in the embedding table.
+fn check_vocabulary(
+    ct: &gguf_file::Content,
+    tokenizer: &Tokenizer,
+) -> std::result::Result<(), String> {
     if let Some(embd) = ct.tensor_infos.get("token_embd.weight") {
         let rows = embd.shape.dims().first().copied().unwrap_or(0);
         let vocab = tokenizer.get_vocab_size(true);
         if vocab > rows {
-            return Err(invalid(format!(
+            return Err(format!(
                 "its tokenizer has {vocab} tokens but the model embeds only {rows}; the tokenizer does not belong to this model: download the file again or use another"
-            )));
+            ));
         }
     }
-    let context_length = meta_u32(&ct, &format!("{arch}.context_length"))
-        .ok_or_else(|| invalid(format!("missing metadata {arch}.context_length")))?
-        as usize;
-    let bos = meta_u32(&ct, "tokenizer.ggml.bos_token_id");
-    let add_bos = ct
-        .metadata
-        .get("tokenizer.ggml.add_bos_token")
-        .and_then(|v| v.to_bool().ok())
+    Ok(())
+}
+
+/// What the pipeline needs to know of the model at `path`, from its metadata.
+fn model_info(
+    meta: Meta,
+    path: &Path,
+    tokenizer: &Tokenizer,
+) -> std::result::Result<ModelInfo, String> {
+    let arch = meta.opt_str("general.architecture").unwrap_or_default();
+    let context_length =
+        meta.arch(arch, "context_length")
+            .ok()
+            .and_then(|v| v.to_u32().ok())
+            .ok_or_else(|| format!("missing metadata {arch}.context_length"))? as usize;
+    let add_bos = meta
+        .opt_bool("tokenizer.ggml.add_bos_token")
         // llama.cpp adds BOS for SentencePiece vocabularies unless told otherwise.
-        .unwrap_or(meta_str(&ct, "tokenizer.ggml.model").as_deref() == Some("llama"));
+        .unwrap_or(meta.opt_str("tokenizer.ggml.model") == Some("llama"));
     let mut stop_tokens: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
         .iter()
-        .filter_map(|k| meta_u32(&ct, k))
+        .filter_map(|k| meta.opt_u32(k))
         .collect();
     for marker in ["<end_of_turn>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
         if let Some(id) = tokenizer.token_to_id(marker) {
@@ -201,12 +165,15 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
     }
     stop_tokens.sort_unstable();
     stop_tokens.dedup();
-    let chat_template = meta_str(&ct, "tokenizer.chat_template");
-    let name = meta_str(&ct, "general.name").unwrap_or_else(|| {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let chat_template = meta.opt_str("tokenizer.chat_template").map(str::to_string);
+    let name = meta.opt_str("general.name").map_or_else(
+        || {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        str::to_string,
+    );
     let lower = format!(
         "{} {}",
         name.to_lowercase(),
@@ -220,31 +187,15 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         || lower.contains("-it")
         || lower.contains(" it ")
         || lower.contains("chat");
-
-    let device = Device::Cpu;
-    let network = match arch.as_str() {
-        "gemma3" => Network::Gemma3(Box::new(
-            gemma3::Model::from_gguf(&ct, &mut file, &device)
-                .map_err(|e| invalid(e.to_string()))?,
-        )),
-        "qwen2" => Network::Qwen2(Box::new(
-            qwen2::Model::from_gguf(&ct, &mut file, &device).map_err(|e| invalid(e.to_string()))?,
-        )),
-        _ => unreachable!("checked against SUPPORTED_ARCHITECTURES"),
-    };
-    Ok(LoadedModel {
-        network,
-        tokenizer,
-        info: ModelInfo {
-            path: path.to_path_buf(),
-            architecture: arch,
-            name,
-            context_length,
-            bos,
-            add_bos,
-            stop_tokens,
-            chat_template,
-            instruction_tuned,
-        },
+    Ok(ModelInfo {
+        path: path.to_path_buf(),
+        architecture: arch.to_string(),
+        name,
+        context_length,
+        bos: meta.opt_u32("tokenizer.ggml.bos_token_id"),
+        add_bos,
+        stop_tokens,
+        chat_template,
+        instruction_tuned,
     })
 }

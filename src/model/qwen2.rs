@@ -20,9 +20,11 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-pub use super::decoder::Precision;
-use super::decoder::{
-    check_positions, grouped_attention, mask, metadata, KvCache, Linear, Projections, Rope,
+use super::gguf::Meta;
+pub use super::layers::Precision;
+use super::layers::{
+    check_positions, embedding_and_output, grouped_attention, mask, KvCache, Linear, Projections,
+    Rope,
 };
 
 /// `qwen2.rope.freq_base` when the GGUF does not give it (candle's and llama.cpp's default).
@@ -48,6 +50,42 @@ pub struct Config {
     pub head_dim: usize,
     pub embedding_length: usize,
     pub context_length: usize,
+    pub block_count: usize,
+    pub rms_norm_eps: f64,
+    pub rope_base: f32,
+}
+
+impl Config {
+    /// The dimensions in `ct`'s `qwen2.*` metadata; heads that do not split the width are an
+    /// error.
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Config> {
+        let md = |key: &str| Meta(ct).arch("qwen2", key);
+        let int = |key: &str| -> Result<usize> { Ok(md(key)?.to_u32()? as usize) };
+        let n_head = int("attention.head_count")?;
+        let n_kv_head = int("attention.head_count_kv")?;
+        let embedding_length = int("embedding_length")?;
+        if n_head == 0 || n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
+            candle_core::bail!(
+                "qwen2: {n_head} query heads cannot share {n_kv_head} key/value heads"
+            );
+        }
+        if !embedding_length.is_multiple_of(n_head) {
+            candle_core::bail!("qwen2: {n_head} heads do not divide the width {embedding_length}");
+        }
+        Ok(Config {
+            n_head,
+            n_kv_head,
+            head_dim: embedding_length / n_head,
+            embedding_length,
+            context_length: int("context_length")?,
+            block_count: int("block_count")?,
+            rms_norm_eps: md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            rope_base: md("rope.freq_base")
+                .ok()
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(DEFAULT_ROPE_FREQUENCY),
+        })
+    }
 }
 
 pub struct Model {
@@ -61,91 +99,66 @@ pub struct Model {
     cached: usize,
 }
 
-impl Model {
-    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+impl Layer {
+    /// Layer `i`'s weights.
+    fn load<R: std::io::Seek + std::io::Read>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
-    ) -> Result<Self> {
-        Self::from_gguf_with(ct, reader, device, Precision::Quantized)
+        precision: Precision,
+        eps: f64,
+        i: usize,
+    ) -> Result<Layer> {
+        let name = |n: &str| format!("blk.{i}.{n}");
+        let norm = |r: &mut R, n: &str| RmsNorm::from_qtensor(ct.tensor(r, &name(n), device)?, eps);
+        let linear = |r: &mut R, n: &str| Linear::load(ct, r, &name(n), device, precision);
+        let projections = |r: &mut R, ns: &[&str]| {
+            let names: Vec<String> = ns.iter().map(|n| name(&format!("{n}.weight"))).collect();
+            Projections::load(ct, r, &names, device, precision)
+        };
+        let bias = |r: &mut R, n: &str| {
+            ct.tensor(r, &name(&format!("{n}.bias")), device)?
+                .dequantize(device)
+        };
+        Ok(Layer {
+            qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
+            biases: [
+                bias(reader, "attn_q")?,
+                bias(reader, "attn_k")?,
+                bias(reader, "attn_v")?,
+            ],
+            wo: linear(reader, "attn_output.weight")?,
+            attn_norm: norm(reader, "attn_norm.weight")?,
+            ffn_norm: norm(reader, "ffn_norm.weight")?,
+            gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
+            down: linear(reader, "ffn_down.weight")?,
+            kv_cache: KvCache::default(),
+        })
     }
+}
 
-    pub fn from_gguf_with<R: std::io::Seek + std::io::Read>(
+impl Model {
+    /// Loads the model from a GGUF file whose header `ct` was read from `reader`.
+    pub fn load<R: std::io::Seek + std::io::Read>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
         precision: Precision,
     ) -> Result<Self> {
-        let md = |key: &str| metadata(ct, "qwen2", key);
-        let n_head = md("attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
-        let embedding_length = md("embedding_length")?.to_u32()? as usize;
-        let context_length = md("context_length")?.to_u32()? as usize;
-        let block_count = md("block_count")?.to_u32()? as usize;
-        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
-        let rope_base = md("rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(DEFAULT_ROPE_FREQUENCY);
-        if n_head == 0 || n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
-            candle_core::bail!(
-                "qwen2: {n_head} query heads cannot share {n_kv_head} key/value heads"
-            );
-        }
-        if !embedding_length.is_multiple_of(n_head) {
-            candle_core::bail!("qwen2: {n_head} heads do not divide the width {embedding_length}");
-        }
-        let head_dim = embedding_length / n_head;
-
-        let norm = |r: &mut R, name: &str| RmsNorm::from_qtensor(ct.tensor(r, name, device)?, eps);
-        let embed = Linear::load(ct, reader, "token_embd.weight", device, precision)?;
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            Linear::load(ct, reader, "output.weight", device, precision)?
-        } else {
-            // Tied to the embeddings: one copy serves both.
-            embed.clone()
-        };
-        let final_norm = norm(reader, "output_norm.weight")?;
-
-        let mut layers = Vec::with_capacity(block_count);
-        for i in 0..block_count {
-            let name = |n: &str| format!("blk.{i}.{n}");
-            let projections = |r: &mut R, ns: &[&str]| {
-                let names: Vec<String> = ns.iter().map(|n| name(&format!("{n}.weight"))).collect();
-                Projections::load(ct, r, &names, device, precision)
-            };
-            let bias = |r: &mut R, n: &str| {
-                ct.tensor(r, &name(&format!("{n}.bias")), device)?
-                    .dequantize(device)
-            };
-            layers.push(Layer {
-                qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
-                biases: [
-                    bias(reader, "attn_q")?,
-                    bias(reader, "attn_k")?,
-                    bias(reader, "attn_v")?,
-                ],
-                wo: Linear::load(ct, reader, &name("attn_output.weight"), device, precision)?,
-                attn_norm: norm(reader, &name("attn_norm.weight"))?,
-                ffn_norm: norm(reader, &name("ffn_norm.weight"))?,
-                gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
-                down: Linear::load(ct, reader, &name("ffn_down.weight"), device, precision)?,
-                kv_cache: KvCache::default(),
-            });
-        }
-
+        let config = Config::from_gguf(ct)?;
+        let eps = config.rms_norm_eps;
+        let (embed, output) = embedding_and_output(ct, reader, device, precision)?;
+        let norm = RmsNorm::from_qtensor(ct.tensor(reader, "output_norm.weight", device)?, eps)?;
+        let layers = (0..config.block_count)
+            .map(|i| Layer::load(ct, reader, device, precision, eps, i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embed,
             layers,
-            norm: final_norm,
+            norm,
             output,
-            rope: Rope::new(rope_base, head_dim, device)?,
-            config: Config {
-                n_head,
-                n_kv_head,
-                head_dim,
-                embedding_length,
-                context_length,
-            },
+            rope: Rope::new(config.rope_base, config.head_dim, device)?,
+            config,
             cached: 0,
         })
     }

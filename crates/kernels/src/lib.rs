@@ -1,0 +1,35 @@
+//! tercuman's hand-written CPU kernels: every `unsafe` block and SIMD intrinsic of the project
+//! lives in this crate, behind strict lints, so that the models read as math.
+//!
+//! - [`q8`]: products with 8-bit weights (ggml Q8_0, and Q5_0 re-encoded by [`requant`]);
+//! - [`packed`]: f32 products on weights packed once at load (Marian);
+//! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
+//! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
+//!
+//! Each kernel has an AVX2/FMA path and a scalar one it is tested against.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+pub mod attention;
+pub mod isa;
+pub mod packed;
+pub mod par;
+pub mod q8;
+pub mod requant;
+pub mod storage;
+
+pub use isa::Isa;
+
+/// Test helper: `a` equals `b` to 1e-4 relative, element by element.
+#[cfg(test)]
+pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "element {i}: {x} against {y}"
+        );
+    }
+}

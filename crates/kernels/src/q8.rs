@@ -1,0 +1,560 @@
+//! Matrix products with 8-bit weights (ggml's Q8_0: blocks of 32 int8 and one f16 scale),
+//! stored four output rows at a time, block by block.
+//!
+//! Written by hand because candle 0.11.1's CPU path for these weights was most of Gemma's run
+//! time (perf: `vec_dot_q8_0_q8_0` 56% of decode and of prefill on the 270M model, where the
+//! 262144 x 640 output projection alone is 178 MB). Its kernel takes one weight row at a time
+//! and converts each block's two f16 scales through a function call. Here a weight block of
+//! four rows sits in one 136-byte chunk (four f16 scales, then 4 x 32 int8), so one activation
+//! block is loaded once for four rows, the four scales convert in one instruction, and the four
+//! integer sums are combined before a single float multiply-add. Activations are quantized
+//! exactly as candle (and ggml) quantize them, so the integer products are the same as before;
+//! only the order of the float additions differs.
+//!
+//! Q5_0 weights are read into the same layout, value for value (see `requant`), which is how
+//! most of Gemma 3's layer weights ship in Q4_K_M files.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use candle_core::quantized::{gguf_file, GgmlDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+
+use crate::par::SharedOut;
+use crate::Isa;
+use half::f16;
+
+/// Weights per block.
+const QK: usize = 32;
+/// Output rows stored together.
+const GROUP: usize = 4;
+/// Bytes of one block of one row in ggml's Q8_0 layout: f16 scale, 32 int8.
+const Q8_BLOCK: usize = 2 + QK;
+/// Bytes of one block of one row in ggml's Q5_0 layout.
+const Q5_BLOCK: usize = 22;
+/// Bytes of one block of a four-row group: four f16 scales, then the four rows' int8.
+const CHUNK: usize = GROUP * Q8_BLOCK;
+
+/// A `rows x cols` weight matrix; `forward` computes `x @ W^T` like a linear layer.
+pub struct Q8Matrix {
+    rows: usize,
+    cols: usize,
+    /// `rows / 4` groups of `cols / 32` chunks.
+    data: Vec<u8>,
+}
+
+impl Q8Matrix {
+    /// Reads tensor `name` from a GGUF file straight into the grouped layout, without a second
+    /// copy of it in memory. `None` when the tensor is of another type or shape.
+    pub fn from_gguf<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        name: &str,
+    ) -> Result<Option<Self>> {
+        let Some(info) = ct.tensor_infos.get(name) else {
+            candle_core::bail!("cannot find tensor info for {name}")
+        };
+        let (rows, cols) = match info.shape.dims() {
+            [rows, cols] => (*rows, *cols),
+            _ => return Ok(None),
+        };
+        let block_bytes = match info.ggml_dtype {
+            GgmlDType::Q8_0 => Q8_BLOCK,
+            GgmlDType::Q5_0 => Q5_BLOCK,
+            _ => return Ok(None),
+        };
+        if !rows.is_multiple_of(GROUP) || !cols.is_multiple_of(QK) {
+            return Ok(None);
+        }
+        reader.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))?;
+        let row_bytes = cols / QK * block_bytes;
+        // Read a few hundred kilobytes at a time.
+        let groups_per_read = (256 * 1024 / (GROUP * row_bytes)).max(1);
+        let mut raw = vec![0u8; groups_per_read * GROUP * row_bytes];
+        let mut rows_q8 = vec![0u8; GROUP * cols / QK * Q8_BLOCK];
+        let mut m = Self::empty(rows, cols);
+        let n_groups = rows / GROUP;
+        let mut g = 0;
+        while g < n_groups {
+            let take = groups_per_read.min(n_groups - g);
+            let raw = &mut raw[..take * GROUP * row_bytes];
+            reader.read_exact(raw)?;
+            for four in raw.chunks_exact(GROUP * row_bytes) {
+                let four = if info.ggml_dtype == GgmlDType::Q5_0 {
+                    for (src, dst) in four
+                        .chunks_exact(Q5_BLOCK)
+                        .zip(rows_q8.chunks_exact_mut(Q8_BLOCK))
+                    {
+                        crate::requant::q5_0_block_to_q8_0(src, dst);
+                    }
+                    &rows_q8[..]
+                } else {
+                    four
+                };
+                m.set_group(g, four);
+                g += 1;
+            }
+        }
+        Ok(Some(m))
+    }
+
+    /// From ggml Q8_0 rows laid end to end (`rows * cols / 32` blocks of 34 bytes).
+    pub fn from_q8_0_rows(rows: usize, cols: usize, q8_0: &[u8]) -> Result<Self> {
+        if !rows.is_multiple_of(GROUP)
+            || !cols.is_multiple_of(QK)
+            || q8_0.len() != rows * cols / QK * Q8_BLOCK
+        {
+            candle_core::bail!("q8: {rows} x {cols} does not fit {} bytes", q8_0.len())
+        }
+        let mut m = Self::empty(rows, cols);
+        let group_bytes = GROUP * cols / QK * Q8_BLOCK;
+        for (g, four) in q8_0.chunks_exact(group_bytes).enumerate() {
+            m.set_group(g, four);
+        }
+        Ok(m)
+    }
+
+    /// The rows of `parts` one after the other (all with the same columns), so that weights
+    /// applied to the same input run as one product: one quantization of the input and one
+    /// hand-off to the threads instead of one per matrix.
+    pub fn concat_rows(parts: &[&Self]) -> Result<Self> {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        if parts.iter().any(|p| p.cols != cols) {
+            candle_core::bail!("q8: concatenated matrices must have the same columns")
+        }
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+        for p in parts {
+            // Groups never straddle two parts: every part has a multiple of four rows.
+            data.extend_from_slice(&p.data);
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    fn empty(rows: usize, cols: usize) -> Self {
+        Self {
+            rows,
+            cols,
+            data: vec![0u8; rows * cols / QK * Q8_BLOCK],
+        }
+    }
+
+    fn blocks(&self) -> usize {
+        self.cols / QK
+    }
+
+    /// Stores group `g` from four consecutive rows of ggml Q8_0 blocks.
+    fn set_group(&mut self, g: usize, four_rows: &[u8]) {
+        let blocks = self.blocks();
+        let group = &mut self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
+        for (b, chunk) in group.chunks_exact_mut(CHUNK).enumerate() {
+            for r in 0..GROUP {
+                let src = &four_rows[(r * blocks + b) * Q8_BLOCK..][..Q8_BLOCK];
+                chunk[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
+                let q = 2 * GROUP + r * QK;
+                chunk[q..q + QK].copy_from_slice(&src[2..]);
+            }
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `x @ W^T` for `x` of shape `(.., cols)`: shape `(.., rows)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    /// The rows named by `ids` (any shape of u32), dequantized: shape `(ids.., cols)`.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let blocks = self.blocks();
+        crate::storage::gather_rows(ids, self.rows, self.cols, "q8", |id, dst| {
+            let (g, r) = (id / GROUP, id % GROUP);
+            let group = &self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
+            for (chunk, dst) in group.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(QK)) {
+                let d = f16::from_le_bytes([chunk[2 * r], chunk[2 * r + 1]]).to_f32();
+                let q = &chunk[2 * GROUP + r * QK..][..QK];
+                for (v, &q) in dst.iter_mut().zip(q) {
+                    *v = d * (q as i8) as f32;
+                }
+            }
+        })
+    }
+
+    /// `dst[r * rows + j] = dot(W[j], x[r])` for the `m` activation rows, quantized.
+    fn matmul(&self, m: usize, act: &Activations, dst: &mut [f32]) {
+        let blocks = self.blocks();
+        let n_groups = self.rows / GROUP;
+        let rows = self.rows;
+        assert_eq!(dst.len(), m * rows, "q8: output of {m} x {rows}");
+        let dst_ptr = SharedOut::new(dst);
+        let kernel = Isa::detect();
+        let run = |range: std::ops::Range<usize>| {
+            let dst_ptr = &dst_ptr;
+            for g in range {
+                let group = &self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
+                let mut r = 0;
+                while r < m {
+                    let take = (m - r).min(2);
+                    let mut out = [[0f32; GROUP]; 2];
+                    kernel.dots(group, act, r, take, &mut out);
+                    for (i, out) in out[..take].iter().enumerate() {
+                        // SAFETY: each (row, group) cell of `dst` is written by exactly one
+                        // work item.
+                        unsafe { dst_ptr.write((r + i) * rows + g * GROUP, out) }
+                    }
+                    r += take;
+                }
+            }
+        };
+        if n_groups * m * blocks < 4096 {
+            run(0..n_groups);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(n_groups, run);
+        }
+    }
+}
+
+/// Activation rows quantized to Q8_0 blocks: int8 values and the f16-rounded scales as f32.
+struct Activations {
+    blocks: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+}
+
+impl Activations {
+    /// As candle's `BlockQ8_0::from_float` (and ggml's `quantize_row_q8_0`): scale
+    /// `amax / 127`, values rounded half away from zero, the scale kept as f16.
+    fn quantize(x: &[f32], cols: usize) -> Self {
+        let blocks = cols / QK;
+        let mut q = vec![0i8; x.len()];
+        let mut d = vec![0f32; x.len() / QK];
+        for ((xs, qs), d) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).zip(&mut d) {
+            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+            for (q, &v) in qs.iter_mut().zip(xs) {
+                *q = (v * inv).round() as i8;
+            }
+            *d = f16::from_f32(scale).to_f32();
+        }
+        Self { blocks, q, d }
+    }
+
+    fn row_q(&self, r: usize) -> &[i8] {
+        &self.q[r * self.blocks * QK..(r + 1) * self.blocks * QK]
+    }
+
+    fn row_d(&self, r: usize) -> &[f32] {
+        &self.d[r * self.blocks..(r + 1) * self.blocks]
+    }
+}
+
+impl Isa {
+    /// Dots of one group's four rows with activation rows `r..r + take` (`take` 1 or 2).
+    fn dots(
+        self,
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+        take: usize,
+        out: &mut [[f32; GROUP]; 2],
+    ) {
+        match self {
+            Isa::Scalar => {
+                for (i, out) in out[..take].iter_mut().enumerate() {
+                    *out = scalar::dots(group, act.row_q(r + i), act.row_d(r + i));
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked in `detect`), and the slices
+                // hold `blocks` chunks and blocks (checked in the kernel).
+                unsafe {
+                    if take == 2 {
+                        *out = avx2::dots2(
+                            group,
+                            [act.row_q(r), act.row_q(r + 1)],
+                            [act.row_d(r), act.row_d(r + 1)],
+                        );
+                    } else {
+                        out[0] = avx2::dots1(group, act.row_q(r), act.row_d(r));
+                    }
+                }
+            }
+        }
+    }
+}
+
+mod scalar {
+    use super::*;
+
+    pub fn dots(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
+        let mut out = [0f32; GROUP];
+        for ((chunk, yq), &yd) in group.chunks_exact(CHUNK).zip(yq.chunks_exact(QK)).zip(yd) {
+            for (r, out) in out.iter_mut().enumerate() {
+                let d = f16::from_le_bytes([chunk[2 * r], chunk[2 * r + 1]]).to_f32();
+                let q = &chunk[2 * GROUP + r * QK..][..QK];
+                let sum: i32 = q
+                    .iter()
+                    .zip(yq)
+                    .map(|(&a, &b)| a as i8 as i32 * b as i32)
+                    .sum();
+                *out += d * yd * sum as f32;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// The eight i32 partial sums of `x . y` for one row's block (ggml's sign trick:
+    /// `maddubs` wants one unsigned operand).
+    #[inline(always)]
+    unsafe fn block_sums(x: __m256i, y: __m256i) -> __m256i {
+        // SAFETY: only called from the `avx2,fma,f16c` kernels below, on a CPU that has them.
+        unsafe {
+            let ax = _mm256_sign_epi8(x, x);
+            let sy = _mm256_sign_epi8(y, x);
+            _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+        }
+    }
+
+    /// Sums of four rows' partial sums: lanes 0..4 hold rows 0..4 (low halves), lanes 4..8 the
+    /// same rows (high halves).
+    #[inline(always)]
+    unsafe fn combine(p: [__m256i; 4]) -> __m256 {
+        // SAFETY: as in `block_sums`.
+        unsafe {
+            let h01 = _mm256_hadd_epi32(p[0], p[1]);
+            let h23 = _mm256_hadd_epi32(p[2], p[3]);
+            _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scales(chunk: *const u8, yd: f32) -> __m256 {
+        // SAFETY: `chunk` points to a weight chunk, whose first 8 bytes are the four f16 scales;
+        // the callers run on a CPU with AVX2, FMA and F16C.
+        unsafe {
+            let d = _mm_cvtph_ps(_mm_loadl_epi64(chunk as *const __m128i));
+            let d = _mm_mul_ps(d, _mm_set1_ps(yd));
+            _mm256_set_m128(d, d)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: __m256) -> [f32; GROUP] {
+        // SAFETY: `out` holds the 4 floats stored; as in `block_sums` for the CPU.
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let mut out = [0f32; GROUP];
+            _mm_storeu_ps(out.as_mut_ptr(), s);
+            out
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dots1(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
+        let blocks = yd.len();
+        assert!(group.len() >= blocks * CHUNK && yq.len() >= blocks * QK);
+        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (CHUNK bytes) and
+        // of `yq` (QK bytes), and `yd[b]`; the caller runs this on a CPU with AVX2, FMA and F16C.
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for b in 0..blocks {
+                let c = group.as_ptr().add(b * CHUNK);
+                let y = _mm256_loadu_si256(yq.as_ptr().add(b * QK) as *const __m256i);
+                let mut p = [_mm256_setzero_si256(); 4];
+                for (i, p) in p.iter_mut().enumerate() {
+                    let x = _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i);
+                    *p = block_sums(x, y);
+                }
+                acc = _mm256_fmadd_ps(scales(c, *yd.get_unchecked(b)), combine(p), acc);
+            }
+            finish(acc)
+        }
+    }
+
+    /// As `dots1` for two activation rows, loading each weight block once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dots2(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
+        let blocks = yd[0].len();
+        assert!(group.len() >= blocks * CHUNK);
+        assert!(yd[1].len() >= blocks && yq[0].len() >= blocks * QK && yq[1].len() >= blocks * QK);
+        // SAFETY: as in `dots1`, for both rows (the asserts).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 2];
+            for b in 0..blocks {
+                let c = group.as_ptr().add(b * CHUNK);
+                let y0 = _mm256_loadu_si256(yq[0].as_ptr().add(b * QK) as *const __m256i);
+                let y1 = _mm256_loadu_si256(yq[1].as_ptr().add(b * QK) as *const __m256i);
+                let mut p0 = [_mm256_setzero_si256(); 4];
+                let mut p1 = [_mm256_setzero_si256(); 4];
+                for i in 0..GROUP {
+                    let x = _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i);
+                    p0[i] = block_sums(x, y0);
+                    p1[i] = block_sums(x, y1);
+                }
+                acc[0] = _mm256_fmadd_ps(scales(c, *yd[0].get_unchecked(b)), combine(p0), acc[0]);
+                acc[1] = _mm256_fmadd_ps(scales(c, *yd[1].get_unchecked(b)), combine(p1), acc[1]);
+            }
+            [finish(acc[0]), finish(acc[1])]
+        }
+    }
+}
+
+impl CustomOp1 for Q8Matrix {
+    fn name(&self) -> &'static str {
+        "q8-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, m) = crate::storage::input(storage, layout, self.cols, "q8")?;
+        let act = Activations::quantize(x, self.cols);
+        let mut dst = vec![0f32; m * self.rows];
+        self.matmul(m, &act, &mut dst);
+        Ok(crate::storage::output(dst, layout, self.rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use candle_core::quantized::{QMatMul, QTensor};
+    use candle_core::{Device, Module};
+
+    fn weights(rows: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 7919) % 1000) as f32 - 500.0) / 300.0)
+            .collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn input(m: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..m * cols)
+            .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
+            .collect();
+        Tensor::from_vec(v, (m, cols), &Device::Cpu).unwrap()
+    }
+
+    fn q8(w: &QTensor) -> Q8Matrix {
+        let (rows, cols) = w.shape().dims2().unwrap();
+        Q8Matrix::from_q8_0_rows(rows, cols, &w.data().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn products_match_candles_q8_0_matmul_for_one_and_many_rows() {
+        let w = QTensor::quantize(&weights(24, 96), GgmlDType::Q8_0).unwrap();
+        let mine = q8(&w);
+        let reference = QMatMul::from_qtensor(w).unwrap();
+        for m in [1, 2, 3, 7] {
+            let x = input(m, 96);
+            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+        // Leading dimensions are kept.
+        let x = input(6, 96).reshape((2, 3, 96)).unwrap();
+        let y = mine.forward(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 24]);
+        assert_close(&y, &reference.forward(&x).unwrap());
+    }
+
+    #[test]
+    fn a_large_product_runs_on_the_pool_and_matches() {
+        let w = QTensor::quantize(&weights(512, 640), GgmlDType::Q8_0).unwrap();
+        let mine = q8(&w);
+        let reference = QMatMul::from_qtensor(w).unwrap();
+        for m in [1, 5] {
+            let x = input(m, 640);
+            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_scalar_kernel_agrees_with_the_detected_one() {
+        let w = QTensor::quantize(&weights(8, 128), GgmlDType::Q8_0).unwrap();
+        let mine = q8(&w);
+        let x = input(3, 128)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let act = Activations::quantize(&x, 128);
+        let group = &mine.data[..mine.blocks() * CHUNK];
+        for (r, take) in [(0, 2), (2, 1)] {
+            let mut fast = [[0f32; GROUP]; 2];
+            let mut slow = [[0f32; GROUP]; 2];
+            Isa::detect().dots(group, &act, r, take, &mut fast);
+            Isa::Scalar.dots(group, &act, r, take, &mut slow);
+            for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
+                assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} against {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_and_q5_0_tensors_read_from_a_gguf_give_candles_products() {
+        let q8_0 = QTensor::quantize(&weights(16, 64), GgmlDType::Q8_0).unwrap();
+        // An even number of blocks: candle's Q5_0 reference asserts it in debug builds.
+        let q5_0 = QTensor::quantize(&weights(8, 128), GgmlDType::Q5_0).unwrap();
+        let q4_0 = QTensor::quantize(&weights(8, 64), GgmlDType::Q4_0).unwrap();
+        let mut file = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut file, &[], &[("a", &q8_0), ("b", &q5_0), ("c", &q4_0)]).unwrap();
+        file.set_position(0);
+        let ct = gguf_file::Content::read(&mut file).unwrap();
+        for (name, reference, cols) in [("a", q8_0, 64), ("b", q5_0, 128)] {
+            let mine = Q8Matrix::from_gguf(&ct, &mut file, name).unwrap().unwrap();
+            let reference = QMatMul::from_qtensor(reference).unwrap();
+            let x = input(3, cols);
+            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+        // Another type is left to candle.
+        assert!(Q8Matrix::from_gguf(&ct, &mut file, "c").unwrap().is_none());
+    }
+
+    #[test]
+    fn concatenated_rows_give_each_parts_products() {
+        let a = QTensor::quantize(&weights(8, 64), GgmlDType::Q8_0).unwrap();
+        let b =
+            QTensor::quantize(&weights(12, 64).affine(0.5, 0.1).unwrap(), GgmlDType::Q8_0).unwrap();
+        let both = Q8Matrix::concat_rows(&[&q8(&a), &q8(&b)]).unwrap();
+        assert_eq!((both.rows(), both.cols()), (20, 64));
+        let x = input(3, 64);
+        let y = both.forward(&x).unwrap();
+        assert_close(&y.narrow(1, 0, 8).unwrap(), &q8(&a).forward(&x).unwrap());
+        assert_close(&y.narrow(1, 8, 12).unwrap(), &q8(&b).forward(&x).unwrap());
+        let c = QTensor::quantize(&weights(4, 32), GgmlDType::Q8_0).unwrap();
+        assert!(Q8Matrix::concat_rows(&[&q8(&a), &q8(&c)]).is_err());
+    }
+
+    #[test]
+    fn embedding_rows_are_the_dequantized_weights() {
+        let w = QTensor::quantize(&weights(12, 64), GgmlDType::Q8_0).unwrap();
+        let full = w.dequantize(&Device::Cpu).unwrap();
+        let mine = q8(&w);
+        let ids = Tensor::new(&[[5u32, 0], [11, 7]], &Device::Cpu).unwrap();
+        let rows = mine.embedding(&ids).unwrap();
+        assert_eq!(rows.dims(), &[2, 2, 64]);
+        let want = full
+            .index_select(&ids.flatten_all().unwrap(), 0)
+            .unwrap()
+            .reshape((2, 2, 64))
+            .unwrap();
+        assert_eq!(
+            rows.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        assert!(mine
+            .embedding(&Tensor::new(&[12u32], &Device::Cpu).unwrap())
+            .is_err());
+    }
+}

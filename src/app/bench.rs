@@ -1,0 +1,238 @@
+//! `tercuman bench`: speed and memory on a fixed workload, in a form other engines can run too
+//! (scripts/bench_*.py run the same workload through llama.cpp and CTranslate2).
+//!
+//! A GGUF chat model: the prompt file's text tokenized as-is after the model's BOS, one
+//! prefill, then a fixed number of greedy tokens with end-of-sequence ignored. A Marian model:
+//! the article translated end to end through the same sentence batching as `translate`, every
+//! sentence decoding a fixed number of tokens (or as many as its source has).
+
+use crate::cli::BenchArgs;
+use crate::error::{Error, Result};
+use crate::hub::spec::{self, ModelFiles, ModelSpec};
+use crate::hub::Hub;
+use crate::model::marian::ForcedLength;
+use crate::translate::marian::{Block, MarianEngine};
+use serde::Serialize;
+use std::io::Write;
+use std::time::Instant;
+
+/// The article benchmarks translate when none is given: the sample news article.
+const SAMPLE: &str = include_str!("../../tests/fixtures/pekin-zirvesi.tr.txt");
+
+#[derive(Debug, Default, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub kind: &'static str,
+    pub threads: usize,
+    pub load_s: f64,
+    pub prompt_tokens: usize,
+    pub prefill_tps: f64,
+    pub gen_tokens: usize,
+    pub decode_tps: f64,
+    pub peak_rss_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beams: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentences: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_words: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words_per_s: Option<f64>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    super::set_threads(threads);
+    let hub = Hub::from_env(args.offline, true);
+    let resolved = spec::resolve(&ModelSpec::parse(&args.model)?, &hub)?;
+    let mut report = match &resolved.files {
+        ModelFiles::Gguf(path) => gguf(args, path)?,
+        ModelFiles::Marian(dir) => marian(args, dir)?,
+    };
+    report.model = resolved.label;
+    report.threads = threads;
+    report.peak_rss_bytes = peak_rss_bytes();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "model        {} ({}, {} threads)",
+            report.model, report.kind, threads
+        )?;
+        writeln!(out, "load         {:.2} s", report.load_s)?;
+        writeln!(
+            out,
+            "prefill      {} tokens, {:.1} tok/s",
+            report.prompt_tokens, report.prefill_tps
+        )?;
+        writeln!(
+            out,
+            "decode       {} tokens, {:.1} tok/s",
+            report.gen_tokens, report.decode_tps
+        )?;
+        if let (Some(s), Some(w), Some(wall), Some(wps)) = (
+            report.sentences,
+            report.source_words,
+            report.wall_s,
+            report.words_per_s,
+        ) {
+            writeln!(
+                out,
+                "article      {s} sentences, {w} source words in {wall:.2} s: {wps:.1} words/s (beams {}, batch {})",
+                report.beams.unwrap_or(1),
+                report.batch_size.unwrap_or(1)
+            )?;
+        }
+        writeln!(
+            out,
+            "peak RSS     {:.1} MB",
+            report.peak_rss_bytes as f64 / 1e6
+        )?;
+    }
+    Ok(())
+}
+
+fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<BenchReport> {
+    let text = match &args.prompt_file {
+        Some(p) => std::fs::read_to_string(p).map_err(|source| Error::ReadInput {
+            path: p.clone(),
+            source,
+        })?,
+        None => crate::text::input::parse(SAMPLE).blocks[1].text.clone(),
+    };
+    let t = Instant::now();
+    let mut model = crate::model::load_gguf(path)?;
+    let load_s = t.elapsed().as_secs_f64();
+    // BOS only where the model asks for it (`tokenizer.ggml.add_bos_token`), as llama.cpp
+    // does: Qwen GGUFs name a BOS token but do not add it.
+    let bos = model.info.bos.filter(|_| model.info.add_bos);
+    let mut ids: Vec<u32> = bos.into_iter().collect();
+    ids.extend(model.tokenizer.encode(text.as_str(), false)?.get_ids());
+    if ids.is_empty() {
+        let file = args
+            .prompt_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("the prompt"));
+        return Err(Error::EmptyInput(file.display().to_string()));
+    }
+    let gen = args.gen_tokens.unwrap_or(64);
+    if ids.len() + gen > model.info.context_length {
+        return Err(Error::ContextOverflow {
+            needed: ids.len() + gen,
+            context: model.info.context_length,
+        });
+    }
+    let t = Instant::now();
+    let mut logits = model.network.forward(&ids, 0)?;
+    let prefill = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for pos in ids.len()..ids.len() + gen {
+        let next = logits.argmax(0)?.to_scalar::<u32>()?;
+        logits = model.network.forward(&[next], pos)?;
+    }
+    let decode = t.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        kind: "gguf",
+        load_s,
+        prompt_tokens: ids.len(),
+        prefill_tps: ids.len() as f64 / prefill.max(1e-9),
+        gen_tokens: gen,
+        decode_tps: gen as f64 / decode.max(1e-9),
+        ..BenchReport::default()
+    })
+}
+
+fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
+    let text = match &args.article {
+        Some(p) => crate::text::read_article(p)?,
+        None => crate::text::input::parse(SAMPLE),
+    };
+    let t = Instant::now();
+    let mut mt = MarianEngine::load(
+        dir,
+        args.beams.map(usize::from),
+        args.batch_size
+            .map_or(super::plan::DEFAULT_BATCH_SIZE, usize::from),
+    )?;
+    let load_s = t.elapsed().as_secs_f64();
+    let positions = mt.model.config.max_position_embeddings;
+    mt.model.generation.forced_length = Some(match args.gen_tokens {
+        Some(n) if n + 1 > positions => {
+            return Err(Error::ContextOverflow {
+                needed: n + 1,
+                context: positions,
+            })
+        }
+        Some(n) => ForcedLength::Tokens(n),
+        None => ForcedLength::SourceLength,
+    });
+    let blocks: Vec<Block> = text
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(index, b)| Block {
+            index,
+            kind: b.kind,
+            text: &b.text,
+        })
+        .collect();
+    let t = Instant::now();
+    let mut start = 0;
+    let mut sentences = Vec::new();
+    while start < blocks.len() {
+        let end = start + mt.window_len(blocks[start..].iter().map(|b| b.text));
+        for b in mt.translate(&blocks[start..end])? {
+            sentences.extend(b.pieces.into_iter().map(|p| p.source.replace('\n', " ")));
+        }
+        start = end;
+    }
+    let wall = t.elapsed().as_secs_f64();
+    if let Some(path) = &args.dump_sentences {
+        let mut text = sentences.join("\n");
+        text.push('\n');
+        crate::output::write_atomic(path, &text)?;
+    }
+    let words: usize = text
+        .blocks
+        .iter()
+        .map(|b| b.text.split_whitespace().count())
+        .sum();
+    let s = &mt.stats;
+    Ok(BenchReport {
+        kind: "marian",
+        load_s,
+        prompt_tokens: s.prompt_tokens,
+        prefill_tps: s.prefill_tps(),
+        gen_tokens: s.generated_tokens,
+        decode_tps: s.decode_tps(),
+        beams: Some(mt.beams),
+        batch_size: Some(mt.batch_size),
+        sentences: Some(sentences.len()),
+        source_words: Some(words),
+        wall_s: Some(wall),
+        words_per_s: Some(words as f64 / wall.max(1e-9)),
+        ..BenchReport::default()
+    })
+}
+
+/// The process's peak resident memory (VmHWM), 0 where the system does not say.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,526 @@
+//! One translate/summarize run of a [`Plan`], from the article read to the output written.
+//!
+//! Finished blocks go to a checkpoint file as they finish (the `-o` sidecar, or a temporary
+//! spool for JSON on stdout) or straight to stdout (text and Markdown), and are read back from
+//! there when the output is assembled: memory does not grow with the translation. A stop
+//! asked by the user ([`crate::cancel`]) ends the run between blocks with what was kept.
+
+use super::plan::Plan;
+use crate::chat::generate::Engine;
+use crate::chat::prompt::Style;
+use crate::error::{Error, Result};
+use crate::hub::spec::{self, ModelFiles, Resolved};
+use crate::hub::Hub;
+use crate::output::resume::{self, Checkpoint};
+use crate::output::{self, Format, ModelReport};
+use crate::stats::Stats;
+use crate::summarize::{self, Summary};
+use crate::text::Article;
+use crate::translate::marian::{self as mt, MarianEngine};
+use crate::translate::{self, TranslatedBlock};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Runs the whole job of a plan and writes its output.
+pub fn run(plan: &Plan) -> Result<()> {
+    Runner::new(plan)?.run()
+}
+
+/// A loaded chat model with its prompts.
+struct ChatModel {
+    engine: Engine,
+    style: Style,
+    context: usize,
+    report: ModelReport,
+}
+
+/// The model that translates.
+enum Translator {
+    Marian(Box<MarianEngine>),
+    Chat(Box<ChatModel>),
+}
+
+/// The model that summarizes.
+enum Summarizer {
+    /// The job does not summarize.
+    None,
+    /// The chat model that translates summarizes too.
+    Translator,
+    /// A chat model of its own.
+    Own(Box<ChatModel>),
+    /// Found (and checked) but not loaded yet: a Marian translator gives its memory back
+    /// first.
+    Pending(Box<Resolved>),
+}
+
+/// The model side of a run, once loaded.
+struct Models {
+    /// `None` when the job does not translate, and once a Marian model was dropped after the
+    /// translation.
+    translator: Option<Translator>,
+    /// The translating model's report, kept when the model itself is dropped.
+    translator_report: Option<ModelReport>,
+    summarizer: Summarizer,
+    /// Figures of models already dropped.
+    dropped_stats: Stats,
+}
+
+impl Models {
+    /// The chat model that summarizes, once loaded.
+    fn summarizer(&mut self) -> Option<&mut ChatModel> {
+        match (&mut self.summarizer, &mut self.translator) {
+            (Summarizer::Own(c), _) => Some(c),
+            (Summarizer::Translator, Some(Translator::Chat(c))) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The report of the model that did the main work, and of the summarizer when another.
+    fn reports(&self) -> (ModelReport, Option<ModelReport>) {
+        let own = match &self.summarizer {
+            Summarizer::Own(c) => Some(c.report.clone()),
+            _ => None,
+        };
+        match (&self.translator_report, own) {
+            (Some(t), own) => (t.clone(), own),
+            (None, Some(own)) => (own, None),
+            (None, None) => unreachable!("a run loads a translator or a summarizer"),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut s = self.dropped_stats.clone();
+        match &self.translator {
+            Some(Translator::Marian(m)) => s.add(&m.stats),
+            Some(Translator::Chat(c)) => s.add(&c.engine.stats),
+            None => {}
+        }
+        if let Summarizer::Own(c) = &self.summarizer {
+            s.add(&c.engine.stats);
+        }
+        s
+    }
+
+    /// Gives a Marian translator's memory back (the summary does not need it).
+    fn drop_marian(&mut self) {
+        if let Some(Translator::Marian(mt)) = &self.translator {
+            self.dropped_stats.add(&mt.stats);
+            self.translator = None;
+        }
+    }
+}
+
+/// One run of a plan.
+struct Runner<'p> {
+    plan: &'p Plan,
+    started: Instant,
+    article: Article,
+    /// `FILE.partial.json` next to `-o FILE`.
+    sidecar: Option<PathBuf>,
+    /// Where finished blocks are kept; `None` when they are only printed.
+    saved: Option<Checkpoint>,
+    /// Text or Markdown on stdout, printed block by block as they finish.
+    streaming: bool,
+    /// Parts printed so far when streaming.
+    printed: usize,
+    /// Blocks translated so far (including those a resumed run found saved).
+    done: usize,
+    /// Blocks that kept a flag after their retry.
+    flagged: usize,
+}
+
+impl<'p> Runner<'p> {
+    /// Reads the article, checks the output can be written, and opens (or resumes) the
+    /// checkpoint: every error that needs no model comes from here.
+    fn new(plan: &'p Plan) -> Result<Self> {
+        let started = Instant::now();
+        let article =
+            crate::text::read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
+        if let Some(out) = &plan.output {
+            output::check_writable(out)?;
+        }
+        let sidecar = plan.output.as_deref().map(resume::sidecar);
+        let streaming = plan.output.is_none() && plan.format != Format::Json;
+        let saved = match plan.translates() {
+            true => open_checkpoint(plan, &article, sidecar.as_deref(), streaming)?,
+            false => None,
+        };
+        Ok(Runner {
+            plan,
+            started,
+            article,
+            done: saved.as_ref().map_or(0, |cp| cp.len()),
+            sidecar: if plan.translates() { sidecar } else { None },
+            saved,
+            streaming,
+            printed: 0,
+            flagged: 0,
+        })
+    }
+
+    fn run(mut self) -> Result<()> {
+        crate::cancel::install_handler(self.plan.quiet);
+        let progress = progress_bar(self.plan.quiet);
+        let mut m = self.load(&progress)?;
+        if self.plan.translates() {
+            if let Err(e) = self.translate(&mut m, &progress) {
+                progress.finish_and_clear();
+                return self.stopped(e, &m, None);
+            }
+            m.drop_marian();
+        }
+        let mut summary = None;
+        if self.plan.summarizes() {
+            match self.summarize(&mut m, &progress) {
+                Ok(s) => {
+                    self.flagged += usize::from(!s.flags.is_empty());
+                    summary = Some(s);
+                }
+                Err(e) => {
+                    progress.finish_and_clear();
+                    return self.stopped(e, &m, Some("while summarizing"));
+                }
+            }
+        }
+        progress.finish_and_clear();
+        self.finish(&m, summary)
+    }
+
+    /// Finds (or fetches) the models the job needs and loads them.
+    fn load(&self, progress: &ProgressBar) -> Result<Models> {
+        let hub = Hub::from_env(self.plan.offline, self.plan.quiet);
+        let mut models = Models {
+            translator: None,
+            translator_report: None,
+            summarizer: Summarizer::None,
+            dropped_stats: Stats::default(),
+        };
+        if self.plan.translates() {
+            let resolved = spec::resolve(&self.plan.model_spec()?, &hub)?;
+            progress.set_message(format!("loading {}", resolved.label));
+            let (translator, report) = match &resolved.files {
+                ModelFiles::Marian(dir) => {
+                    let engine = MarianEngine::load(dir, self.plan.beams, self.plan.batch_size)?;
+                    (
+                        Translator::Marian(Box::new(engine)),
+                        marian_report(&resolved, dir),
+                    )
+                }
+                ModelFiles::Gguf(_) => {
+                    let chat = self.load_chat(&resolved)?;
+                    let report = chat.report.clone();
+                    (Translator::Chat(Box::new(chat)), report)
+                }
+            };
+            models.translator = Some(translator);
+            models.translator_report = Some(report);
+        }
+        if self.plan.summarizes() {
+            let chat_translates = matches!(models.translator, Some(Translator::Chat(_)));
+            models.summarizer = match self.plan.summary_model_spec(chat_translates)? {
+                None => Summarizer::Translator,
+                Some(spec) => {
+                    // Found (or downloaded) and checked now, so that a wrong summary model is
+                    // reported before the translation; loaded only when the summary starts,
+                    // after a Marian translator has given its memory back.
+                    let resolved = spec::resolve(&spec, &hub)?;
+                    chat_weights(&resolved)?;
+                    if matches!(models.translator, Some(Translator::Marian(_))) {
+                        Summarizer::Pending(Box::new(resolved))
+                    } else {
+                        progress.set_message(format!("loading {}", resolved.label));
+                        Summarizer::Own(Box::new(self.load_chat(&resolved)?))
+                    }
+                }
+            };
+        }
+        Ok(models)
+    }
+
+    /// Loads a GGUF chat model with its prompt style.
+    fn load_chat(&self, resolved: &Resolved) -> Result<ChatModel> {
+        let path = chat_weights(resolved)?;
+        let model = crate::model::load_gguf(path)?;
+        let bos_token = model
+            .info
+            .bos
+            .and_then(|id| model.tokenizer.id_to_token(id))
+            .unwrap_or_default();
+        let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
+            Some(prompts) => Style::for_card(prompts, Some(&model.info), &bos_token)?,
+            None => Style::for_model(&model.info, &bos_token),
+        };
+        let report = ModelReport {
+            source: resolved.label.clone(),
+            name: model.info.name.clone(),
+            architecture: model.info.architecture.clone(),
+            path: path.display().to_string(),
+        };
+        Ok(ChatModel {
+            context: self.plan.context.min(model.info.context_length),
+            engine: Engine::new(model, self.plan.params.clone()),
+            style,
+            report,
+        })
+    }
+
+    /// Translates the blocks not done yet, saving or printing each as it finishes. A Marian
+    /// model takes a few blocks at a time, about one batch of sentences.
+    fn translate(&mut self, m: &mut Models, progress: &ProgressBar) -> Result<()> {
+        let total = self.article.blocks.len();
+        progress.set_length(total as u64);
+        progress.set_position(self.done as u64);
+        progress.set_message("translating");
+        let Some(translator) = &mut m.translator else {
+            unreachable!("a translating run loads a translator")
+        };
+        while self.done < total {
+            crate::cancel::check()?;
+            let finished = match translator {
+                Translator::Marian(mt) => {
+                    let rest = &self.article.blocks[self.done..];
+                    let n = mt.window_len(rest.iter().map(|b| b.text.as_str()));
+                    let window: Vec<mt::Block> = rest[..n]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, block)| mt::Block {
+                            index: self.done + i,
+                            kind: block.kind,
+                            text: &block.text,
+                        })
+                        .collect();
+                    mt.translate(&window)?
+                }
+                Translator::Chat(chat) => {
+                    let block = &self.article.blocks[self.done];
+                    vec![translate::chat::translate_block(
+                        &mut chat.engine,
+                        &chat.style,
+                        self.done,
+                        block.kind,
+                        &block.text,
+                        chat.context,
+                    )?]
+                }
+            };
+            for t in finished {
+                self.keep(&t, progress)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves and/or prints a finished block.
+    fn keep(&mut self, t: &TranslatedBlock, progress: &ProgressBar) -> Result<()> {
+        if let Some(cp) = &mut self.saved {
+            cp.push(t)?;
+        }
+        if self.streaming {
+            let index = self.printed;
+            let markdown = self.plan.format == Format::Markdown;
+            progress.suspend(|| print_part(index, &output::render_block(t, markdown)))?;
+            self.printed += 1;
+        }
+        self.flagged += usize::from(!t.flags.is_empty());
+        self.done += 1;
+        progress.inc(1);
+        Ok(())
+    }
+
+    /// Loads the summarizer if it waited for the translator to go, and summarizes.
+    fn summarize(&self, m: &mut Models, progress: &ProgressBar) -> Result<Summary> {
+        if let Summarizer::Pending(resolved) = &m.summarizer {
+            progress.set_message(format!("loading {}", resolved.label));
+            m.summarizer = Summarizer::Own(Box::new(self.load_chat(resolved)?));
+        }
+        progress.set_message("summarizing");
+        let Some(chat) = m.summarizer() else {
+            unreachable!("a summarizing run loads a summarizer")
+        };
+        crate::cancel::check()?;
+        summarize::summarize(
+            &mut chat.engine,
+            &chat.style,
+            &self.article,
+            self.plan.bullets,
+            chat.context,
+        )
+    }
+
+    /// The report of the run so far.
+    fn report<'a>(&'a self, m: &Models, summary: Option<Summary>) -> output::Report<'a> {
+        let (model, summary_model) = m.reports();
+        output::Report {
+            model,
+            summary_model,
+            blocks: match &self.saved {
+                Some(cp) => Some(output::Blocks::Saved(cp)),
+                None if self.plan.translates() => Some(output::Blocks::Printed(self.printed)),
+                None => None,
+            },
+            summary,
+            stats: m.stats(),
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Writes the output (the rest of it, when streaming), removes the checkpoint, and prints
+    /// the stats line.
+    fn finish(mut self, m: &Models, summary: Option<Summary>) -> Result<()> {
+        let format = self.plan.format;
+        {
+            let report = self.report(m, summary);
+            match &self.plan.output {
+                Some(path) => {
+                    output::write_atomic_with(path, &mut |w| output::write(&report, format, w))?
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    output::write(&report, format, &mut stdout)?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        if let Some(sidecar) = &self.sidecar {
+            drop(self.saved.take());
+            let _ = std::fs::remove_file(sidecar);
+        }
+        if !self.plan.quiet {
+            let s = &m.stats();
+            let flagged = match self.flagged {
+                0 => String::new(),
+                n => format!(", {n} flagged (details with --format json)"),
+            };
+            eprintln!(
+                "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
+                s.prompt_tokens,
+                s.prefill_tps(),
+                s.generated_tokens,
+                s.decode_tps(),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Turns a stop asked by the user into [`Error::Interrupted`], saying what was kept and
+    /// how to go on; any other error passes through.
+    fn stopped(&self, e: Error, m: &Models, during: Option<&str>) -> Result<()> {
+        if !matches!(e, Error::Stopped) {
+            return Err(e);
+        }
+        let total = self.article.blocks.len();
+        let translates = self.plan.translates();
+        let what = match during {
+            Some(during) if translates => {
+                format!("{during}, after all {total} blocks were translated")
+            }
+            Some(during) => format!("{during}; the summary was not finished"),
+            None => format!("after {} of {total} blocks", self.done),
+        };
+        let kept = match (&self.sidecar, self.streaming) {
+            (_, _) if !translates => String::new(),
+            (Some(s), _) => format!(
+                "; the finished blocks are saved in {}; run the same command with --resume to continue",
+                s.display()
+            ),
+            (None, true) => "; the finished blocks were written to stdout".into(),
+            (None, false) => {
+                // JSON on stdout: the finished blocks are written out, so that none is lost.
+                let mut stdout = std::io::stdout().lock();
+                output::write(&self.report(m, None), self.plan.format, &mut stdout)?;
+                stdout.flush()?;
+                "; the finished blocks were written to stdout; use -o FILE to be able to --resume"
+                    .into()
+            }
+        };
+        Err(Error::Interrupted(format!("{what}{kept}")))
+    }
+}
+
+/// The checkpoint of a translating run: the sidecar of `-o FILE` (resumed with `--resume`,
+/// else started anew), a temporary spool for JSON on stdout, or none when blocks stream.
+fn open_checkpoint(
+    plan: &Plan,
+    article: &Article,
+    sidecar: Option<&Path>,
+    streaming: bool,
+) -> Result<Option<Checkpoint>> {
+    let article_sha = resume::article_hash(&article.blocks);
+    let settings = plan.settings();
+    Ok(match sidecar {
+        Some(sidecar) if plan.resume => {
+            let cp = Checkpoint::resume(sidecar, &article_sha, &settings)?;
+            if !plan.quiet {
+                eprintln!(
+                    "tercuman: resuming: {} of {} blocks already done",
+                    cp.len(),
+                    article.blocks.len()
+                );
+            }
+            Some(cp)
+        }
+        Some(sidecar) => {
+            if sidecar.exists() && !plan.quiet {
+                eprintln!(
+                    "tercuman: note: {} holds an unfinished run; it is replaced (pass --resume to continue it instead)",
+                    sidecar.display()
+                );
+            }
+            Some(Checkpoint::create(sidecar, &article_sha, &settings)?)
+        }
+        None if !streaming => Some(Checkpoint::spool(&article_sha, &settings)?),
+        None => None,
+    })
+}
+
+/// How a Marian model is named in reports.
+fn marian_report(resolved: &Resolved, dir: &Path) -> ModelReport {
+    ModelReport {
+        source: resolved.label.clone(),
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        architecture: "marian".into(),
+        path: dir.display().to_string(),
+    }
+}
+
+/// The GGUF file of a model that is to summarize; a translation model cannot.
+fn chat_weights(resolved: &Resolved) -> Result<&Path> {
+    match &resolved.files {
+        ModelFiles::Gguf(path) => Ok(path),
+        other => Err(Error::InvalidModel {
+            path: other.path().to_path_buf(),
+            message: format!(
+                "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
+                resolved.label
+            ),
+        }),
+    }
+}
+
+/// Prints part number `index` of streamed text or Markdown output.
+fn print_part(index: usize, part: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    output::write_part(&mut stdout, index, part)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} blocks {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,295 @@
+//! Where a model comes from: `--model` names a card (`qwen2.5-1.5b-instruct`), a local file or
+//! model directory, or any file on the hub (`hf:OWNER/REPO/FILE.gguf[@REVISION]`). This module
+//! turns that into a local GGUF path, downloading through [`super::client`] when needed.
+
+use super::card::{self, Card, Kind};
+use super::client::{Hub, HubFile};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// What `--model` named.
+#[derive(Debug, Clone)]
+pub enum ModelSpec {
+    Card(Box<Card>),
+    Path(PathBuf),
+    Hub(HubFile),
+}
+
+impl ModelSpec {
+    /// Reads a `--model` value. A card name wins over a file of the same name in the current
+    /// directory only when no such file exists.
+    pub fn parse(value: &str) -> Result<ModelSpec> {
+        if let Some(rest) = value.strip_prefix("hf:") {
+            return parse_hub(rest).map(ModelSpec::Hub);
+        }
+        let path = Path::new(value);
+        if path.exists() {
+            return Ok(ModelSpec::Path(path.to_path_buf()));
+        }
+        if let Some(card) = card::find(value) {
+            return Ok(ModelSpec::Card(Box::new(card)));
+        }
+        if value.contains(std::path::MAIN_SEPARATOR)
+            || value.contains('/')
+            || value.ends_with(".gguf")
+        {
+            return Err(Error::ModelNotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(Error::UnknownModel {
+            name: value.to_string(),
+        })
+    }
+
+    /// The hub files this spec needs, or none for a local path.
+    pub fn hub_files(&self) -> Vec<HubFile> {
+        match self {
+            ModelSpec::Card(c) => card_files(c),
+            ModelSpec::Hub(f) => vec![f.clone()],
+            ModelSpec::Path(_) => Vec::new(),
+        }
+    }
+}
+
+fn parse_hub(spec: &str) -> Result<HubFile> {
+    let bad = || Error::BadModelSpec {
+        spec: format!("hf:{spec}"),
+    };
+    let (rest, revision) = match spec.rsplit_once('@') {
+        Some((r, rev)) if !rev.is_empty() && !rev.contains('/') || rev.starts_with("refs/") => {
+            (r, rev.to_string())
+        }
+        Some(_) => return Err(bad()),
+        None => (spec, "main".to_string()),
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (Some(owner), Some(name), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if owner.is_empty() || name.is_empty() || path.is_empty() || path.ends_with('/') {
+        return Err(bad());
+    }
+    Ok(HubFile {
+        repo: format!("{owner}/{name}"),
+        revision,
+        path: path.to_string(),
+        sha256: None,
+        size: None,
+        gated: false,
+    })
+}
+
+/// The hub files of a card, with what the card knows about them.
+pub fn card_files(card: &Card) -> Vec<HubFile> {
+    card.files
+        .iter()
+        .map(|f| HubFile {
+            repo: card.repo.clone(),
+            revision: card.revision.clone(),
+            path: f.path.clone(),
+            sha256: f.sha256.clone(),
+            size: f.size,
+            gated: card.gated,
+        })
+        .collect()
+}
+
+/// Refuses, before any download, a card whose kind this build cannot run.
+pub fn check_backend(card: &Card) -> Result<()> {
+    if card.kind.has_backend() {
+        return Ok(());
+    }
+    Err(Error::BackendNotBuilt {
+        name: card.name.clone(),
+        kind: card.kind.as_str(),
+    })
+}
+
+/// The files of a model, by the backend that runs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFiles {
+    /// A GGUF chat model: one file.
+    Gguf(PathBuf),
+    /// A Marian model directory (config.json, weights, source.spm, vocab.json).
+    Marian(PathBuf),
+}
+
+impl ModelFiles {
+    pub fn path(&self) -> &Path {
+        match self {
+            ModelFiles::Gguf(p) | ModelFiles::Marian(p) => p,
+        }
+    }
+}
+
+/// A model ready to load: its files, and its card when it came from one.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub files: ModelFiles,
+    pub card: Option<Card>,
+    /// How the user named it, for reports.
+    pub label: String,
+}
+
+/// Finds or downloads the files of `spec`.
+pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
+    match spec {
+        ModelSpec::Path(path) => Ok(Resolved {
+            files: local_files(path)?,
+            card: None,
+            label: path.display().to_string(),
+        }),
+        ModelSpec::Hub(file) => {
+            if !file.path.ends_with(".gguf") {
+                return Err(Error::BadModelSpec {
+                    spec: format!("hf:{}/{}", file.repo, file.path),
+                });
+            }
+            let hint = format!(
+                "tercuman models fetch hf:{}/{}@{}",
+                file.repo, file.path, file.revision
+            );
+            Ok(Resolved {
+                files: ModelFiles::Gguf(hub.get(file, &hint)?),
+                card: None,
+                label: format!("hf:{}/{}", file.repo, file.path),
+            })
+        }
+        ModelSpec::Card(card) => {
+            check_backend(card)?;
+            let hint = format!("tercuman models fetch {}", card.name);
+            let mut paths = Vec::new();
+            for file in card_files(card) {
+                paths.push(hub.get(&file, &hint)?);
+            }
+            let files = match card.kind {
+                Kind::Marian => ModelFiles::Marian(
+                    paths[0]
+                        .parent()
+                        .expect("a cached file lies in its snapshot directory")
+                        .to_path_buf(),
+                ),
+                _ => ModelFiles::Gguf(
+                    paths
+                        .into_iter()
+                        .find(|p| p.extension().is_some_and(|e| e == "gguf"))
+                        .expect("a gguf-chat card has one .gguf file (card tests)"),
+                ),
+            };
+            Ok(Resolved {
+                files,
+                card: Some((**card).clone()),
+                label: card.name.clone(),
+            })
+        }
+    }
+}
+
+/// A local `--model` path: a .gguf file, a directory holding one, or a Marian model directory.
+fn local_files(path: &Path) -> Result<ModelFiles> {
+    if path.is_dir() && path.join("config.json").exists() && path.join("source.spm").exists() {
+        return Ok(ModelFiles::Marian(path.to_path_buf()));
+    }
+    local_gguf(path).map(ModelFiles::Gguf)
+}
+
+fn local_gguf(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let invalid = |message: String| Error::InvalidModel {
+        path: path.to_path_buf(),
+        message,
+    };
+    let entries = std::fs::read_dir(path).map_err(|e| Error::ModelRead {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    let mut ggufs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    ggufs.sort();
+    match ggufs.len() {
+        1 => Ok(ggufs.remove(0)),
+        0 => Err(invalid(
+            "holds no .gguf file and no Marian model (config.json, source.spm); pass the path of a .gguf file or of a model directory, or a card name (`tercuman models list`)".into(),
+        )),
+        _ => Err(invalid(format!(
+            "holds several .gguf files ({}); pass the one to use",
+            ggufs
+                .iter()
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_specs() {
+        let f =
+            parse_hub("Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf").unwrap();
+        assert_eq!(f.repo, "Qwen/Qwen2.5-1.5B-Instruct-GGUF");
+        assert_eq!(f.path, "qwen2.5-1.5b-instruct-q4_k_m.gguf");
+        assert_eq!(f.revision, "main");
+        let f = parse_hub("o/r/sub/dir/m.gguf@0123abc").unwrap();
+        assert_eq!(
+            (f.path.as_str(), f.revision.as_str()),
+            ("sub/dir/m.gguf", "0123abc")
+        );
+        for bad in ["o/r", "o//m.gguf", "/r/m.gguf", "o/r/m.gguf@"] {
+            assert!(parse_hub(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_resolve_to_cards_paths_or_clear_errors() {
+        assert!(matches!(
+            ModelSpec::parse("gemma-3-270m").unwrap(),
+            ModelSpec::Card(_)
+        ));
+        assert!(matches!(
+            ModelSpec::parse("Cargo.toml").unwrap(),
+            ModelSpec::Path(_)
+        ));
+        let err = ModelSpec::parse("qwen-9000").unwrap_err().to_string();
+        assert!(err.contains("models list"), "{err}");
+        let err = ModelSpec::parse("nowhere/m.gguf").unwrap_err().to_string();
+        assert!(err.contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_holding_one_gguf_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = local_gguf(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds no .gguf file"), "{err}");
+        std::fs::write(dir.path().join("m.gguf"), b"").unwrap();
+        std::fs::write(dir.path().join("README.md"), b"").unwrap();
+        assert_eq!(local_gguf(dir.path()).unwrap(), dir.path().join("m.gguf"));
+        std::fs::write(dir.path().join("n.gguf"), b"").unwrap();
+        let err = local_gguf(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("m.gguf, n.gguf"), "{err}");
+        let marian = tempfile::tempdir().unwrap();
+        for f in ["config.json", "source.spm"] {
+            std::fs::write(marian.path().join(f), b"").unwrap();
+        }
+        assert_eq!(
+            local_files(marian.path()).unwrap(),
+            ModelFiles::Marian(marian.path().to_path_buf())
+        );
+    }
+
+    #[test]
+    fn a_t5_card_is_refused_before_any_download() {
+        let hub = Hub::from_env(true, true);
+        let spec = ModelSpec::parse("madlad400-3b-mt").unwrap();
+        let err = resolve(&spec, &hub).unwrap_err().to_string();
+        assert!(err.contains("not built yet"), "{err}");
+    }
+}

@@ -1,0 +1,392 @@
+//! Building blocks shared by the GGUF decoders (`gemma3`, `qwen2`), both vendored from
+//! candle-transformers 0.11.1: weights that stay quantized (the embedding table included) and
+//! go through our 8-bit kernels where they can, q/k/v and gate/up as one product, RoPE tables
+//! sized to the positions in use, a KV cache written in place, a causal mask that sees cached
+//! positions (gemma3's FIX 3; candle's Qwen2 mask was right), and grouped-query attention
+//! without copying keys and values per query head.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+
+use tercuman_kernels::q8::Q8Matrix;
+
+/// How the weights are held and the products computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// As stored in the GGUF, with activations rounded to 8 bits before each product, as
+    /// llama.cpp does: what the tool runs.
+    Quantized,
+    /// Every weight dequantized to f32 at load, activations never rounded: the GGUF's model
+    /// computed as exactly as f32 allows, about four times the memory and much slower. It is
+    /// the numerics reference: for Gemma 3 the tests compare it with transformers in float64
+    /// on the same weights to a tolerance far below what the 8-bit activation rounding moves
+    /// (see `tests/it/gemma3_parity.rs`).
+    Dequantized,
+}
+
+/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks, candle's for the
+/// k-quants, or dequantized f32 (`Precision::Dequantized`).
+#[derive(Clone)]
+pub(crate) enum Linear {
+    Q8(Arc<Q8Matrix>),
+    Candle(QMatMul),
+    Dense(candle_nn::Linear),
+}
+
+impl Linear {
+    pub(crate) fn load<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        name: &str,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision == Precision::Dequantized {
+            let w = ct.tensor(reader, name, device)?.dequantize(device)?;
+            return Ok(Self::Dense(candle_nn::Linear::new(w, None)));
+        }
+        if device.is_cpu() {
+            if let Some(m) = Q8Matrix::from_gguf(ct, reader, name)? {
+                return Ok(Self::Q8(Arc::new(m)));
+            }
+        }
+        let t = tercuman_kernels::requant::with_fast_kernel(ct.tensor(reader, name, device)?)?;
+        Ok(Self::Candle(QMatMul::from_qtensor(t)?))
+    }
+
+    pub(crate) fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Q8(m) => m.embedding(ids),
+            Self::Candle(m) => m.embedding(ids),
+            Self::Dense(l) => {
+                let rows = l.weight().index_select(&ids.flatten_all()?, 0)?;
+                let mut shape = ids.dims().to_vec();
+                shape.push(l.weight().dim(1)?);
+                rows.reshape(shape)
+            }
+        }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Q8(m) => m.forward(xs),
+            Self::Candle(m) => m.forward(xs),
+            Self::Dense(l) => l.forward(xs),
+        }
+    }
+}
+
+/// The embedding table and the output projection; a model without `output.weight` ties the
+/// output to the embeddings, and one copy serves both.
+pub(crate) fn embedding_and_output<R: std::io::Seek + std::io::Read>(
+    ct: &gguf_file::Content,
+    reader: &mut R,
+    device: &Device,
+    precision: Precision,
+) -> Result<(Linear, Linear)> {
+    let embed = Linear::load(ct, reader, "token_embd.weight", device, precision)?;
+    let output = if ct.tensor_infos.contains_key("output.weight") {
+        Linear::load(ct, reader, "output.weight", device, precision)?
+    } else {
+        embed.clone()
+    };
+    Ok((embed, output))
+}
+
+/// Weight matrices applied to the same input (q, k, v; gate, up): one product over their
+/// rows laid end to end when all are 8-bit (see `Q8Matrix::concat_rows`), else one each.
+pub(crate) enum Projections {
+    Fused(Q8Matrix, Vec<usize>),
+    Separate(Vec<Linear>),
+}
+
+impl Projections {
+    pub(crate) fn load<R: std::io::Seek + std::io::Read>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        names: &[String],
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        let linears = names
+            .iter()
+            .map(|n| Linear::load(ct, reader, n, device, precision))
+            .collect::<Result<Vec<_>>>()?;
+        let q8: Vec<&Q8Matrix> = linears
+            .iter()
+            .filter_map(|l| match l {
+                Linear::Q8(m) => Some(m.as_ref()),
+                Linear::Candle(_) | Linear::Dense(_) => None,
+            })
+            .collect();
+        if q8.len() < linears.len() {
+            return Ok(Self::Separate(linears));
+        }
+        let rows = q8.iter().map(|m| m.rows()).collect();
+        let fused = Q8Matrix::concat_rows(&q8)?;
+        Ok(Self::Fused(fused, rows))
+    }
+
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Fused(m, rows) => {
+                let y = m.forward(xs)?;
+                let mut start = 0;
+                rows.iter()
+                    .map(|&n| {
+                        let part = y.narrow(D::Minus1, start, n);
+                        start += n;
+                        part
+                    })
+                    .collect()
+            }
+            Self::Separate(ls) => ls.iter().map(|l| l.forward(xs)).collect(),
+        }
+    }
+}
+
+/// cos/sin tables for one rope base, grown on demand to the positions in use (gemma3's FIX 2:
+/// candle's Gemma 3 built one per layer for the model's whole context).
+pub(crate) struct Rope {
+    base: f32,
+    head_dim: usize,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    pub(crate) fn new(base: f32, head_dim: usize, device: &Device) -> Result<Self> {
+        let empty = Tensor::zeros((0, head_dim / 2), DType::F32, device)?;
+        Ok(Self {
+            base,
+            head_dim,
+            cos: empty.clone(),
+            sin: empty,
+        })
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        self.cos.device()
+    }
+
+    pub(crate) fn ensure(&mut self, positions: usize) -> Result<()> {
+        if self.cos.dim(0)? >= positions {
+            return Ok(());
+        }
+        let len = positions.next_power_of_two().max(512);
+        let device = self.cos.device().clone();
+        let inv_freq: Vec<f32> = (0..self.head_dim)
+            .step_by(2)
+            .map(|i| 1f32 / self.base.powf(i as f32 / self.head_dim as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, self.head_dim / 2), &device)?;
+        let t = Tensor::arange(0u32, len as u32, &device)?
+            .to_dtype(DType::F32)?
+            .reshape((len, 1))?;
+        let freqs = t.matmul(&inv_freq)?;
+        self.cos = freqs.cos()?;
+        self.sin = freqs.sin()?;
+        Ok(())
+    }
+
+    pub(crate) fn apply(&self, x: &Tensor, index_pos: usize) -> Result<Tensor> {
+        let seq_len = x.dim(2)?;
+        let cos = self.cos.narrow(0, index_pos, seq_len)?;
+        let sin = self.sin.narrow(0, index_pos, seq_len)?;
+        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+    }
+}
+
+/// Keys and values of the positions seen so far, `(batch, kv_heads, positions, head_dim)`, in
+/// buffers that grow by doubling: a token is written in place instead of the whole cache
+/// being copied into a new tensor one position longer, as `Tensor::cat` did at every token.
+#[derive(Default)]
+pub(crate) struct KvCache {
+    buffers: Option<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Appends `k` and `v` (contiguous, same shape) and returns views of the whole cache.
+    pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, n, d) = k.dims4()?;
+        let needed = self.len + n;
+        let capacity = self
+            .buffers
+            .as_ref()
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+        if needed > capacity {
+            let grown = needed.next_power_of_two().max(256);
+            let new_k = Tensor::zeros((b, h, grown, d), k.dtype(), k.device())?;
+            let new_v = Tensor::zeros((b, h, grown, d), v.dtype(), v.device())?;
+            if let Some((old_k, old_v)) = &self.buffers {
+                if self.len > 0 {
+                    new_k.slice_set(&old_k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    new_v.slice_set(&old_v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            self.buffers = Some((new_k, new_v));
+        }
+        let (ck, cv) = self.buffers.as_ref().expect("allocated above");
+        ck.slice_set(k, 2, self.len)?;
+        cv.slice_set(v, 2, self.len)?;
+        self.len = needed;
+        Ok((ck.narrow(2, 0, needed)?, cv.narrow(2, 0, needed)?))
+    }
+}
+
+/// Additive attention mask `(seq_len, index_pos + seq_len)`: 0 where query `i` (at absolute
+/// position `index_pos + i`) may see key `j`, -inf elsewhere. Cached positions are visible
+/// (gemma3's FIX 3), and a window hides keys `window` or more positions back (FIX 4).
+pub(crate) fn mask(
+    seq_len: usize,
+    index_pos: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
+    let kv_len = index_pos + seq_len;
+    let mut data = Vec::with_capacity(seq_len * kv_len);
+    for i in 0..seq_len {
+        let p = index_pos + i;
+        for j in 0..kv_len {
+            let visible = j <= p && window.is_none_or(|w| p - j < w);
+            data.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+        }
+    }
+    Tensor::from_vec(data, (seq_len, kv_len), device)
+}
+
+/// What every forward checks before it runs `tokens` at `index_pos`: they continue the
+/// `cached` positions, there are some, and they fit the `context`. Returns the number of
+/// positions after them.
+pub(crate) fn check_positions(
+    arch: &str,
+    tokens: usize,
+    index_pos: usize,
+    cached: usize,
+    context: usize,
+) -> Result<usize> {
+    if index_pos != cached {
+        candle_core::bail!(
+            "{arch}: tokens at position {index_pos} but {cached} positions are cached"
+        );
+    }
+    if tokens == 0 {
+        candle_core::bail!("{arch}: no tokens to run");
+    }
+    let kv_len = index_pos + tokens;
+    if kv_len > context {
+        candle_core::bail!("{arch}: {kv_len} positions exceed the model's context of {context}");
+    }
+    Ok(kv_len)
+}
+
+/// Grouped-query attention of `q` `(b, n_head, seq, head_dim)` over `k`, `v`
+/// `(b, n_kv_head, kv_len, head_dim)`, with an optional additive `mask` `(seq, kv_len)`;
+/// returns `(b, seq, n_head * head_dim)`. Keys and values are not copied once per query head
+/// (candle's `repeat_kv` copied the whole cache `n_rep` times per layer per token): the `n_rep`
+/// query heads that share a key/value head are stacked as rows of one product. Heads
+/// `h * n_rep .. (h + 1) * n_rep` share key/value head `h`, as in llama.cpp and transformers.
+pub(crate) fn grouped_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, n_head, seq_len, head_dim) = q.dims4()?;
+    let (_, n_kv_head, kv_len, _) = k.dims4()?;
+    let n_rep = n_head / n_kv_head;
+    let q = q.reshape((b, n_kv_head, n_rep * seq_len, head_dim))?;
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(mask) = mask {
+        scores = scores
+            .reshape((b, n_kv_head, n_rep, seq_len, kv_len))?
+            .broadcast_add(mask)?
+            .reshape((b, n_kv_head, n_rep * seq_len, kv_len))?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    probs
+        .matmul(v)?
+        .reshape((b, n_head, seq_len, head_dim))?
+        .transpose(1, 2)?
+        .reshape((b, seq_len, n_head * head_dim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visible(m: &Tensor) -> Vec<Vec<u8>> {
+        m.to_vec2::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.into_iter().map(|v| (v == 0.0) as u8).collect())
+            .collect()
+    }
+
+    /// The cache grown in steps (copying what it holds into a larger buffer each time), and
+    /// cut back and overwritten, holds what one append of the same rows holds.
+    #[test]
+    fn kv_cache_grown_in_steps_equals_one_append() {
+        let rows = |start: usize, n: usize| {
+            let v: Vec<f32> = (0..2 * n * 4)
+                .map(|i| (start * 8 + i) as f32 * 0.5)
+                .collect();
+            // (batch 1, 2 heads, n positions, head_dim 4), values distinct per position.
+            Tensor::from_vec(v, (1, n, 2, 4), &Device::Cpu)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let mut whole = KvCache::default();
+        let (k_all, v_all) = whole.append(&rows(0, 301), &rows(1000, 301)).unwrap();
+        let mut grown = KvCache::default();
+        for (start, n) in [(0, 200), (200, 100), (300, 1)] {
+            grown
+                .append(&rows(start, n), &rows(1000 + start, n))
+                .unwrap();
+        }
+        // Cut back to 250 after writing garbage past it, then append the true rows again.
+        grown.truncate(250);
+        grown.append(&rows(7, 51), &rows(7, 51)).unwrap();
+        grown.truncate(250);
+        let (k, v) = grown.append(&rows(250, 51), &rows(1250, 51)).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(k.dims(), k_all.dims());
+        assert_eq!(flat(&k), flat(&k_all));
+        assert_eq!(flat(&v), flat(&v_all));
+    }
+
+    #[test]
+    fn mask_with_cached_positions_sees_the_cache() {
+        let m = mask(2, 3, None, &Device::Cpu).unwrap();
+        assert_eq!(visible(&m), [vec![1, 1, 1, 1, 0], vec![1, 1, 1, 1, 1]]);
+    }
+
+    #[test]
+    fn sliding_window_hides_keys_window_or_more_back() {
+        let m = mask(4, 0, Some(2), &Device::Cpu).unwrap();
+        assert_eq!(
+            visible(&m),
+            [
+                vec![1, 0, 0, 0],
+                vec![1, 1, 0, 0],
+                vec![0, 1, 1, 0],
+                vec![0, 0, 1, 1]
+            ]
+        );
+        let m = mask(1, 3, Some(2), &Device::Cpu).unwrap();
+        assert_eq!(visible(&m), [vec![0, 0, 1, 1]]);
+    }
+}

@@ -1,0 +1,295 @@
+//! The vendored Gemma 3 (`src/model/gemma3.rs`) against two references, on the real test model.
+//!
+//! 1. **The math, tightly:** with every weight dequantized to f32 and no activation rounding
+//!    (`Precision::Dequantized`), our logits equal transformers' float64 forward pass of the
+//!    same GGUF weights (scripts/record_transformers_gemma3.py) to 1e-3; measured 0.00005.
+//!    This catches what the comparison with llama.cpp cannot: the exact (erf) GELU in place of
+//!    Gemma's tanh form (0.007 to 0.019 off), a sliding window one key too wide (0.009), and
+//!    every grosser bug (SiLU for GELU: over 3; no window while decoding: 19).
+//! 2. **The quantized path against llama.cpp** (scripts/record_llamacpp.py, its default F16 KV
+//!    cache), fed llama.cpp's own tokens, at bounds above the noise of 8-bit activations.
+//!
+//! Why (2) cannot be tight. Both engines round every activation to 8 bits before each
+//! quantized product, and on this model that rounding turns the smallest change into logit
+//! changes of up to ~1.5. Measured, fed llama.cpp's tokens over its 48 recorded steps (3
+//! prompts x 16 steps), the worst |diff| of llama.cpp's top-5 logits at each step:
+//!
+//! | run | first position (3 prompts) | worst step | mean of steps | greedy differs at llama.cpp margins |
+//! |---|---|---|---|---|
+//! | ours | 0.29 / 0.19 / 0.36 | 1.16 | 0.39 | 0.004, 0.06, 0.19 |
+//! | ours, input embeddings x (1 +- 1e-6), 10 seeds | 0.16 .. 1.08 | 0.89 .. 1.55 | 0.39 .. 0.43 | up to 0.42 |
+//!
+//! So a perturbation of one part in a million moves our own logits as far as llama.cpp is from
+//! us. llama.cpp is no closer to the exact model than we are: against transformers' float64
+//! logits on the same tokens (23 steps, until llama.cpp's greedy leaves the exact one at a
+//! margin of 0.19), llama.cpp is off by up to 1.18 (mean 0.40), our quantized path by up to
+//! 0.72 (mean 0.34). Copying llama.cpp's f16 KV cache, f16 attention operands and f16 GELU
+//! table (tried) moved these figures within the same noise. The bounds for (2) (0.25 at
+//! the first position, 0.5 later, greedy equal down to a margin of 0.2) lie inside that
+//! noise, so they are not what this test asserts; see the closing notes.
+
+use crate::common;
+
+use tercuman::model::{load_gguf, Network};
+
+/// Bounds for the quantized path against llama.cpp, set above the noise measured in the module
+/// comment: every top-5 logit within NOISE_MAX (measured up to 1.55), their worst per step
+/// NOISE_MEAN on average (measured 0.39 .. 0.43), the same top token wherever llama.cpp's
+/// margin is at least NOISE_MARGIN (flips measured up to 0.42), and a token in one top 5 but
+/// not the other within NOISE_MARGIN of the other's 5th (measured up to 0.71). SiLU for GELU
+/// moves the top logits by more than 3 and changes the top 5.
+const NOISE_MAX: f32 = 2.0;
+const NOISE_MEAN: f32 = 0.6;
+const NOISE_MARGIN: f32 = 1.0;
+
+/// Top-`n` of `logits`, best first.
+fn top_n(logits: &[f32], n: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    idx.truncate(n);
+    idx
+}
+
+/// A recorded step's top (id, logit) pairs, best first.
+fn reference_top(step: &serde_json::Value) -> Vec<(u32, f32)> {
+    step["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32))
+        .collect()
+}
+
+/// Largest |ours - reference| over the given reference (id, logit) pairs.
+fn worst_diff(logits: &[f32], top: &[(u32, f32)]) -> f32 {
+    top.iter()
+        .map(|&(id, l)| (logits[id as usize] - l).abs())
+        .fold(0f32, f32::max)
+}
+
+fn forward(net: &mut Network, ids: &[u32], pos: usize) -> Vec<f32> {
+    net.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// The quantized path against llama.cpp, fed llama.cpp's greedy tokens at every step (so both
+/// see the same context throughout), at the noise bounds above.
+#[test]
+fn gemma3_logits_match_llama_cpp() {
+    let mut model = load_gguf(&common::test_gguf()).unwrap();
+    let reference = common::reference();
+    let mut report = Vec::new();
+    let mut worsts = Vec::new();
+    for case in reference["model_cases"].as_array().unwrap() {
+        let prompt: Vec<u32> = common::ids(&case["prompt_ids"]);
+        model.network.clear_kv_cache();
+        let mut logits = forward(&mut model.network, &prompt, 0);
+        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let top = reference_top(s);
+            let ours = top_n(&logits, 5);
+            // The fixture holds llama.cpp's top 10; the comparison is on its top 5.
+            let (top, below) = top.split_at(5);
+            let worst = worst_diff(&logits, top);
+            let margin = top[0].1 - top[1].1;
+            report.push(format!(
+                "prompt {:?} step {step}: worst |diff| {worst:.3}, llama.cpp margin {margin:.3}, ours {:?}",
+                &case["sentence"].as_str().unwrap()[..20],
+                ours.iter()
+                    .map(|&i| (i, logits[i as usize]))
+                    .collect::<Vec<_>>()
+            ));
+            let context = || report.join("\n");
+            assert!(worst <= NOISE_MAX, "logit off by {worst}\n{}", context());
+            if margin >= NOISE_MARGIN {
+                assert_eq!(ours[0], top[0].0, "top token differs\n{}", context());
+            }
+            // Same top 5, up to ties at the boundary.
+            let their_fifth = top[4].1;
+            let our_fifth = logits[ours[4] as usize];
+            for &id in &ours {
+                if !top.iter().any(|t| t.0 == id) {
+                    let theirs = below.iter().find(|t| t.0 == id).map(|t| t.1);
+                    assert!(
+                        theirs.is_some_and(|l| their_fifth - l <= NOISE_MARGIN),
+                        "our top-5 token {id} is not near llama.cpp's top 5 ({theirs:?})\n{}",
+                        context()
+                    );
+                }
+            }
+            for &(id, _) in top {
+                assert!(
+                    ours.contains(&id) || our_fifth - logits[id as usize] <= NOISE_MARGIN,
+                    "llama.cpp's top-5 token {id} is far below our top 5\n{}",
+                    context()
+                );
+            }
+            worsts.push(worst);
+            let chosen = s["chosen"].as_u64().unwrap() as u32;
+            logits = forward(&mut model.network, &[chosen], prompt.len() + step);
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert_eq!(worsts.len(), 48, "steps compared");
+    let mean = worsts.iter().sum::<f32>() / worsts.len() as f32;
+    eprintln!("{} steps, mean worst |diff| {mean:.3}", worsts.len());
+    assert!(
+        mean <= NOISE_MEAN,
+        "mean worst |diff| {mean} > {NOISE_MEAN}"
+    );
+}
+
+/// The quantized path's cache: a prompt fed in two parts, or decoded one token at a time past
+/// the 512-token sliding window, gives the prompt's logits fed at once, to the noise of the
+/// 8-bit activations (the kernels sum in an order that depends on the number of rows; the tight
+/// version of this check runs on the dequantized weights, in the test after this one). The
+/// last token decoded alone after the rest is exact: every kernel then sees the rows of the
+/// whole pass.
+#[test]
+fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
+    let mut model = load_gguf(&common::test_gguf()).unwrap();
+    let reference = common::reference();
+    let base = common::ids(&reference["model_cases"][0]["prompt_ids"]);
+    // ~600 tokens: past the sliding window of 512.
+    let mut ids = base.clone();
+    while ids.len() < 600 {
+        ids.extend_from_slice(&base[1..]);
+    }
+    ids.truncate(600);
+    let net = &mut model.network;
+
+    net.clear_kv_cache();
+    let whole = forward(net, &ids, 0);
+    // Its top token leads by 7.6 in transformers' exact logits; a broken mask moves logits by
+    // several units.
+    let top: Vec<(u32, f32)> = top_n(&whole, 5)
+        .into_iter()
+        .map(|i| (i, whole[i as usize]))
+        .collect();
+    let check = |logits: &[f32], how: String| {
+        let d = worst_diff(logits, &top);
+        eprintln!("{how}: top-5 logits differ by {d}");
+        assert!(d <= NOISE_MAX, "{how} differs by {d}");
+        assert_eq!(top_n(logits, 1)[0], top[0].0, "{how} changes the top token");
+    };
+    for at in [540, 560, 590] {
+        net.clear_kv_cache();
+        forward(net, &ids[..at], 0);
+        let split = forward(net, &ids[at..], at);
+        check(&split, format!("prompt split at {at}"));
+    }
+    for from in [560, 590, 595] {
+        net.clear_kv_cache();
+        forward(net, &ids[..from], 0);
+        let mut decoded = Vec::new();
+        for (i, &t) in ids[from..].iter().enumerate() {
+            decoded = forward(net, &[t], from + i);
+        }
+        check(&decoded, format!("token-by-token decoding from {from}"));
+    }
+    net.clear_kv_cache();
+    forward(net, &ids[..599], 0);
+    let last = forward(net, &ids[599..], 599);
+    let d = worst_diff(&last, &top);
+    assert!(d < 0.01, "the last token decoded alone differs by {d}");
+}
+
+/// The GGUF's model computed without 8-bit activation rounding (`Precision::Dequantized`)
+/// equals transformers run in float64 on the same dequantized weights
+/// (scripts/record_transformers_gemma3.py), to the rounding of f32. This is the tight check of
+/// the math that the comparison with llama.cpp above cannot be (its noise reaches 1.5): measured
+/// worst 0.00005 over the reference's top 10 at every step of four prompts, one of them 600
+/// tokens (past the 512-token sliding window). The exact GELU (erf) in place of Gemma's tanh
+/// form is 0.007 to 0.019 off, a sliding window one key too wide 0.009, no window while
+/// decoding 19. The prompt fed in parts and decoded token by token past the window gives the
+/// same logits.
+#[test]
+fn gemma3_dequantized_matches_transformers_float64() {
+    use candle_core::Device;
+    use tercuman::model::gemma3::{Model, Precision};
+    const TOL: f32 = 1e-3;
+
+    let path = common::test_gguf();
+    let (ct, mut file) = tercuman::model::gguf::read_header(&path).unwrap();
+    let mut model = Model::load(&ct, &mut file, &Device::Cpu, Precision::Dequantized).unwrap();
+    let text = std::fs::read_to_string(common::fixture("transformers-gemma3-270m.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let logits_of = |m: &mut Model, ids: &[u32], pos: usize| -> Vec<f32> {
+        m.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
+    };
+    let cases = reference["cases"].as_array().unwrap();
+    let mut compared = 0;
+    for case in cases {
+        let prompt = common::ids(&case["prompt_ids"]);
+        model.clear_kv_cache();
+        let mut logits = logits_of(&mut model, &prompt, 0);
+        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let d = worst_diff(&logits, &reference_top(s));
+            let at = format!("{} tokens, step {step}", prompt.len());
+            assert!(d < TOL, "{at}: logits off by {d}");
+            let chosen = s["chosen"].as_u64().unwrap() as u32;
+            assert_eq!(top_n(&logits, 1)[0], chosen, "{at}: greedy differs");
+            logits = logits_of(&mut model, &[chosen], prompt.len() + step);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 32, "steps compared");
+
+    // The long prompt fed in two parts, and decoded one token at a time past the window.
+    let long = cases.last().unwrap();
+    let prompt = common::ids(&long["prompt_ids"]);
+    assert!(
+        prompt.len() > 512 + 64,
+        "the long case must pass the sliding window"
+    );
+    let first = &long["steps"][0];
+    model.clear_kv_cache();
+    logits_of(&mut model, &prompt[..540], 0);
+    let split = logits_of(&mut model, &prompt[540..], 540);
+    let d = worst_diff(&split, &reference_top(first));
+    assert!(d < TOL, "prompt split at 540: off by {d}");
+    model.clear_kv_cache();
+    let mut decoded = logits_of(&mut model, &prompt[..560], 0);
+    for (i, &t) in prompt[560..].iter().enumerate() {
+        decoded = logits_of(&mut model, &[t], 560 + i);
+    }
+    let d = worst_diff(&decoded, &reference_top(first));
+    assert!(d < TOL, "decoded token by token from 560: off by {d}");
+}
+
+/// The hand-written 8-bit kernels (`q8::Q8Matrix`) give candle's products on the test model's
+/// own Q8_0 and Q5_0 tensors, for one row (decoding) and several (a prompt).
+#[test]
+fn q8_kernels_match_candle_on_the_models_tensors() {
+    use candle_core::quantized::{gguf_file, QMatMul};
+    use candle_core::{Device, Module, Tensor};
+    use tercuman_kernels::q8::Q8Matrix;
+
+    let path = common::test_gguf();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let ct = gguf_file::Content::read(&mut file).unwrap();
+    for name in [
+        "blk.0.attn_q.weight",
+        "blk.0.attn_v.weight",
+        "blk.3.ffn_up.weight",
+        "token_embd.weight",
+    ] {
+        let mine = Q8Matrix::from_gguf(&ct, &mut file, name).unwrap().unwrap();
+        let q = ct.tensor(&mut file, name, &Device::Cpu).unwrap();
+        let q = tercuman_kernels::requant::with_fast_kernel(q).unwrap();
+        let theirs = QMatMul::from_qtensor(q).unwrap();
+        for m in [1usize, 5] {
+            let x: Vec<f32> = (0..m * mine.cols())
+                .map(|i| ((i * 7919 % 613) as f32 - 306.0) / 97.0)
+                .collect();
+            let x = Tensor::from_vec(x, (m, mine.cols()), &Device::Cpu).unwrap();
+            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let a = values(mine.forward(&x).unwrap());
+            let b = values(theirs.forward(&x).unwrap());
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{name}, {m} rows: off by {worst}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Every integration test, in one binary (one link instead of eight): the real executable
+//! driven end to end (`cli`, `hub`), and the numerics against reference implementations
+//! (`gemma3_parity`, `qwen2_parity`, `marian_parity`, `tokenizer_parity`), plus properties of
+//! the text stages (`properties`).
+
+mod cli;
+mod common;
+mod gemma3_parity;
+mod hub;
+mod marian_parity;
+mod properties;
+mod qwen2_parity;
+mod tokenizer_parity;

@@ -7,8 +7,10 @@
 //!
 //! Sentence boundaries know Turkish text: abbreviations (`Dr.`, `Prof.`, `vb.`), initials and
 //! dotted acronyms (`T.C.`, `A.Ş.`), ordinals (`1. Dünya Savaşı`), decimals (`3,5`, `3.5`) and
-//! quotations (a full stop inside a quotation is only a weak boundary, used when the quotation
-//! alone is too long).
+//! quotations (a full stop inside a quotation is only a weak boundary: the paragraph path cuts
+//! there only when the quotation alone is too long, the sentence path always does, because
+//! sentence-level models drop content when given several sentences at once). A `"` typed for
+//! the apostrophe before a suffix (`yüzde 75"i`, `Beşiktaş"a`) is not taken for a quotation.
 
 use std::ops::Range;
 
@@ -17,7 +19,8 @@ const ABBREVIATIONS: &[&str] = &[
     "dr", "prof", "doç", "doc", "yrd", "öğr", "gör", "uzm", "av", "sn", "müh", "vb", "vs", "vd",
     "örn", "bkz", "krş", "s", "sy", "no", "nr", "tel", "cad", "sok", "mah", "apt", "blv", "bşk",
     "gen", "org", "korg", "tümg", "tuğg", "alb", "yzb", "ütğm", "tğm", "mr", "mrs", "ms", "jr",
-    "st", "inc", "ltd", "şti", "co", "yy", "mö", "ms", "age", "bk", "ed", "çev", "haz", "bl",
+    "st", "inc", "ltd", "şti", "tic", "san", "co", "yy", "mö", "ms", "age", "bk", "ed", "çev",
+    "haz", "bl",
 ];
 
 const OPENING_QUOTES: &[char] = &['"', '“', '«', '‘', '(', '['];
@@ -41,7 +44,7 @@ pub fn sentence_boundaries(text: &str) -> Vec<Boundary> {
     while i < chars.len() {
         let (_, c) = chars[i];
         if c == '"' {
-            in_quote = !in_quote;
+            in_quote = quote_state(&chars, i, in_quote);
         } else if c == '“' || c == '«' {
             in_quote = true;
         } else if c == '”' || c == '»' {
@@ -79,6 +82,7 @@ pub fn sentence_boundaries(text: &str) -> Vec<Boundary> {
         let starts_sentence = next.is_uppercase()
             || next.is_ascii_digit()
             || OPENING_QUOTES.contains(&next)
+            || next == '\'' && chars.get(k + 1).is_some_and(|&(_, c)| c.is_alphanumeric())
             || matches!(next, '-' | '–' | '—');
         let ends_here = c != '.' || j > i + 1 || !is_non_final_dot(text, &chars, i, next);
         if closes_quote {
@@ -95,6 +99,67 @@ pub fn sentence_boundaries(text: &str) -> Vec<Boundary> {
         i = j;
     }
     out
+}
+
+/// How a straight double quote `chars[at]` leaves the quotation state: whether a quotation is
+/// open after it, given whether one was open before.
+///
+/// Turkish web text often types `"` for the apostrophe before a suffix (`yüzde 75"i`,
+/// `Beşiktaş"a`); such a `"` must not open a quotation, or the sentences after it would all be
+/// taken as quoted. A closing quote takes a suffix the same way (`"Kara Kitap"ı okudum`), so
+/// inside a quotation a `"` of that shape closes it unless a later `"` closes it instead.
+fn quote_state(chars: &[(usize, char)], at: usize, in_quote: bool) -> bool {
+    match quote_shape(chars, at) {
+        QuoteShape::Opening => true,
+        QuoteShape::Closing => false,
+        QuoteShape::Suffix if !in_quote => false,
+        QuoteShape::Suffix => {
+            // Open before: the first later `"` that is not another suffix decides.
+            let later = (at + 1..chars.len())
+                .filter(|&j| chars[j].1 == '"')
+                .map(|j| quote_shape(chars, j))
+                .find(|shape| *shape != QuoteShape::Suffix);
+            matches!(later, Some(QuoteShape::Closing))
+        }
+        QuoteShape::Unclear => !in_quote,
+    }
+}
+
+/// What the characters around a straight double quote make of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteShape {
+    /// After a space (or at the start), before a word: `dedi ki "Biz`.
+    Opening,
+    /// After a word, before a space or punctuation (or at the end): `geldik" dedi`.
+    Closing,
+    /// Between a letter, digit or `%` and a lower-case letter: `75"i`, `Ankara"da`.
+    Suffix,
+    /// Anything else (`:"Biz`, a quote between spaces): it toggles the state.
+    Unclear,
+}
+
+fn quote_shape(chars: &[(usize, char)], at: usize) -> QuoteShape {
+    let before = at.checked_sub(1).map(|i| chars[i].1);
+    let after = chars.get(at + 1).map(|&(_, c)| c);
+    let space_before = before.is_none_or(|c| c.is_whitespace() || OPENING_QUOTES.contains(&c));
+    let space_after = after.is_none_or(|c| c.is_whitespace());
+    match (before, after) {
+        (Some(b), Some(a)) if (b.is_alphanumeric() || b == '%') && a.is_lowercase() => {
+            QuoteShape::Suffix
+        }
+        _ if space_before && !space_after => QuoteShape::Opening,
+        (Some(_), _) if !space_before && (space_after || after.is_some_and(is_punctuation)) => {
+            QuoteShape::Closing
+        }
+        _ => QuoteShape::Unclear,
+    }
+}
+
+fn is_punctuation(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ',' | ';' | ':' | '!' | '?' | '…' | ')' | ']' | '\'' | '’' | '-' | '–' | '—'
+    )
 }
 
 /// Whether the full stop at `chars[dot]` belongs to an abbreviation, an initial or an ordinal.
@@ -160,10 +225,12 @@ fn tile(len: usize, cuts: &[usize]) -> Vec<Range<usize>> {
 pub enum Unit {
     /// Whole paragraphs, cut into sentences only when over budget.
     Paragraph,
-    /// Always one sentence at a time, quotations cut too (base models prompted few-shot).
+    /// One sentence at a time, a quotation of several sentences cut at its sentence ends too
+    /// (base models prompted few-shot); cut further only when over budget.
     Sentence,
-    /// One whole sentence at a time, a quotation kept with the sentence around it; cut further
-    /// only when over budget (sentence-level MT models such as Marian).
+    /// The same cuts as [`Unit::Sentence`], named for sentence-level MT models such as Marian:
+    /// they drop content when given several sentences at once, quoted ones included. The quote
+    /// marks stay on the first and last piece of the quotation.
     WholeSentence,
 }
 
@@ -181,20 +248,24 @@ pub fn chunk(
         return vec![whole];
     }
     let mut out = Vec::new();
+    if unit != Unit::Paragraph {
+        // One sentence a chunk: a quotation is cut at its sentence ends too.
+        for s in sentences(text, true) {
+            split_to_fit(text, s, budget, cost, &mut out);
+        }
+        return out;
+    }
     for strong in sentences(text, false) {
-        if unit != Unit::Sentence && fits(&strong) {
+        if fits(&strong) {
             out.push(strong);
             continue;
         }
-        // One sentence a chunk (or an over-long sentence): quotations are cut too.
+        // An over-long sentence: the quotations in it are cut too.
         for s in sentences(&text[strong.clone()], true) {
             split_to_fit(text, shift(s, strong.start), budget, cost, &mut out);
         }
     }
-    if unit == Unit::Paragraph {
-        out = pack(text, out, budget, cost);
-    }
-    out
+    pack(text, out, budget, cost)
 }
 
 fn shift(r: Range<usize>, by: usize) -> Range<usize> {
@@ -391,6 +462,96 @@ mod tests {
             texts(text, &chunks),
             ["Birinci cümle. İkinci cümle. ", "Üçüncü cümle."]
         );
+    }
+
+    fn strong(text: &str) -> Vec<String> {
+        texts(text, &sentences(text, false))
+    }
+
+    #[test]
+    fn a_double_quote_for_an_apostrophe_does_not_open_a_quotation() {
+        assert_eq!(
+            strong("Canlıların yüzde 75\"i yok oldu. Beşiktaş\"a gitti. Ankara\"da kaldı. Döndü."),
+            [
+                "Canlıların yüzde 75\"i yok oldu. ",
+                "Beşiktaş\"a gitti. ",
+                "Ankara\"da kaldı. ",
+                "Döndü."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_closing_quote_with_a_suffix_closes_the_quotation() {
+        assert_eq!(
+            strong("\"Kara Kitap\"ı okudum. Sonra \"Beyaz Kale\"yi aldım. Uyudum."),
+            [
+                "\"Kara Kitap\"ı okudum. ",
+                "Sonra \"Beyaz Kale\"yi aldım. ",
+                "Uyudum."
+            ]
+        );
+    }
+
+    #[test]
+    fn an_apostrophe_quote_inside_a_quotation_leaves_it_open() {
+        let text = "O, \"Beşiktaş\"a gittik. Maç güzeldi\" dedi. Sonra döndü.";
+        assert_eq!(
+            strong(text),
+            [
+                "O, \"Beşiktaş\"a gittik. Maç güzeldi\" dedi. ",
+                "Sonra döndü."
+            ]
+        );
+        let bounds = sentence_boundaries(text);
+        assert_eq!(bounds.iter().filter(|b| b.weak).count(), 1);
+    }
+
+    #[test]
+    fn a_single_quote_opens_a_sentence() {
+        assert_eq!(
+            split("Komutan geldi. 'Ayağa kalk' dedi. 'Tamam' dedim."),
+            ["Komutan geldi. ", "'Ayağa kalk' dedi. ", "'Tamam' dedim."]
+        );
+    }
+
+    #[test]
+    fn sentence_units_cut_a_quotation_at_its_sentence_ends() {
+        let text = "Putin, \"Birlikte vakit geçirdik. Törenlere katıldık\" dedi. Sonra ayrıldı.";
+        let want = [
+            "Putin, \"Birlikte vakit geçirdik. ",
+            "Törenlere katıldık\" dedi. ",
+            "Sonra ayrıldı.",
+        ];
+        for unit in [Unit::Sentence, Unit::WholeSentence] {
+            assert_eq!(texts(text, &chunk(text, unit, 1000, &|s| s.len())), want);
+        }
+        // The paragraph path keeps the quotation whole while it fits.
+        let chunks = chunk(text, Unit::Paragraph, 70, &|s| s.len());
+        assert_eq!(
+            texts(text, &chunks),
+            [
+                "Putin, \"Birlikte vakit geçirdik. Törenlere katıldık\" dedi. ",
+                "Sonra ayrıldı."
+            ]
+        );
+    }
+
+    #[test]
+    fn chunks_tile_the_paragraph() {
+        let cases = [
+            "Hakan\"ın bilgisayarı incelendi. \"TRT 2016\"da peşkeş çekti.\" Dedi. Bitti.",
+            "\"Açık kalan tırnak. Hiç kapanmıyor. Sonu yok",
+            "Yüzde 5\". \"\" . \" \"A. B\"c. 'd' E.",
+        ];
+        for text in cases {
+            for unit in [Unit::Paragraph, Unit::Sentence, Unit::WholeSentence] {
+                for budget in [4, 20, 1000] {
+                    let chunks = chunk(text, unit, budget, &|s| s.len());
+                    assert_eq!(texts(text, &chunks).concat(), text, "{unit:?} {budget}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! plan.
 
 use crate::output::Format;
+use crate::summarize::SummaryFrom;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -18,8 +19,14 @@ Examples:
 Models are downloaded from the Hugging Face hub into its standard cache (HF_HOME, HF_HUB_CACHE)
 and checked before use; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured.
 
-Exit status: 0 on success (also when the reader of stdout goes away), 2 on any error,
-130 when interrupted (Ctrl-C, SIGTERM; with -o, the finished blocks are kept for --resume).";
+Every translated block is checked: numbers, names, dropped or added sentences, Turkish left
+in, loops, quotations (`tercuman check` runs the same checks on any translation). A block that
+fails is retried; what still fails is kept and listed in JSON output and in the Review section
+of Markdown output. Summary bullets cite the paragraphs they come from.
+
+Exit status: 0 on success (also when the reader of stdout goes away), 1 with --strict when a
+finding remains, 2 on any error, 130 when interrupted (Ctrl-C, SIGTERM; with -o, the finished
+blocks are kept for --resume).";
 
 /// Translate Turkish news articles into English and summarize them, with a local model.
 ///
@@ -47,6 +54,19 @@ pub enum Command {
     /// Measure a model's speed and memory on a fixed workload: load time, prefill and decode
     /// tokens/s, peak RSS; for a Marian model also the sample article's source words/s.
     Bench(BenchArgs),
+    /// Check a Turkish→English translation against its source: numbers, names, dropped or
+    /// added sentences, text left in Turkish, loops, quotations.
+    ///
+    /// Works on any translation (ours, a person's, another engine's). The two files are
+    /// aligned block by block: paragraphs separated by blank lines, or, when neither file has a
+    /// blank line, line by line. Exit status: 0 when nothing was found, 1 when something was,
+    /// 2 on error (the files do not align, cannot be read).
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+    /// Score models on a test set as sacreBLEU does (BLEU, chrF++, chrF), with their speed,
+    /// memory and the share of sentences the checks flag; or score a translation file.
+    #[command(after_help = EVAL_HELP)]
+    Eval(EvalArgs),
     /// List, inspect and download the models tercuman knows (its model cards).
     Models {
         #[command(subcommand)]
@@ -72,6 +92,127 @@ pub enum ModelsCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+}
+
+const CHECK_HELP: &str = "\
+Examples:
+  tercuman check makale.tr.txt makale.en.txt
+  tercuman check --format json haber.tr haber.en > bulgular.json
+  tercuman check flores.tr flores.en --quiet || echo 'findings or error'
+
+Kinds of finding: number, name, invented_name, omission, addition, untranslated, repetition,
+quote. A summary line (blocks flagged, per kind) goes to stderr unless --quiet.";
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The Turkish source (UTF-8, UTF-16 or a legacy Turkish encoding); `-` reads stdin.
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+
+    /// Its English translation, aligned with the source block by block.
+    #[arg(value_name = "TRANSLATION")]
+    pub translation: PathBuf,
+
+    /// Output: one line per finding (text), or every block with its findings and their spans
+    /// (json) [default: text].
+    #[arg(short, long, value_enum)]
+    pub format: Option<CheckFormat>,
+
+    /// No summary line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Output format of `tercuman check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+const EVAL_HELP: &str = "\
+Examples:
+  tercuman eval --model opus-mt-tc-big-tr-en --model qwen2.5-1.5b-instruct --testset flores200-devtest
+  tercuman eval --model gemma-3-270m --testset newstest2018 --limit 200 -o eval.json
+  tercuman eval --hypothesis my.en --reference ref.en [--source src.tr]
+  tercuman eval --testset                     # lists the built-in test sets
+
+Scores equal sacreBLEU 2.6 (BLEU: 13a tokenization, exponential smoothing; chrF: 6 character
+n-grams, beta 2; chrF++: and 2 word n-grams); the signatures are printed with them.";
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("data").args(["testset", "reference"]).required(true)))]
+pub struct EvalArgs {
+    /// A model to evaluate, named as for `--model` of translate; repeat it to compare several.
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Vec<String>,
+
+    /// A built-in test set: flores200-devtest, newstest2018, newstest2017; without a value,
+    /// lists them.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub testset: Option<String>,
+
+    /// Your own test set: Turkish sources, one sentence a line (with --reference).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "reference",
+        conflicts_with = "testset"
+    )]
+    pub source: Option<PathBuf>,
+
+    /// English references, line-aligned with the sources (or with --hypothesis).
+    #[arg(long, value_name = "FILE", conflicts_with = "testset")]
+    pub reference: Option<PathBuf>,
+
+    /// Score this translation (one line per reference) instead of, or beside, the models.
+    #[arg(long, value_name = "FILE")]
+    pub hypothesis: Option<PathBuf>,
+
+    /// Only the first N sentences.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the results (JSON) to FILE, each model's hypotheses to FILE.<model>.hyp.txt,
+    /// and keep finished sentences in FILE.<model>.partial.json for --resume.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Continue an interrupted evaluation with the same -o FILE.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+
+    /// Marian models: beam width [default: the model's own].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// Marian models: sentences decoded at once [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub batch_size: Option<u16>,
+
+    /// Largest prompt context of a chat model [default: 4096].
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<usize>,
+
+    /// Upper limit on tokens generated for one chunk [default: 512].
+    #[arg(long, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
+
+    /// CPU threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Use only models already in the cache.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// No progress bar and no timing line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -201,6 +342,22 @@ pub struct RunArgs {
     /// No progress bar and no closing stats line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Exit with status 1 when any block or summary bullet keeps a finding of the fidelity
+    /// checks (a number or name lost, a sentence dropped, Turkish left in), for pipelines that
+    /// would rather have no translation than a wrong one. The output is written either way.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// What the summary is made from when the article is also translated: the English
+    /// translation, or the Turkish source [default: translation].
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub summary_from: Option<SummaryFrom>,
+
+    /// No paragraph citations ([¶2, ¶5]) after the summary bullets in text and Markdown
+    /// output (JSON always has them).
+    #[arg(long)]
+    pub no_cite: bool,
 }
 
 impl RunArgs {
@@ -225,6 +382,9 @@ impl RunArgs {
             context: self.context.or(outer.context),
             resume: self.resume || outer.resume,
             quiet: self.quiet || outer.quiet,
+            strict: self.strict || outer.strict,
+            summary_from: self.summary_from.or(outer.summary_from),
+            no_cite: self.no_cite || outer.no_cite,
         }
     }
 }
@@ -238,12 +398,14 @@ pub enum Job {
 }
 
 impl Cli {
-    /// The job and its arguments; `None` for the `models` and `bench` subcommands.
+    /// The job and its arguments; `None` for the `models`, `bench` and `check` subcommands.
     pub fn job_and_args(self) -> Option<(Job, RunArgs)> {
         match self.command {
             Some(Command::Translate(a)) => Some((Job::Translate, a.or(self.args))),
             Some(Command::Summarize(a)) => Some((Job::Summarize, a.or(self.args))),
-            Some(Command::Models { .. } | Command::Bench(_)) => None,
+            Some(
+                Command::Models { .. } | Command::Bench(_) | Command::Check(_) | Command::Eval(_),
+            ) => None,
             None => Some((Job::Both, self.args)),
         }
     }

@@ -90,6 +90,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{source_name} has {source_blocks} blocks but {translation_name} has {translation_blocks}; they stop matching at block {first} ({why}); align them (one block per paragraph, blank lines between, or one line each) and run again")]
+    Misaligned {
+        source_name: String,
+        source_blocks: usize,
+        translation_name: String,
+        translation_blocks: usize,
+        first: usize,
+        why: String,
+    },
+    #[error("test set `{name}` is not known; the built-in ones are {known} (`tercuman eval --testset` lists them), or pass --source and --reference")]
+    UnknownTestset { name: String, known: String },
+    #[error("eval: {0}")]
+    Eval(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

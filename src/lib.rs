@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage, in the order the data flows:
 //!
 //! ```text
-//! text (read, cut) → translate (Marian | chat model) → summarize → output
+//! text (read, cut) → translate (Marian | chat model) → check → summarize → output
 //!                       │                      │
 //!                     model (networks, tokenizers) ← hub (cards, download)
 //! ```
@@ -12,6 +12,8 @@
 //!   pieces ([`text::chunk`]).
 //! - [`translate`]: each block through a Marian model ([`translate::marian`]) or a chat model
 //!   ([`translate::chat`], on [`chat`]'s prompts and generation loop).
+//! - [`check`]: does the English say what the Turkish says (numbers, names, omissions,
+//!   untranslated text, loops, quotations).
 //! - [`summarize`]: bullet points from a chat model.
 //! - [`output`]: text, Markdown or JSON, written atomically; the resume checkpoint.
 //! - [`model`]: the networks (Gemma 3, Qwen2, Marian) and their tokenizers; the SIMD kernels
@@ -26,8 +28,10 @@
 pub mod app;
 pub mod cancel;
 pub mod chat;
+pub mod check;
 pub mod cli;
 pub mod error;
+pub mod eval;
 pub mod hub;
 pub mod model;
 pub mod output;

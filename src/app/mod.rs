@@ -1,9 +1,12 @@
 //! The application: what each subcommand does, built from the library's stages.
 //! [`run_cli`] takes the parsed command line and dispatches on it: a translate/summarize job
-//! ([`plan`] resolves its arguments, [`run`] carries it out), `models` ([`models`]), `bench`
-//! ([`bench`]).
+//! ([`plan`] resolves its arguments, [`run`] carries it out), `check` ([`check`]), `eval` ([`eval`]), `models` ([`models`]),
+//! `bench` ([`bench`]).
 
 pub mod bench;
+pub mod check;
+pub mod eval;
+pub mod load;
 pub mod models;
 pub mod plan;
 pub mod run;
@@ -11,16 +14,35 @@ pub mod run;
 use crate::cli::{Cli, Command};
 use crate::error::Result;
 
+/// How a command that ran ended: its exit status is 0 or 1 (2 is an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All done, nothing to report.
+    Success,
+    /// Done, and something was found that the user asked to fail on (`check`'s findings,
+    /// `--strict`).
+    Findings,
+}
+
 /// Runs what the command line asks.
-pub fn run_cli(cli: Cli) -> Result<()> {
+pub fn run_cli(cli: Cli) -> Result<Outcome> {
     match &cli.command {
-        Some(Command::Models { command }) => return models::run(command),
-        Some(Command::Bench(args)) => return bench::run(args),
+        Some(Command::Models { command }) => {
+            return models::run(command).map(|()| Outcome::Success)
+        }
+        Some(Command::Bench(args)) => return bench::run(args).map(|()| Outcome::Success),
+        Some(Command::Eval(args)) => return eval::run(args).map(|()| Outcome::Success),
+        Some(Command::Check(args)) => {
+            return Ok(match check::run(args)? {
+                check::Verdict::Clean => Outcome::Success,
+                check::Verdict::Findings => Outcome::Findings,
+            })
+        }
         _ => {}
     }
     let (job, args) = cli
         .job_and_args()
-        .expect("not a models or bench subcommand");
+        .expect("not a models, bench or check subcommand");
     if let Some(threads) = args.threads {
         set_threads(threads);
     }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::hub::card::{self, Task};
 use crate::hub::spec::ModelSpec;
 use crate::output::Format;
+use crate::summarize::SummaryFrom;
 use std::path::{Path, PathBuf};
 
 /// Sentences a Marian model decodes at once (`--batch-size`).
@@ -21,6 +22,9 @@ pub const DEFAULT_SEED: u64 = 299_792_458;
 /// Largest prompt context (`--context`), and the least a prompt is given.
 pub const DEFAULT_CONTEXT: usize = 4096;
 pub const MIN_CONTEXT: usize = 256;
+/// What a summary is made from when the run also translates (`--summary-from`): the English
+/// translation, which gave fewer findings with the test model (README, "Fidelity checks").
+pub const DEFAULT_SUMMARY_FROM: SummaryFrom = SummaryFrom::Translation;
 
 /// The resolved plan of a run: what the library needs, nothing the user has still to decide.
 #[derive(Debug, Clone)]
@@ -47,6 +51,12 @@ pub struct Plan {
     pub params: Params,
     pub context: usize,
     pub quiet: bool,
+    /// What the summary is made from when the run also translates.
+    pub summary_from: SummaryFrom,
+    /// Citations in text and Markdown output (`--no-cite` turns them off).
+    pub cite: bool,
+    /// Exit 1 when any flag or finding remains (`--strict`).
+    pub strict: bool,
 }
 
 impl Plan {
@@ -87,6 +97,9 @@ impl Plan {
             },
             context: a.context.unwrap_or(DEFAULT_CONTEXT).max(MIN_CONTEXT),
             quiet: a.quiet,
+            summary_from: a.summary_from.unwrap_or(DEFAULT_SUMMARY_FROM),
+            cite: !a.no_cite,
+            strict: a.strict,
         })
     }
 

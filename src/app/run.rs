@@ -5,41 +5,28 @@
 //! there when the output is assembled: memory does not grow with the translation. A stop
 //! asked by the user ([`crate::cancel`]) ends the run between blocks with what was kept.
 
+use super::load::{self, ChatModel, Translator};
 use super::plan::Plan;
-use crate::chat::generate::Engine;
-use crate::chat::prompt::Style;
+use super::Outcome;
 use crate::error::{Error, Result};
-use crate::hub::spec::{self, ModelFiles, Resolved};
+use crate::hub::spec::{self, Resolved};
 use crate::hub::Hub;
 use crate::output::resume::{self, Checkpoint};
 use crate::output::{self, Format, ModelReport};
 use crate::stats::Stats;
+use crate::summarize::cite::Paragraph;
 use crate::summarize::{self, Summary};
 use crate::text::Article;
-use crate::translate::marian::{self as mt, MarianEngine};
-use crate::translate::{self, TranslatedBlock};
+use crate::translate::TranslatedBlock;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Runs the whole job of a plan and writes its output.
-pub fn run(plan: &Plan) -> Result<()> {
+/// Runs the whole job of a plan and writes its output. [`Outcome::Findings`] when `--strict`
+/// and a block or bullet kept a flag or a finding.
+pub fn run(plan: &Plan) -> Result<Outcome> {
     Runner::new(plan)?.run()
-}
-
-/// A loaded chat model with its prompts.
-struct ChatModel {
-    engine: Engine,
-    style: Style,
-    context: usize,
-    report: ModelReport,
-}
-
-/// The model that translates.
-enum Translator {
-    Marian(Box<MarianEngine>),
-    Chat(Box<ChatModel>),
 }
 
 /// The model that summarizes.
@@ -127,8 +114,13 @@ struct Runner<'p> {
     printed: usize,
     /// Blocks translated so far (including those a resumed run found saved).
     done: usize,
-    /// Blocks that kept a flag after their retry.
+    /// Blocks that kept a flag or a finding after their retry.
     flagged: usize,
+    /// The flagged blocks, for the Review section.
+    review: Vec<output::Flagged>,
+    /// The translated blocks' text, kept when a summary follows (citations and
+    /// `--summary-from translation` read it).
+    translations: Vec<String>,
 }
 
 impl<'p> Runner<'p> {
@@ -147,40 +139,62 @@ impl<'p> Runner<'p> {
             true => open_checkpoint(plan, &article, sidecar.as_deref(), streaming)?,
             false => None,
         };
-        Ok(Runner {
+        let mut runner = Runner {
             plan,
             started,
             article,
-            done: saved.as_ref().map_or(0, |cp| cp.len()),
+            done: 0,
             sidecar: if plan.translates() { sidecar } else { None },
-            saved,
+            saved: None,
             streaming,
             printed: 0,
             flagged: 0,
-        })
+            review: Vec::new(),
+            translations: Vec::new(),
+        };
+        // Blocks a resumed run finds done count as if just translated.
+        if let Some(cp) = &saved {
+            cp.for_each(|b| {
+                runner.note(b);
+                Ok(())
+            })?;
+        }
+        runner.saved = saved;
+        Ok(runner)
     }
 
-    fn run(mut self) -> Result<()> {
+    /// Counts a finished block: flagged, reviewed, its text kept for the summary.
+    fn note(&mut self, t: &TranslatedBlock) {
+        if let Some(f) = output::Flagged::of(self.done, t) {
+            self.flagged += 1;
+            self.review.push(f);
+        }
+        if self.plan.summarizes() {
+            self.translations.push(t.text.clone());
+        }
+        self.done += 1;
+    }
+
+    fn run(mut self) -> Result<Outcome> {
         crate::cancel::install_handler(self.plan.quiet);
         let progress = progress_bar(self.plan.quiet);
         let mut m = self.load(&progress)?;
         if self.plan.translates() {
             if let Err(e) = self.translate(&mut m, &progress) {
                 progress.finish_and_clear();
-                return self.stopped(e, &m, None);
+                return self.stopped(e, &m, None).map(|()| Outcome::Success);
             }
             m.drop_marian();
         }
         let mut summary = None;
         if self.plan.summarizes() {
             match self.summarize(&mut m, &progress) {
-                Ok(s) => {
-                    self.flagged += usize::from(!s.flags.is_empty());
-                    summary = Some(s);
-                }
+                Ok(s) => summary = Some(s),
                 Err(e) => {
                     progress.finish_and_clear();
-                    return self.stopped(e, &m, Some("while summarizing"));
+                    return self
+                        .stopped(e, &m, Some("while summarizing"))
+                        .map(|()| Outcome::Success);
                 }
             }
         }
@@ -200,20 +214,7 @@ impl<'p> Runner<'p> {
         if self.plan.translates() {
             let resolved = spec::resolve(&self.plan.model_spec()?, &hub)?;
             progress.set_message(format!("loading {}", resolved.label));
-            let (translator, report) = match &resolved.files {
-                ModelFiles::Marian(dir) => {
-                    let engine = MarianEngine::load(dir, self.plan.beams, self.plan.batch_size)?;
-                    (
-                        Translator::Marian(Box::new(engine)),
-                        marian_report(&resolved, dir),
-                    )
-                }
-                ModelFiles::Gguf(_) => {
-                    let chat = self.load_chat(&resolved)?;
-                    let report = chat.report.clone();
-                    (Translator::Chat(Box::new(chat)), report)
-                }
-            };
+            let (translator, report) = load::translator(&resolved, &self.settings())?;
             models.translator = Some(translator);
             models.translator_report = Some(report);
         }
@@ -226,7 +227,7 @@ impl<'p> Runner<'p> {
                     // reported before the translation; loaded only when the summary starts,
                     // after a Marian translator has given its memory back.
                     let resolved = spec::resolve(&spec, &hub)?;
-                    chat_weights(&resolved)?;
+                    load::chat_weights(&resolved)?;
                     if matches!(models.translator, Some(Translator::Marian(_))) {
                         Summarizer::Pending(Box::new(resolved))
                     } else {
@@ -241,29 +242,17 @@ impl<'p> Runner<'p> {
 
     /// Loads a GGUF chat model with its prompt style.
     fn load_chat(&self, resolved: &Resolved) -> Result<ChatModel> {
-        let path = chat_weights(resolved)?;
-        let model = crate::model::load_gguf(path)?;
-        let bos_token = model
-            .info
-            .bos
-            .and_then(|id| model.tokenizer.id_to_token(id))
-            .unwrap_or_default();
-        let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
-            Some(prompts) => Style::for_card(prompts, Some(&model.info), &bos_token)?,
-            None => Style::for_model(&model.info, &bos_token),
-        };
-        let report = ModelReport {
-            source: resolved.label.clone(),
-            name: model.info.name.clone(),
-            architecture: model.info.architecture.clone(),
-            path: path.display().to_string(),
-        };
-        Ok(ChatModel {
-            context: self.plan.context.min(model.info.context_length),
-            engine: Engine::new(model, self.plan.params.clone()),
-            style,
-            report,
-        })
+        load::chat(resolved, &self.settings())
+    }
+
+    /// What loading a model takes from the plan.
+    fn settings(&self) -> load::Settings {
+        load::Settings {
+            beams: self.plan.beams,
+            batch_size: self.plan.batch_size,
+            context: self.plan.context,
+            params: self.plan.params.clone(),
+        }
     }
 
     /// Translates the blocks not done yet, saving or printing each as it finishes. A Marian
@@ -278,33 +267,7 @@ impl<'p> Runner<'p> {
         };
         while self.done < total {
             crate::cancel::check()?;
-            let finished = match translator {
-                Translator::Marian(mt) => {
-                    let rest = &self.article.blocks[self.done..];
-                    let n = mt.window_len(rest.iter().map(|b| b.text.as_str()));
-                    let window: Vec<mt::Block> = rest[..n]
-                        .iter()
-                        .enumerate()
-                        .map(|(i, block)| mt::Block {
-                            index: self.done + i,
-                            kind: block.kind,
-                            text: &block.text,
-                        })
-                        .collect();
-                    mt.translate(&window)?
-                }
-                Translator::Chat(chat) => {
-                    let block = &self.article.blocks[self.done];
-                    vec![translate::chat::translate_block(
-                        &mut chat.engine,
-                        &chat.style,
-                        self.done,
-                        block.kind,
-                        &block.text,
-                        chat.context,
-                    )?]
-                }
-            };
+            let finished = translator.translate_next(&self.article.blocks, self.done)?;
             for t in finished {
                 self.keep(&t, progress)?;
             }
@@ -323,8 +286,7 @@ impl<'p> Runner<'p> {
             progress.suspend(|| print_part(index, &output::render_block(t, markdown)))?;
             self.printed += 1;
         }
-        self.flagged += usize::from(!t.flags.is_empty());
-        self.done += 1;
+        self.note(t);
         progress.inc(1);
         Ok(())
     }
@@ -340,13 +302,24 @@ impl<'p> Runner<'p> {
             unreachable!("a summarizing run loads a summarizer")
         };
         crate::cancel::check()?;
-        summarize::summarize(
-            &mut chat.engine,
-            &chat.style,
-            &self.article,
-            self.plan.bullets,
-            chat.context,
-        )
+        let paragraphs = self
+            .article
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Paragraph {
+                source: &b.text,
+                translation: self.translations.get(i).map(String::as_str),
+            })
+            .collect();
+        let request = summarize::Request {
+            paragraphs,
+            from: self.plan.summary_from,
+            bullets: self.plan.bullets,
+            context: chat.context,
+            cite: self.plan.cite,
+        };
+        summarize::summarize(&mut chat.engine, &chat.style, &request)
     }
 
     /// The report of the run so far.
@@ -363,13 +336,18 @@ impl<'p> Runner<'p> {
             summary,
             stats: m.stats(),
             wall_seconds: self.started.elapsed().as_secs_f64(),
+            review: self.review.clone(),
         }
     }
 
     /// Writes the output (the rest of it, when streaming), removes the checkpoint, and prints
     /// the stats line.
-    fn finish(mut self, m: &Models, summary: Option<Summary>) -> Result<()> {
+    fn finish(mut self, m: &Models, summary: Option<Summary>) -> Result<Outcome> {
         let format = self.plan.format;
+        let flagged_bullets = summary.as_ref().map_or(0, |s| {
+            s.bullets.iter().filter(|b| !b.findings.is_empty()).count()
+                + usize::from(!s.flags.is_empty())
+        });
         {
             let report = self.report(m, summary);
             match &self.plan.output {
@@ -389,9 +367,20 @@ impl<'p> Runner<'p> {
         }
         if !self.plan.quiet {
             let s = &m.stats();
-            let flagged = match self.flagged {
-                0 => String::new(),
-                n => format!(", {n} flagged (details with --format json)"),
+            let mut flagged = Vec::new();
+            if self.flagged > 0 {
+                let total = self.article.blocks.len();
+                flagged.push(format!("{} of {total} blocks flagged", self.flagged));
+            }
+            if flagged_bullets > 0 {
+                flagged.push(format!("{flagged_bullets} summary bullets flagged"));
+            }
+            let flagged = match flagged.is_empty() {
+                true => String::new(),
+                false => format!(
+                    ", {} (details: --format json, or the Review section of --format markdown)",
+                    flagged.join(", ")
+                ),
             };
             eprintln!(
                 "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
@@ -402,7 +391,12 @@ impl<'p> Runner<'p> {
                 self.started.elapsed().as_secs_f64()
             );
         }
-        Ok(())
+        Ok(
+            match self.plan.strict && self.flagged + flagged_bullets > 0 {
+                true => Outcome::Findings,
+                false => Outcome::Success,
+            },
+        )
     }
 
     /// Turns a stop asked by the user into [`Error::Interrupted`], saying what was kept and
@@ -474,33 +468,6 @@ fn open_checkpoint(
         None if !streaming => Some(Checkpoint::spool(&article_sha, &settings)?),
         None => None,
     })
-}
-
-/// How a Marian model is named in reports.
-fn marian_report(resolved: &Resolved, dir: &Path) -> ModelReport {
-    ModelReport {
-        source: resolved.label.clone(),
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        architecture: "marian".into(),
-        path: dir.display().to_string(),
-    }
-}
-
-/// The GGUF file of a model that is to summarize; a translation model cannot.
-fn chat_weights(resolved: &Resolved) -> Result<&Path> {
-    match &resolved.files {
-        ModelFiles::Gguf(path) => Ok(path),
-        other => Err(Error::InvalidModel {
-            path: other.path().to_path_buf(),
-            message: format!(
-                "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
-                resolved.label
-            ),
-        }),
-    }
 }
 
 /// Prints part number `index` of streamed text or Markdown output.

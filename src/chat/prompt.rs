@@ -257,8 +257,8 @@ fn render(name: &str, source: &str, ctx: minijinja::Value) -> Result<String> {
     tmpl.render(ctx).map_err(err)
 }
 
-/// Renders `task` for `text` in `style`, followed by `answer_prefix` (text the answer is made
-/// to start with, e.g. `- ` for a bullet list).
+/// Renders `task` for the Turkish `text` in `style`, followed by `answer_prefix` (text the
+/// answer is made to start with, e.g. `- ` for a bullet list).
 pub fn build(
     style: &Style,
     task: Purpose,
@@ -266,11 +266,24 @@ pub fn build(
     bullets: usize,
     answer_prefix: &str,
 ) -> Result<Vec<Segment>> {
+    build_in(style, task, text, "Turkish", bullets, answer_prefix)
+}
+
+/// [`build`] for a `text` in `language` (the summary of an English translation says
+/// "English news article").
+pub fn build_in(
+    style: &Style,
+    task: Purpose,
+    text: &str,
+    language: &str,
+    bullets: usize,
+    answer_prefix: &str,
+) -> Result<Vec<Segment>> {
     let name = style.templates.for_task(task);
     let body = render(
         name,
         template_source(name),
-        context! { text => TEXT_SLOT, bullets => bullets },
+        context! { text => TEXT_SLOT, bullets => bullets, language => language },
     )?;
     let full = match &style.chat {
         None => body,

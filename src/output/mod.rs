@@ -102,6 +102,45 @@ pub struct Report<'a> {
     pub summary: Option<Summary>,
     pub stats: crate::stats::Stats,
     pub wall_seconds: f64,
+    /// The flagged blocks, for the Review section of Markdown output (JSON has the findings
+    /// on each block).
+    #[serde(skip)]
+    pub review: Vec<Flagged>,
+}
+
+/// A block that kept a flag or a finding, with both sides, for review by a person.
+#[derive(Debug, Clone)]
+pub struct Flagged {
+    /// 1-based, as in the output.
+    pub block: usize,
+    pub source: String,
+    pub text: String,
+    pub what: Vec<String>,
+}
+
+impl Flagged {
+    /// The review entry of block `index` (0-based), when it is flagged.
+    pub fn of(index: usize, b: &TranslatedBlock) -> Option<Flagged> {
+        if !b.is_flagged() {
+            return None;
+        }
+        let what = b
+            .flags
+            .iter()
+            .map(|f| format!("{f}"))
+            .chain(
+                b.findings
+                    .iter()
+                    .map(|f| format!("{}: {}", f.kind, f.message)),
+            )
+            .collect();
+        Some(Flagged {
+            block: index + 1,
+            source: b.source.clone(),
+            text: b.text.clone(),
+            what,
+        })
+    }
 }
 
 /// The whole output as one string.
@@ -138,6 +177,11 @@ pub fn write(report: &Report, format: Format, w: &mut dyn Write) -> Result<()> {
             if let Some(s) = &report.summary {
                 part(&render_summary(s, report.blocks.is_some()))?;
             }
+            if markdown {
+                if let Some(review) = render_review(&report.review, report.summary.as_ref()) {
+                    part(&review)?;
+                }
+            }
         }
     }
     Ok(())
@@ -163,19 +207,76 @@ pub fn render_block(b: &TranslatedBlock, markdown: bool) -> String {
     }
 }
 
-/// The summary's bullets, under a heading when they follow a translation.
+/// The summary's bullets, under a heading when they follow a translation; each names the
+/// paragraphs it comes from (`[¶2, ¶5]`) unless citations are off.
 fn render_summary(s: &Summary, after_translation: bool) -> String {
     let list = s
         .bullets
         .iter()
-        .map(|b| format!("- {b}"))
+        .map(|b| format!("- {}", b.render(s.cite)))
         .collect::<Vec<_>>()
         .join("\n");
-    if after_translation {
-        format!("## Summary\n\n{list}")
-    } else {
-        list
+    match after_translation {
+        true => format!("## Summary\n\n{list}"),
+        false => list,
     }
+}
+
+/// The Review section of Markdown output: every flagged block with what was found and both
+/// sides, and the summary's flagged bullets; `None` when nothing was flagged.
+fn render_review(flagged: &[Flagged], summary: Option<&Summary>) -> Option<String> {
+    let bullets: Vec<String> = summary
+        .map(|s| {
+            s.bullets
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.findings.is_empty())
+                .map(|(i, b)| {
+                    let what: Vec<String> = b
+                        .findings
+                        .iter()
+                        .map(|f| format!("{}: {}", f.kind, f.message))
+                        .collect();
+                    format!(
+                        "### Summary bullet {}\n\n- {}\n\n> {}",
+                        i + 1,
+                        what.join("\n- "),
+                        b.text
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if flagged.is_empty() && bullets.is_empty() {
+        return None;
+    }
+    let mut out = format!(
+        "## Review\n\n{} flagged by the checks: compare them with the source before use.",
+        match flagged.len() {
+            1 => "1 block was".to_string(),
+            n => format!("{n} blocks were"),
+        }
+    );
+    let quote = |t: &str| {
+        t.lines()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for f in flagged {
+        out.push_str(&format!(
+            "\n\n### Block {}\n\n- {}\n\nSource:\n\n{}\n\nTranslation:\n\n{}",
+            f.block,
+            f.what.join("\n- "),
+            quote(&f.source),
+            quote(&f.text)
+        ));
+    }
+    for b in bullets {
+        out.push_str("\n\n");
+        out.push_str(&b);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -189,6 +290,7 @@ mod tests {
             text: text.into(),
             pieces: vec![],
             flags: vec![],
+            findings: vec![],
         };
         vec![
             block(BlockKind::Title, "Putin in Beijing"),
@@ -208,12 +310,21 @@ mod tests {
             summary_model: None,
             blocks: Some(Blocks::Slice(blocks)),
             summary: Some(Summary {
-                bullets: vec!["Putin met Kim.".into(), "They talked.".into()],
+                bullets: vec![bullet("Putin met Kim."), bullet("They talked.")],
                 parts: 1,
-                flags: vec![],
+                cite: true,
+                ..Summary::default()
             }),
             stats: Default::default(),
             wall_seconds: 1.0,
+            review: vec![],
+        }
+    }
+
+    fn bullet(text: &str) -> crate::summarize::Bullet {
+        crate::summarize::Bullet {
+            text: text.into(),
+            ..Default::default()
         }
     }
 
@@ -233,12 +344,61 @@ mod tests {
 
     #[test]
     fn json_has_blocks_bullets_and_model() {
+        let blocks = blocks();
+        let mut r = report(&blocks);
+        r.summary.as_mut().unwrap().bullets[0].paragraphs = vec![2];
         let v: serde_json::Value =
-            serde_json::from_str(&render(&report(&blocks()), Format::Json).unwrap()).unwrap();
+            serde_json::from_str(&render(&r, Format::Json).unwrap()).unwrap();
         assert_eq!(v["blocks"].as_array().unwrap().len(), 3);
         assert_eq!(v["blocks"][0]["kind"], "title");
-        assert_eq!(v["summary"]["bullets"][1], "They talked.");
+        // Bullets are objects since they cite their paragraphs.
+        assert_eq!(v["summary"]["bullets"][1]["text"], "They talked.");
+        assert_eq!(
+            v["summary"]["bullets"][0]["paragraphs"],
+            serde_json::json!([2])
+        );
         assert_eq!(v["model"]["architecture"], "gemma3");
+    }
+
+    #[test]
+    fn bullets_cite_their_paragraphs_unless_told_not_to() {
+        let blocks = blocks();
+        let mut r = report(&blocks);
+        r.summary.as_mut().unwrap().bullets[0].paragraphs = vec![2];
+        let out = render(&r, Format::Markdown).unwrap();
+        assert!(
+            out.contains("- Putin met Kim. [¶2]\n- They talked.\n"),
+            "{out}"
+        );
+        r.summary.as_mut().unwrap().cite = false;
+        let out = render(&r, Format::Markdown).unwrap();
+        assert!(out.contains("- Putin met Kim.\n- They talked.\n"), "{out}");
+    }
+
+    #[test]
+    fn markdown_ends_with_a_review_of_flagged_blocks_and_text_stays_clean() {
+        let mut blocks = blocks();
+        blocks[1].source = "Kim ile 3 kez görüştü.".into();
+        blocks[1].findings = crate::check::check_block(&blocks[1].source, &blocks[1].text);
+        assert!(!blocks[1].findings.is_empty());
+        let mut r = report(&blocks);
+        r.review = blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Flagged::of(i, b))
+            .collect();
+        let md = render(&r, Format::Markdown).unwrap();
+        let review = &md[md.find("## Review").expect("a Review section")..];
+        assert!(review.contains("1 block was flagged"), "{review}");
+        assert!(review.contains("### Block 2"), "{review}");
+        assert!(review.contains("number: "), "{review}");
+        assert!(review.contains("> Kim ile 3 kez görüştü."), "{review}");
+        assert!(review.contains("> He met Kim."), "{review}");
+        assert!(md.find("## Summary").unwrap() < md.find("## Review").unwrap());
+        let text = render(&r, Format::Text).unwrap();
+        assert!(!text.contains("Review"), "{text}");
+        let json = render(&r, Format::Json).unwrap();
+        assert!(json.contains("\"kind\": \"number\""), "{json}");
     }
 
     #[test]

@@ -214,6 +214,7 @@ mod tests {
             text: text.into(),
             pieces: vec![],
             flags: vec![],
+            findings: vec![],
         }
     }
 

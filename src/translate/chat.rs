@@ -48,27 +48,7 @@ pub fn translate_block(
         if piece.is_empty() {
             continue;
         }
-        let segments = prompt::build(style, Purpose::Translate, piece, 0, "")?;
-        let ids = engine.encode(&segments)?;
-        let source_tokens = engine.count_tokens(piece);
-        engine.start(&ids).map_err(|e| Error::Paragraph {
-            paragraph: index + 1,
-            message: e.to_string(),
-        })?;
-        let max_new = answer_budget(source_tokens);
-        let before = engine.mark();
-        let mut g = engine.generate(max_new, style.few_shot())?;
-        // A looping answer, or the Turkish copied back, gets one more try: sampled (seeded, so
-        // runs stay reproducible) and barred from starting as the failed answer did.
-        if failure(&g, piece).is_some() && engine.rewind(&before)? {
-            let mut sampler = engine.retry_sampler(index as u64 + 1);
-            let banned: Vec<u32> = g.first_token.into_iter().collect();
-            let again =
-                engine.generate_with(max_new, style.few_shot(), Some(&mut sampler), &banned)?;
-            if failure(&again, piece).is_none() {
-                g = again;
-            }
-        }
+        let g = translate_piece(engine, style, index, piece)?;
         if let Some(flag) = failure(&g, piece) {
             add_flag(&mut flags, flag);
         }
@@ -84,13 +64,51 @@ pub fn translate_block(
             text,
         });
     }
+    let text = join(&pieces);
     Ok(TranslatedBlock {
         kind,
+        findings: crate::check::check_block(source, &text),
         source: source.to_string(),
-        text: join(&pieces),
+        text,
         pieces,
         flags,
     })
+}
+
+/// One piece through the model. An answer that loops, is still Turkish, or fails the
+/// fidelity checks (a number or name lost, a sentence dropped) gets one more try: sampled
+/// (seeded, so runs stay reproducible) and barred from starting as the failed answer did. The
+/// retry is kept when it is better: no failure, and fewer findings.
+fn translate_piece(
+    engine: &mut Engine,
+    style: &Style,
+    index: usize,
+    piece: &str,
+) -> Result<Generated> {
+    let segments = prompt::build(style, Purpose::Translate, piece, 0, "")?;
+    let ids = engine.encode(&segments)?;
+    let source_tokens = engine.count_tokens(piece);
+    engine.start(&ids).map_err(|e| Error::Paragraph {
+        paragraph: index + 1,
+        message: e.to_string(),
+    })?;
+    let max_new = answer_budget(source_tokens);
+    let before = engine.mark();
+    let g = engine.generate(max_new, style.few_shot())?;
+    let cost = |g: &Generated| {
+        (
+            failure(g, piece).is_some(),
+            crate::check::check_block(piece, &clean(&g.text)).len(),
+        )
+    };
+    let first = cost(&g);
+    if first == (false, 0) || !engine.rewind(&before)? {
+        return Ok(g);
+    }
+    let mut sampler = engine.retry_sampler(index as u64 + 1);
+    let banned: Vec<u32> = g.first_token.into_iter().collect();
+    let again = engine.generate_with(max_new, style.few_shot(), Some(&mut sampler), &banned)?;
+    Ok(if cost(&again) < first { again } else { g })
 }
 
 /// Why an answer is no good: `repetition_cut` (the model looped and was cut) or
@@ -103,40 +121,11 @@ fn failure(g: &Generated, source: &str) -> Option<Flag> {
     untranslated(source, &g.text).then_some(Flag::Untranslated)
 }
 
-fn words(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-}
-
-/// Whether `output` is still Turkish: mostly the source's own words with Turkish letters among
-/// them, or Turkish-only letters (ğ ş ı İ) outside the source's names. Names alone do not
-/// count: "Putin in Pekin" or "Kılıçdaroğlu said" are English.
+/// Whether `output` is still Turkish, in whole or in part: the fidelity check's
+/// [`crate::check::untranslated`]. Names alone do not count: "Putin in Pekin" or
+/// "Kılıçdaroğlu said" are English.
 pub fn untranslated(source: &str, output: &str) -> bool {
-    const TURKISH_ONLY: &[char] = &['ğ', 'ş', 'ı', 'İ', 'Ğ', 'Ş'];
-    let names: std::collections::HashSet<&str> = words(source)
-        .filter(|w| w.starts_with(char::is_uppercase))
-        .collect();
-    let turkish_letters: usize = words(output)
-        .filter(|w| !names.contains(w))
-        .map(|w| w.chars().filter(|c| TURKISH_ONLY.contains(c)).count())
-        .sum();
-    if turkish_letters >= 2 {
-        return true;
-    }
-    let long = |s: &str| -> Vec<String> {
-        words(s)
-            .filter(|w| w.chars().count() >= 4)
-            .map(str::to_lowercase)
-            .collect()
-    };
-    let out = long(output);
-    if out.len() < 3 || turkish_letters == 0 && !output.contains(['ç', 'Ç', 'ö', 'Ö', 'ü', 'Ü'])
-    {
-        return false;
-    }
-    let src: std::collections::HashSet<String> = long(source).into_iter().collect();
-    let shared = out.iter().filter(|w| src.contains(*w)).count();
-    shared * 10 >= out.len() * 6
+    !crate::check::untranslated::turkish_sentences(source, output).is_empty()
 }
 
 /// Drops fences a chat model may echo around its answer.

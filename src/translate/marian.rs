@@ -121,10 +121,11 @@ impl MarianEngine {
                 text: String::new(),
                 pieces: Vec::new(),
                 flags: Vec::new(),
+                findings: Vec::new(),
             })
             .collect();
-        for (((b, source), src), ids) in sources.into_iter().zip(&ids).zip(outputs) {
-            let text = self.tokenizer.decode(&ids);
+        for (((b, source), src), nbest) in sources.into_iter().zip(&ids).zip(outputs) {
+            let (ids, text) = self.first_faithful(&source, nbest);
             let block = &mut out[b];
             let mut flag = |f| add_flag(&mut block.flags, f);
             if text.is_empty() {
@@ -142,16 +143,32 @@ impl MarianEngine {
         }
         for block in &mut out {
             block.text = join(&block.pieces);
+            block.findings = crate::check::check_block(&block.source, &block.text);
         }
         Ok(out)
     }
 
-    /// Decodes `sources` in batches of similar length (longest first), and returns the
-    /// outputs in the order of `sources`.
-    fn run_batches(&mut self, sources: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+    /// The first of a sentence's candidate translations (best first) that the fidelity checks
+    /// pass, else the best: a beam's runner-up often keeps the number or name that the best
+    /// dropped. Returns its ids and text.
+    fn first_faithful(&self, source: &str, nbest: Vec<Vec<u32>>) -> (Vec<u32>, String) {
+        let mut best = None;
+        for ids in nbest {
+            let text = self.tokenizer.decode(&ids);
+            if !text.is_empty() && crate::check::check_block(source, &text).is_empty() {
+                return (ids, text);
+            }
+            best.get_or_insert((ids, text));
+        }
+        best.unwrap_or_default()
+    }
+
+    /// Decodes `sources` in batches of similar length (longest first), and returns each
+    /// one's candidate outputs (best first), in the order of `sources`.
+    fn run_batches(&mut self, sources: &[Vec<u32>]) -> Result<Vec<Vec<Vec<u32>>>> {
         let mut order: Vec<usize> = (0..sources.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(sources[i].len()));
-        let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); sources.len()];
+        let mut outputs: Vec<Vec<Vec<u32>>> = vec![Vec::new(); sources.len()];
         let mut start = 0;
         while start < order.len() {
             // A stop asked by the user is heard between batches.
@@ -166,10 +183,10 @@ impl MarianEngine {
             self.stats.prefill_time += t.elapsed();
             self.stats.prompt_tokens += batch.iter().map(Vec::len).sum::<usize>();
             let t = Instant::now();
-            let out = self.model.decode(&enc, &batch, self.beams)?;
+            let out = self.model.decode_nbest(&enc, &batch, self.beams)?;
             self.stats.decode_time += t.elapsed();
             for (&i, o) in group.iter().zip(out) {
-                self.stats.generated_tokens += o.len().saturating_sub(1);
+                self.stats.generated_tokens += o[0].len().saturating_sub(1);
                 outputs[i] = o;
             }
             start += group.len();

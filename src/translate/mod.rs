@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod marian;
 
+use crate::check::Finding;
 use crate::text::BlockKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -21,6 +22,17 @@ pub struct TranslatedBlock {
     /// Problems met, such as `repetition_cut` or `budget_exhausted`; empty when all went well.
     /// Each flag at most once.
     pub flags: Vec<Flag>,
+    /// What the fidelity checks found in the block as kept (after any retry); empty when the
+    /// translation passes them.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+impl TranslatedBlock {
+    /// Whether anything went wrong with this block: a flag or a finding.
+    pub fn is_flagged(&self) -> bool {
+        !self.flags.is_empty() || !self.findings.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

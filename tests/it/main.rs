@@ -3,8 +3,10 @@
 //! (`gemma3_parity`, `qwen2_parity`, `marian_parity`, `tokenizer_parity`), plus properties of
 //! the text stages (`properties`).
 
+mod check;
 mod cli;
 mod common;
+mod eval;
 mod gemma3_parity;
 mod hub;
 mod marian_parity;

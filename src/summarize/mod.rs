@@ -1,13 +1,17 @@
 //! Summary: exactly N one-sentence English bullets. The answer is made to start with `- ` and
 //! generated one line at a time, so the count is ours to keep, not the model's. An article too
 //! long for the model's context is summarized from notes on its parts (map-reduce), never
-//! truncated.
+//! truncated. Each bullet cites the paragraphs it comes from ([`cite`]); a bullet that is not
+//! English, or has a number or name that its paragraphs lack, is generated once more, and
+//! kept with its findings if it still fails.
+
+pub mod cite;
 
 use crate::chat::generate::{Engine, StopReason};
 use crate::chat::prompt::{self, Purpose, Style};
+use crate::check::Finding;
 use crate::error::Result;
 use crate::text::chunk::{self, Unit};
-use crate::text::Article;
 use crate::translate::Flag;
 
 /// Tokens one bullet may take.
@@ -19,28 +23,101 @@ const TEMPLATE_TOKENS: usize = 320;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Summary {
-    pub bullets: Vec<String>,
+    pub bullets: Vec<Bullet>,
     /// How many parts the article was summarized in (1: in one go).
     pub parts: usize,
+    /// What the summary was made from: `source` (the Turkish) or `translation`.
+    pub from: SummaryFrom,
     pub flags: Vec<Flag>,
+    /// Whether text and Markdown output show the citations.
+    #[serde(skip)]
+    pub cite: bool,
 }
 
-pub fn summarize(
-    engine: &mut Engine,
-    style: &Style,
-    article: &Article,
-    bullets: usize,
-    context: usize,
-) -> Result<Summary> {
-    let text = article
-        .blocks
+/// One bullet point, with the paragraphs it comes from.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Bullet {
+    pub text: String,
+    /// 1-based paragraph (block) numbers of the article, best first.
+    pub paragraphs: Vec<usize>,
+    /// What does not hold up: Turkish left in it, a number or name none of its paragraphs
+    /// has.
+    pub findings: Vec<Finding>,
+}
+
+impl Bullet {
+    /// The bullet as text and Markdown show it: `Text. [¶2, ¶5]`.
+    pub fn render(&self, cite: bool) -> String {
+        if !cite || self.paragraphs.is_empty() {
+            return self.text.clone();
+        }
+        let marks: Vec<String> = self.paragraphs.iter().map(|p| format!("¶{p}")).collect();
+        format!("{} [{}]", self.text, marks.join(", "))
+    }
+}
+
+/// What a summary is made from when the run also translates (`--summary-from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryFrom {
+    /// The Turkish article (what `summarize` alone always uses).
+    #[default]
+    Source,
+    /// Its English translation.
+    Translation,
+}
+
+/// What to summarize and how.
+pub struct Request<'a> {
+    /// The article's blocks, with their translations when the run translated.
+    pub paragraphs: Vec<cite::Paragraph<'a>>,
+    /// Summarize the translation (when every block has one) or the source.
+    pub from: SummaryFrom,
+    pub bullets: usize,
+    /// The model's context, in tokens.
+    pub context: usize,
+    /// Show citations in text and Markdown.
+    pub cite: bool,
+}
+
+pub fn summarize(engine: &mut Engine, style: &Style, req: &Request) -> Result<Summary> {
+    let english = req.from == SummaryFrom::Translation
+        && req.paragraphs.iter().all(|p| p.translation.is_some());
+    let text = req
+        .paragraphs
         .iter()
-        .map(|b| b.text.as_str())
+        .map(|p| match english {
+            true => p.translation.unwrap_or(p.source),
+            false => p.source,
+        })
         .collect::<Vec<_>>()
         .join("\n\n");
+    let mut s = summarize_text(engine, style, req, &text, english)?;
+    s.from = match english {
+        true => SummaryFrom::Translation,
+        false => SummaryFrom::Source,
+    };
+    s.cite = req.cite;
+    Ok(s)
+}
+
+/// The summary of `text` (English when `english`, else Turkish).
+fn summarize_text(
+    engine: &mut Engine,
+    style: &Style,
+    req: &Request,
+    text: &str,
+    english: bool,
+) -> Result<Summary> {
+    let (bullets, context) = (req.bullets, req.context);
+    let language = if english { "English" } else { "Turkish" };
+    let list = |task, text: &str, engine: &mut Engine| {
+        let prompt = (task, text, language);
+        bullet_list(engine, style, prompt, bullets, &req.paragraphs)
+    };
     let room = context.saturating_sub(TEMPLATE_TOKENS + bullets * BULLET_TOKENS);
-    if engine.count_tokens(&text) <= room {
-        let mut s = bullet_list(engine, style, Purpose::Summarize, &text, bullets)?;
+    if engine.count_tokens(text) <= room {
+        let mut s = list(Purpose::Summarize, text, engine)?;
         s.parts = 1;
         return Ok(s);
     }
@@ -49,20 +126,19 @@ pub fn summarize(
     let budget = context
         .saturating_sub(TEMPLATE_TOKENS + NOTES_TOKENS)
         .max(64);
-    let ranges = chunk::chunk(&text, Unit::Paragraph, budget, &|s| engine.count_tokens(s));
+    let ranges = chunk::chunk(text, Unit::Paragraph, budget, &|s| engine.count_tokens(s));
     let parts = ranges.len();
     let parts_text: Vec<&str> = ranges.into_iter().map(|r| text[r].trim()).collect();
-    let mut notes = take_notes(engine, style, &parts_text, room, bullets)?;
-    drop(text);
+    let mut notes = take_notes(engine, style, &parts_text, language, room, bullets)?;
     // An article so long that even its notes overflow (where the share per part hits its
     // floor): notes on groups of notes, until they fit. Each round at least halves them.
     while notes.len() > 1 && engine.count_tokens(&notes.join("\n")) > room {
         let groups = group_notes(&notes, budget, &|s| engine.count_tokens(s));
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        notes = take_notes(engine, style, &groups, room, bullets)?;
+        notes = take_notes(engine, style, &groups, "English", room, bullets)?;
     }
     let material = notes.join("\n");
-    let mut s = bullet_list(engine, style, Purpose::SummarizeReduce, &material, bullets)?;
+    let mut s = list(Purpose::SummarizeReduce, &material, engine)?;
     s.parts = parts;
     Ok(s)
 }
@@ -73,6 +149,7 @@ fn take_notes(
     engine: &mut Engine,
     style: &Style,
     parts: &[&str],
+    language: &str,
     room: usize,
     bullets: usize,
 ) -> Result<Vec<String>> {
@@ -80,10 +157,11 @@ fn take_notes(
     let mut notes = Vec::with_capacity(parts.len());
     for part in parts {
         crate::cancel::check()?;
-        let segments = prompt::build(
+        let segments = prompt::build_in(
             style,
             Purpose::SummarizeNotes,
             part,
+            language,
             bullets,
             list_start(style),
         )?;
@@ -120,24 +198,27 @@ fn group_notes(notes: &[String], budget: usize, count: &dyn Fn(&str) -> usize) -
     groups
 }
 
+/// The bullet list for a prompt of `(task, text, language)`. Greedy first. A bullet that
+/// comes out empty or repeats an earlier one is generated again from the same point, with
+/// seeded sampling and never starting the way a failed try started, a bounded number of
+/// times; one whose grounding in `paragraphs` has findings gets one such try, and the one
+/// with fewer findings is kept.
 fn bullet_list(
     engine: &mut Engine,
     style: &Style,
-    task: Purpose,
-    text: &str,
+    (task, text, language): (Purpose, &str, &str),
     n: usize,
+    paragraphs: &[cite::Paragraph],
 ) -> Result<Summary> {
-    let segments = prompt::build(style, task, text, n, list_start(style))?;
+    let segments = prompt::build_in(style, task, text, language, n, list_start(style))?;
     let ids = engine.encode(&segments)?;
     engine.start(&ids)?;
-    let mut out: Vec<String> = Vec::with_capacity(n);
-    let mut flags = Vec::new();
+    let mut out: Vec<Bullet> = Vec::with_capacity(n);
     let mut retries = 0u64;
     // First tokens of the failed tries at the current bullet.
     let mut banned: Vec<u32> = Vec::new();
-    // Greedy first. A bullet that comes out empty or repeats an earlier one is generated again
-    // from the same point, with seeded sampling and never starting the way a failed try
-    // started, a bounded number of times.
+    // A bullet that failed its grounding, with its stop reason, waiting for its one retry.
+    let mut unfaithful: Option<(Bullet, StopReason)> = None;
     while out.len() < n && retries <= 4 * n as u64 {
         let cp = engine.mark();
         let g = if banned.is_empty() {
@@ -146,11 +227,40 @@ fn bullet_list(
             let mut sampler = engine.retry_sampler(retries);
             engine.generate_with(BULLET_TOKENS, true, Some(&mut sampler), &banned)?
         };
-        let bullet = one_sentence(&g.text);
-        if !bullet.is_empty() && !out.iter().any(|b| b.eq_ignore_ascii_case(&bullet)) {
-            out.push(bullet);
+        let text = one_sentence(&g.text);
+        let fresh = !text.is_empty() && !out.iter().any(|b| b.text.eq_ignore_ascii_case(&text));
+        if fresh {
+            let grounding = cite::ground(&text, paragraphs);
+            let bullet = Bullet {
+                text,
+                paragraphs: grounding.paragraphs,
+                findings: grounding.findings,
+            };
+            let (keep, stop) = match unfaithful.take() {
+                // The retry of an unfaithful bullet: keep the better of the two.
+                Some((first, stop)) if first.findings.len() <= bullet.findings.len() => {
+                    if !engine.rewind(&cp)? {
+                        (first, stop)
+                    } else {
+                        // Go on after the first try's text instead of the retry's; its line
+                        // end is not in the sequence, so the next bullet starts a new line.
+                        let ids = engine.encode_continuation(&first.text)?;
+                        engine.feed(&ids)?;
+                        (first, StopReason::Budget)
+                    }
+                }
+                Some(_) => (bullet, g.stop),
+                None if !bullet.findings.is_empty() && engine.rewind(&cp)? => {
+                    banned.extend(g.first_token);
+                    unfaithful = Some((bullet, g.stop));
+                    retries += 1;
+                    continue;
+                }
+                None => (bullet, g.stop),
+            };
+            out.push(keep);
             banned.clear();
-            continue_list(engine, g.stop, out.len() < n)?;
+            continue_list(engine, stop, out.len() < n)?;
             continue;
         }
         retries += 1;
@@ -161,6 +271,7 @@ fn bullet_list(
             continue_list(engine, g.stop, true)?;
         }
     }
+    let mut flags = Vec::new();
     if out.len() < n {
         flags.push(Flag::ShortSummary {
             got: out.len(),
@@ -171,6 +282,7 @@ fn bullet_list(
         bullets: out,
         parts: 1,
         flags,
+        ..Summary::default()
     })
 }
 

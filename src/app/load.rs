@@ -1,0 +1,157 @@
+//! Loading the models a command names, ready to work: a translator (Marian or a chat model)
+//! and chat models for summaries. Shared by `run` and `eval`.
+
+use crate::chat::generate::{Engine, Params};
+use crate::chat::prompt::Style;
+use crate::error::{Error, Result};
+use crate::hub::spec::{ModelFiles, Resolved};
+use crate::output::ModelReport;
+use crate::stats::Stats;
+use crate::text::Block;
+use crate::translate::marian::{self as mt, MarianEngine};
+use crate::translate::{self, TranslatedBlock};
+use std::path::Path;
+
+/// What loading a model takes from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--beams` (Marian; `None`: the model's own).
+    pub beams: Option<usize>,
+    /// Sentences a Marian model decodes at once.
+    pub batch_size: usize,
+    /// Largest prompt context (bounded by the model's own).
+    pub context: usize,
+    pub params: Params,
+}
+
+/// A loaded chat model with its prompts.
+pub struct ChatModel {
+    pub engine: Engine,
+    pub style: Style,
+    pub context: usize,
+    pub report: ModelReport,
+}
+
+/// The model that translates.
+pub enum Translator {
+    Marian(Box<MarianEngine>),
+    Chat(Box<ChatModel>),
+}
+
+impl Translator {
+    /// Translates the next blocks of `blocks` from `done` on: a Marian model a few at a time
+    /// (about one batch of sentences), a chat model one.
+    pub fn translate_next(
+        &mut self,
+        blocks: &[Block],
+        done: usize,
+    ) -> Result<Vec<TranslatedBlock>> {
+        match self {
+            Translator::Marian(mt) => {
+                let rest = &blocks[done..];
+                let n = mt.window_len(rest.iter().map(|b| b.text.as_str()));
+                let window: Vec<mt::Block> = rest[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, block)| mt::Block {
+                        index: done + i,
+                        kind: block.kind,
+                        text: &block.text,
+                    })
+                    .collect();
+                mt.translate(&window)
+            }
+            Translator::Chat(chat) => {
+                let block = &blocks[done];
+                Ok(vec![translate::chat::translate_block(
+                    &mut chat.engine,
+                    &chat.style,
+                    done,
+                    block.kind,
+                    &block.text,
+                    chat.context,
+                )?])
+            }
+        }
+    }
+
+    /// Token and time figures so far.
+    pub fn stats(&self) -> &Stats {
+        match self {
+            Translator::Marian(m) => &m.stats,
+            Translator::Chat(c) => &c.engine.stats,
+        }
+    }
+}
+
+/// Loads the translator `resolved` names, with its report.
+pub fn translator(resolved: &Resolved, settings: &Settings) -> Result<(Translator, ModelReport)> {
+    Ok(match &resolved.files {
+        ModelFiles::Marian(dir) => {
+            let engine = MarianEngine::load(dir, settings.beams, settings.batch_size)?;
+            (
+                Translator::Marian(Box::new(engine)),
+                marian_report(resolved, dir),
+            )
+        }
+        ModelFiles::Gguf(_) => {
+            let chat = chat(resolved, settings)?;
+            let report = chat.report.clone();
+            (Translator::Chat(Box::new(chat)), report)
+        }
+    })
+}
+
+/// Loads a GGUF chat model with its prompt style.
+pub fn chat(resolved: &Resolved, settings: &Settings) -> Result<ChatModel> {
+    let path = chat_weights(resolved)?;
+    let model = crate::model::load_gguf(path)?;
+    let bos_token = model
+        .info
+        .bos
+        .and_then(|id| model.tokenizer.id_to_token(id))
+        .unwrap_or_default();
+    let style = match resolved.card.as_ref().and_then(|c| c.prompts.as_ref()) {
+        Some(prompts) => Style::for_card(prompts, Some(&model.info), &bos_token)?,
+        None => Style::for_model(&model.info, &bos_token),
+    };
+    let report = ModelReport {
+        source: resolved.label.clone(),
+        name: model.info.name.clone(),
+        architecture: model.info.architecture.clone(),
+        path: path.display().to_string(),
+    };
+    Ok(ChatModel {
+        context: settings.context.min(model.info.context_length),
+        engine: Engine::new(model, settings.params.clone()),
+        style,
+        report,
+    })
+}
+
+/// How a Marian model is named in reports.
+fn marian_report(resolved: &Resolved, dir: &Path) -> ModelReport {
+    ModelReport {
+        source: resolved.label.clone(),
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        architecture: "marian".into(),
+        path: dir.display().to_string(),
+    }
+}
+
+/// The GGUF file of a model that is to summarize; a translation model cannot.
+pub fn chat_weights(resolved: &Resolved) -> Result<&Path> {
+    match &resolved.files {
+        ModelFiles::Gguf(path) => Ok(path),
+        other => Err(Error::InvalidModel {
+            path: other.path().to_path_buf(),
+            message: format!(
+                "`{}` is a translation model; the summary needs a chat model (GGUF): pass one with --summary-model, or leave it out for the default",
+                resolved.label
+            ),
+        }),
+    }
+}

@@ -1,0 +1,1492 @@
+//! Names: every proper name of the Turkish source must reach the English, and the English must
+//! not name people or places the source never mentions.
+//!
+//! Small models drop names, swap them and, worst, invent them: asked to translate a report of
+//! Putin meeting Kim Jong Un in Pekin, one wrote of "Chinese President Xi Jinping" and "the
+//! eastern city of Dalian". Two findings come out of that: [`Kind::Name`] for a source name
+//! with no counterpart in the translation, [`Kind::InventedName`] for an English name that
+//! traces to nothing in the source.
+//!
+//! Names are capitalised words that do not open a sentence, and acronyms. Turkish attaches
+//! suffixes to names after an apostrophe (`Pekin'de`, `Erdoğan'ın`), which both marks a word as
+//! a name (even at a sentence start) and is stripped before comparing. Titles and institution
+//! words (`Cumhurbaşkanı`, `Bakanlığı`), days and months are capitalised in Turkish without
+//! being names; headlines capitalise every word, so in a title-case sentence only words with
+//! other evidence (a suffix, an acronym, an entry of the exonym table) count.
+//!
+//! Words are compared folded (case with the Turkish dotted and dotless i, diacritics:
+//! `Erdoğan` = `Erdogan`, `İstanbul` = `Istanbul`), tolerating inflection (a shared stem) and
+//! transliteration (one or two edits on a consonant skeleton: `Esad` = `Assad`), and through a
+//! Turkish → English exonym table (`Pekin` → Beijing, `ABD` → US) generated from CLDR plus a
+//! curated part by `scripts/make_exonyms.py` (`exonyms.tsv`, embedded).
+//!
+//! Institutions are the hard part: their Turkish names are capitalised and translated word by
+//! word (`Varlık Fonu` → `Wealth Fund`). A source run that closes with a compound head
+//! (`Fonu`, `Tepesi`) requires only its listed words; an English capitalised phrase with a
+//! term word (`Fund`, `Court`, `Line`) needs no trace; and a word or two of untraced English
+//! is let pass when the source has as many capitalised common nouns left untranslated-looking.
+//! An English word list (SCOWL's common words, `english_words.txt`, made by
+//! `scripts/make_wordlists.py`) excuses capitalised English words that are only words
+//! (`Inception`, `Lounge`), except those SCOWL also lists as names (`Brown`, `Bush`, `Turkey`):
+//! a translation that invents "Brown" is still caught. Turkish has no such list (measured: it
+//! took too many names for words, `Can`, `Deniz`), so the source side stays heuristic, and on
+//! clean human translations that were made from English (the Turkish translator dropped or
+//! rendered a name) both kinds still fire on some lines.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use super::{Finding, Kind, Lang, Span};
+
+/// The exonym table: `turkish<TAB>english|alternatives<TAB>source` lines.
+const EXONYMS_TSV: &str = include_str!("exonyms.tsv");
+
+/// English common words, one a line after a `#` header: SCOWL's lower-case words less those it
+/// also lists capitalised (`brown`/`Brown`), made by `scripts/make_wordlists.py`.
+const ENGLISH_WORDS: &str = include_str!("english_words.txt");
+
+/// Turkish titles, words of institution names, days and months: capitalised, but not names.
+/// Matched as stems followed by inflection (`bakan` covers Bakan, Bakanı, Bakanlığı).
+#[rustfmt::skip]
+const TR_NOT_NAMES: &[&str] = &[
+    // Titles and forms of address: up to "kurum", these are the titles (`tr_title`).
+    "cumhurbaşkan", "başbakan", "bakan", "başkan", "yardımcı", "müdür", "vali", "kaymakam",
+    "belediye", "milletvekil", "vekil", "senatör", "kral", "kraliçe", "prens", "prenses",
+    "papa", "hakim", "hâkim", "savcı", "başsavcı", "sayın", "bay", "bayan", "doktor", "dr",
+    "prof", "doç", "general", "orgeneral", "korgeneral", "tümgeneral", "tuğgeneral", "amiral",
+    "albay", "binbaşı", "yüzbaşı", "komutan", "lider", "sözcü", "sekreter", "genel", "şef",
+    "kaptan", "imam", "patrik", "şeyh", "emir", "hz", "konsolos", "başkonsolos", "büyükelçi",
+    "elçi", "temsilci", "direktör", "yönetici", "teknik", "antrenör", "hoca", "üye",
+    // Words of institution and place names, translated rather than kept.
+    "kurum", "kurul", "örgüt", "birlik", "konsey", "komisyon", "komite", "meclis", "parti",
+    "mahkeme", "üniversite", "okul", "lise", "hastane", "merkez", "enstitü", "vakıf", "vakf",
+    "dernek", "derneğ", "sendika", "federasyon", "kulüp", "kulüb", "şirket", "holding",
+    "banka", "borsa", "ajans", "gazete", "dergi", "televizyon", "radyo", "haber", "polis",
+    "emniyet", "jandarma", "ordu", "kuvvet", "hava", "deniz", "kara", "silahlı", "ulusal",
+    "milli", "devlet", "hükümet", "cumhuriyet", "halk", "demokratik", "sosyal", "işçi",
+    "ekonomi", "dışişleri", "içişleri", "adalet", "sağlık", "eğitim", "maliye", "hazine",
+    "enerji", "tarım", "çevre", "kültür", "turizm", "ticaret", "sanayi", "savunma", "aile",
+    "gençlik", "spor", "ulaştırma", "iletişim", "bilim", "teknoloji", "yüksek", "yüce",
+    "anayasa", "danıştay", "yargıtay", "sayıştay", "istihbarat", "güvenlik", "genelkurmay",
+    "adli", "tıp", "ceza", "ağır", "asliye", "sulh", "idare", "il", "ilçe", "bölge",
+    "mahalle", "köy", "sokak", "sokağ", "cadde", "bulvar", "meydan", "park", "köprü",
+    "havalimanı", "havaalanı", "liman", "istasyon", "nehir", "nehr", "göl", "dağ", "ada",
+    "körfez", "vadi", "ova", "yarımada", "kıta", "eyalet", "şehir", "kent", "başkent",
+    "kasaba", "bayram", "festival", "kupa", "lig", "turnuva", "şampiyona", "ödül", "zirve",
+    "konferans", "kongre", "forum", "kuzey", "güney", "doğu", "batı", "orta", "büyük",
+    "küçük", "yeni", "eski", "uluslararası", "dünya", "insan", "hak", "mali", "kurban",
+    "komuta", "komut", "fon", "külliye", "bütçe", "araştırma", "tepe", "oda", "kütüphane",
+    "bahçe", "süt", "et", "daire", "şube", "asistan", "anayasal", "kurmay", "yapılanma",
+    "oyun", "kanun", "teşkilat", "teğmen", "terör", "tahkim", "sınıf", "sınır", "kapı",
+    "rapor", "reklam", "peygamber", "parlamento", "otel", "olağanüstü", "hal", "okyanus",
+    "ofis", "müttefik", "müsteşar", "muhtar", "mimarlık", "tarih", "kule", "kriz",
+    "kraliyet", "komiser", "karakol", "hukuk", "fakülte", "hizmet", "hekim", "uzman",
+    "hakem", "huzur", "vatan", "uzay", "toplum", "vergi", "denetim", "yönetim", "yurt",
+    "yükseköğretim", "özel", "harekat", "harekât", "alt", "üst", "üs", "ödenek", "cephe",
+    "özgürlük", "şehit", "şeref", "dava", "ilişki", "inşaat", "işveren", "ürün", "mücadele",
+    "müze", "saray", "cami", "kilise", "stadyum", "salon", "sergi", "proje", "program",
+    "plan", "yasa", "tasarı", "karar", "bildiri", "sözleşme", "anlaşma", "antlaşma",
+    "savaş", "operasyon", "kampanya", "grup", "takım", "ekip", "kadın", "erkek", "genç",
+    "çocuk", "aile", "sanat", "edebiyat", "müzik", "film", "ödül", "yıl", "gün", "hafta",
+    "sabah", "akşam", "bölüm", "madde", "fıkra", "kısım", "tören", "kabine",
+    "daimi", "geçici", "bağımsız", "serbest", "birleşik", "resmi", "kamu", "bilgi", "iş",
+    "sivil", "askeri", "asker", "subay", "er", "astsubay",
+    "dekan", "rektör", "öğretim", "öğrenci", "başhekim", "muavin",
+    "büyükşehir", "geçit", "dönem", "darbe", "basın", "birim", "acil", "bağış", "kıdemli",
+    "nöbetçi", "zalim", "ev", "düzen", "destek", "yarış", "çekim", "tarama", "ödeme",
+    "belde", "koy", "burun", "çarşı", "semt", "kale",
+    // Days and months.
+    "pazartesi", "salı", "çarşamba", "perşembe", "cuma", "cumartesi", "pazar", "ocak",
+    "şubat", "mart", "nisan", "mayıs", "haziran", "temmuz", "ağustos", "eylül", "ekim",
+    "kasım", "aralık",
+];
+
+/// English words that open sentences: never names, and no translation of a capitalised word.
+#[rustfmt::skip]
+const EN_FUNCTION: &[&str] = &[
+    "the", "a", "an", "this", "that", "these", "those", "in", "on", "at", "by", "for", "from",
+    "to", "with", "and", "but", "or", "as", "after", "before", "when", "while", "if", "he",
+    "she", "it", "we", "they", "you", "his", "her", "its", "our", "their", "there", "here",
+    "what", "who", "why", "how", "i", "my", "of", "no", "yes", "so", "all", "some", "one",
+    "not", "also", "however", "although", "though", "since", "because", "then", "now",
+    "even", "only", "just", "still", "yet", "both", "each", "every", "any", "many", "most",
+    "more", "such", "other", "another", "about", "against", "during", "over", "under",
+    "according", "despite", "meanwhile", "thanks", "let", "please", "mr", "mrs", "ms", "dr",
+    "prof", "sir", "madam", "st", "jr", "sr", "mt", "yesterday", "today", "tomorrow", "last",
+    "next", "earlier", "later", "once", "finally", "first", "second", "third", "then",
+];
+
+/// English titles (`President Xi Jinping`): not names, and no sign that the words beside them
+/// are a translated term.
+#[rustfmt::skip]
+const EN_TITLES: &[&str] = &[
+    "lord", "lady", "president", "presidential", "prime", "minister", "secretary", "chairman",
+    "chairwoman", "chair", "chief", "director", "governor", "mayor", "king", "queen",
+    "prince", "princess", "royal", "pope", "judge", "officer", "senator", "sen", "rep",
+    "representative", "gov", "lt", "col", "gen", "capt", "sgt", "detective", "inspector",
+    "coach", "captain", "vice", "deputy", "assistant", "associate", "executive", "speaker",
+    "leader", "spokesman", "spokeswoman", "spokesperson", "ambassador", "commander",
+    "admiral", "lieutenant", "colonel", "major", "sergeant", "chancellor", "premier",
+    "emperor", "sultan", "sheikh", "imam", "patriarch", "bishop", "archbishop", "cardinal",
+    "father", "saint", "general", "attorney", "prosecutor", "professor", "doctor", "manager",
+    "head", "undersecretary", "member", "lecturer", "researcher", "commissioner", "staff",
+    "esteemed", "honorable", "excellency", "holiness", "prophet", "god", "allah", "agent",
+    // Directions and other modifiers of place names (`North Korea`, `New York`).
+    "north", "northern", "south", "southern", "east", "eastern", "west", "western",
+    "northeast", "northwest", "southeast", "southwest", "central", "middle", "upper",
+    "lower", "new", "old", "great", "grand", "greater", "little", "big",
+    // Days and months.
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+    "oct", "nov", "dec",
+    // Common acronyms that name nothing in particular (Turkish texts use them too).
+    "tv", "ceo", "cfo", "coo", "am", "pm", "ok", "dna", "gdp", "hiv", "aids", "id", "pr",
+    "vip", "suv", "cctv", "gps", "usb", "pc", "lgbt", "lgbtq", "ngo", "mp", "mep", "ipo",
+    "ai", "rna", "ufo", "hq", "bc", "ad", "sms", "atm", "dj", "cd", "dvd", "iq", "mri", "icu",
+    "er", "phd", "mba", "cv", "vat", "gmt", "utc", "bst", "est", "cet", "mph", "kg", "km",
+    "gb", "mb", "kb", "tb", "ghz", "mhz", "ram", "cpu", "gpu", "usd", "eur",
+    "tl", "stk", "ohal",
+];
+
+/// English common nouns capitalised in names of institutions, places, events and works
+/// (`Wealth Fund`, `Tip Line`, `Court of Appeals`): translations of Turkish capitalised
+/// common nouns. Not names; a capitalised phrase with one of them is a translated term, so
+/// its other words need no trace in the source either.
+#[rustfmt::skip]
+const EN_TERMS: &[&str] = &[
+    "presidency", "ministry", "directorate", "governorship", "governorate", "government",
+    "parliament", "parliamentary", "senate", "congress", "congressman", "congresswoman",
+    "house", "court", "supreme", "high", "higher", "state", "department", "office", "party",
+    "police", "army", "navy", "naval", "air", "force", "armed", "military", "university",
+    "college", "faculty", "school", "hospital", "council", "committee", "commission",
+    "union", "assembly", "national", "federal", "republic", "foreign", "affairs", "interior",
+    "internal", "justice", "defence", "defense", "health", "education", "finance",
+    "financial", "treasury", "economy", "economic", "trade", "commerce", "industry",
+    "energy", "agriculture", "environment", "culture", "tourism", "labor", "labour",
+    "transport", "transportation", "agency", "bureau", "institute", "institution", "center",
+    "centre", "church", "mosque", "street", "road", "avenue", "square", "bridge", "lane",
+    "boulevard", "drive", "way", "river", "lake", "sea", "ocean", "mountain", "hill",
+    "valley", "island", "bay", "gulf", "city", "town", "village", "county", "province",
+    "provincial", "district", "region", "regional", "neighborhood", "neighbourhood",
+    "municipality", "municipal", "metropolitan", "parish", "capital", "airport", "station",
+    "port", "gate", "border", "crossing", "park", "hall", "tower", "palace", "museum",
+    "library", "cathedral", "complex", "base", "company", "corporation", "bank", "fund",
+    "group", "inc", "ltd", "co", "corp", "association", "federation", "foundation",
+    "society", "club", "league", "team", "cup", "championship", "games", "olympic",
+    "olympics", "final", "award", "prize", "festival", "conference", "summit", "forum",
+    "day", "week", "year", "war", "world", "global", "international", "internet", "web",
+    "online", "news", "times", "post", "daily", "press", "media", "journal", "newspaper",
+    "christmas", "human", "rights", "security", "intelligence", "public", "prosecution",
+    "constitution", "constitutional", "law", "act", "code", "criminal", "penal", "heavy",
+    "civil", "organization", "organisation", "authority", "service", "board", "movement",
+    "people", "social", "democracy", "freedom", "unity", "division", "branch", "command",
+    "chamber", "special", "operation", "operations", "emergency", "training", "technical",
+    "research", "medical", "struggle", "terrorist", "terrorism", "terror", "counter",
+    "budget", "planning", "development", "affair", "relations", "order", "peace", "martyr",
+    "junior", "senior", "youth", "women", "men", "children", "family", "earth", "land",
+    "summer", "winter", "spring", "autumn", "fall", "heart", "science", "sciences",
+    "studies", "history", "art", "arts", "literature", "program", "programme", "project",
+    "campaign", "plan", "report", "declaration", "agreement", "treaty", "accord",
+    "convention", "resolution", "regulation", "bill", "amendment", "article", "clause",
+    "case", "trial", "investigation", "inquiry", "independent", "independence",
+    "liberation", "front", "alliance", "coalition", "opposition", "majority", "minority",
+    "islanders", "highway", "stadium", "shrine", "tomb", "prison", "jail", "academy",
+    "supervisory", "audit", "tax", "revenue", "customs", "forest", "forces", "guard",
+    "coast", "line", "unit", "cafe", "restaurant", "hotel", "market", "mall", "centre",
+    "circuit", "appeals", "relay", "race", "prize", "medal", "series", "show", "film",
+    "movie", "book", "album", "song", "magazine", "channel", "network", "radio", "airlines",
+    "airways", "motors", "systems", "technologies", "holdings", "partners", "capital",
+];
+
+/// Endings of English common nouns (`Directorate`, `Supervision`, `Membership`): a
+/// capitalised word with one of them is a translated term, not a name.
+#[rustfmt::skip]
+const EN_COMMON_ENDINGS: &[&str] = &[
+    "tion", "sion", "ment", "ship", "ness", "ism", "ists", "ology", "ities", "ity", "ate",
+    "ive", "ives",
+];
+
+/// Turkish inflectional suffixes (folded), chained after a stem: case, possessive, plural,
+/// `-ki`, `-lik`. A remainder made of these leaves the word the stem's.
+#[rustfmt::skip]
+const INFLECTION: &[&str] = &[
+    "i", "u", "a", "e", "n", "si", "su", "yi", "yu", "ya", "ye", "na", "ne", "in", "un",
+    "nin", "nun", "da", "de", "ta", "te", "nda", "nde", "dan", "den", "tan", "ten", "ndan",
+    "nden", "ki", "la", "le", "yla", "yle", "ler", "lar", "lik", "luk", "lig", "lug", "im",
+    "um", "imiz", "umuz", "iniz", "unuz", "miz", "muz", "niz", "nuz",
+];
+
+/// Derivational suffixes of names (folded): demonyms (`Suriyeli`), languages (`Türkçe`).
+const DERIVATION: &[&str] = &["li", "lu", "ca", "ce", "ci", "cu"];
+
+/// A proper name found in a text: one word or a run of adjacent name words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The name as written, without a trailing apostrophe suffix (`Kim Jong Un` of
+    /// `Kim Jong Un'un`).
+    pub span: Span,
+    /// Each word of the name, suffix stripped.
+    pub words: Vec<Span>,
+}
+
+/// Finds the proper names of `text`: capitalised words that are not sentence openers, titles,
+/// days or months (Turkish) or common capitalised words (English), and acronyms; adjacent
+/// name words form one name.
+pub fn names(text: &str, lang: Lang) -> Vec<Name> {
+    let side = Side::new(text, lang);
+    side.name_runs()
+        .into_iter()
+        .map(|run| side.name_of(run))
+        .collect()
+}
+
+/// Whether every word of the English `name` traces to the Turkish `source_tr`: the same word
+/// folded (with inflection and transliteration tolerated), or an English form of a name the
+/// source has (exonyms, demonyms). Words that are not names by themselves (titles, `The`)
+/// need no trace.
+pub fn traced(name: &str, source_tr: &str) -> bool {
+    let source = Side::new(source_tr, Lang::Tr);
+    let trace = Trace::new(&source);
+    let name = Side::new(name, Lang::En);
+    name.tokens
+        .iter()
+        .filter(|t| t.cap && !en_word(t))
+        .all(|t| trace.traces(&t.key))
+}
+
+/// The name check on one block: a [`Kind::Name`] finding for each source name the translation
+/// lacks, a [`Kind::InventedName`] finding for each translation name the source lacks.
+pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
+    let src = Side::new(source, Lang::Tr);
+    let tgt = Side::new(translation, Lang::En);
+    missing(&src, &tgt, out);
+    invented(&src, &tgt, out);
+}
+
+/// Source names with no counterpart in the translation.
+fn missing(src: &Side, tgt: &Side, out: &mut Vec<Finding>) {
+    let runs = src.name_runs();
+    let mut seen = HashSet::new();
+    for run in &runs {
+        let name = src.name_of(run.clone());
+        if src.run_found(run.clone(), &runs, tgt) || !seen.insert(fold(&name.span.text)) {
+            continue;
+        }
+        let english = src.english_forms(run.clone());
+        let expected = if english.is_empty() {
+            String::new()
+        } else {
+            format!(" (in English: {})", english.join(" / "))
+        };
+        out.push(Finding {
+            kind: Kind::Name,
+            message: format!(
+                "the name \"{}\"{expected} in the source is not in the translation",
+                name.span.text
+            ),
+            source: Some(name.span),
+            translation: None,
+        });
+    }
+}
+
+/// Translation names that trace to nothing in the source.
+fn invented(src: &Side, tgt: &Side, out: &mut Vec<Finding>) {
+    let trace = Trace::new(src);
+    let terms = tgt.term_words();
+    let mut spans: Vec<Span> = Vec::new();
+    for run in tgt.member_runs() {
+        let untraced: Vec<usize> = run
+            .clone()
+            .filter(|&i| !terms[i] && !trace.traces(&tgt.tokens[i].key))
+            .collect();
+        if !untraced.iter().any(|&i| tgt.is_candidate(i)) {
+            continue;
+        }
+        let (first, last) = (untraced[0], untraced[untraced.len() - 1]);
+        let span = Span::of(tgt.text, tgt.tokens[first].start, tgt.tokens[last].end);
+        if !spans.iter().any(|s| fold(&s.text) == fold(&span.text)) {
+            spans.push(span);
+        }
+    }
+    // Three words or more (`Xi Jinping` and `Dalian`) are too many to be translated terms.
+    let words: usize = spans
+        .iter()
+        .map(|s| s.text.split_whitespace().count())
+        .sum();
+    if spans.is_empty() || words <= 2 && translated_terms(src, tgt, &trace) {
+        return;
+    }
+    for span in spans {
+        out.push(Finding {
+            kind: Kind::InventedName,
+            message: format!(
+                "the name \"{}\" in the translation matches no name in the source",
+                span.text
+            ),
+            source: None,
+            translation: Some(span),
+        });
+    }
+}
+
+/// Whether the capitalised English words that trace to no source word are as few as the
+/// capitalised source words that are not names (titles, words of institution names) and have
+/// no English counterpart: then they are most likely those
+/// words translated (`Varlık Fonu` → `Wealth Fund`, `Meclis` → `Parliament`), not names the
+/// translation made up.
+fn translated_terms(src: &Side, tgt: &Side, trace: &Trace) -> bool {
+    let counted = |t: &Token| t.cap && !t.initial && !t.title;
+    let names: HashSet<usize> = src
+        .name_runs()
+        .into_iter()
+        .flat_map(|run| src.required(run))
+        .collect();
+    let source = (0..src.tokens.len())
+        .filter(|&i| counted(&src.tokens[i]) && !names.contains(&i) && !src.found_in(i, tgt))
+        .count();
+    let english = tgt
+        .tokens
+        .iter()
+        .filter(|t| counted(t) && !en_function(&t.key.fold) && !trace.matches(&t.key))
+        .count();
+    english <= source
+}
+
+/// A word as compared: folded, and its consonant skeleton for transliterations.
+#[derive(Debug, Clone)]
+struct Key {
+    fold: String,
+    skel: String,
+}
+
+impl Key {
+    fn new(folded: String) -> Key {
+        let skel = skeleton(&folded);
+        Key { fold: folded, skel }
+    }
+}
+
+/// One word of a text.
+#[derive(Debug, Clone)]
+struct Token {
+    /// Byte range of the word without an apostrophe suffix (`Pekin` of `Pekin'de`).
+    start: usize,
+    end: usize,
+    key: Key,
+    /// The word with the dots of `U.S.` removed, case kept (acronyms compare case-sensitively).
+    plain: String,
+    /// Starts with a capital letter (and has no digit).
+    cap: bool,
+    /// Two or more letters, all capitals (`ABD`, `NATO`, `U.S.`).
+    acronym: bool,
+    /// Carried an apostrophe suffix (`Pekin'de`, `Putin's`).
+    suffixed: bool,
+    /// Opens a sentence, a quotation or what follows a colon.
+    initial: bool,
+    /// In a sentence that capitalises most of its words (a headline).
+    title: bool,
+    /// Only spaces or a hyphen between this word and the previous one, which had no suffix.
+    joined: bool,
+}
+
+/// A text cut into words, with what the name check needs to know of them.
+struct Side<'a> {
+    text: &'a str,
+    lang: Lang,
+    tokens: Vec<Token>,
+    /// For Turkish: the exonym entries each word is part of.
+    exonyms: Vec<Vec<usize>>,
+    /// Folded words that appear capitalised away from a sentence start.
+    capitalised: HashSet<String>,
+    /// Folded words that appear in lower case: a capitalised one of them is a common word.
+    lower: HashSet<String>,
+}
+
+impl<'a> Side<'a> {
+    fn new(text: &'a str, lang: Lang) -> Side<'a> {
+        let mut tokens = tokenize(text);
+        mark_sentences(text, &mut tokens);
+        let exonyms = match lang {
+            Lang::Tr => exonym_cover(&tokens),
+            Lang::En => vec![Vec::new(); tokens.len()],
+        };
+        let capitalised = tokens
+            .iter()
+            .filter(|t| t.cap && !t.initial && !t.title)
+            .map(|t| t.key.fold.clone())
+            .collect();
+        let lower = tokens
+            .iter()
+            .filter(|t| t.plain.chars().next().is_some_and(char::is_lowercase))
+            .map(|t| t.key.fold.clone())
+            .collect();
+        Side {
+            text,
+            lang,
+            tokens,
+            exonyms,
+            capitalised,
+            lower,
+        }
+    }
+
+    /// Whether word `i` is a name word: capitalised, not a title-like word, and (Turkish) with
+    /// evidence of being a name when it opens a sentence or stands in a headline.
+    fn is_member(&self, i: usize) -> bool {
+        let t = &self.tokens[i];
+        if !t.cap || !t.acronym && !t.suffixed && self.lower.contains(&t.key.fold) {
+            return false;
+        }
+        match self.lang {
+            Lang::En => !en_word(t),
+            Lang::Tr => {
+                let table = exonyms();
+                let listed = !self.exonyms[i].is_empty();
+                let in_phrase = self.exonyms[i]
+                    .iter()
+                    .any(|&e| table.entries[e].key.len() > 1);
+                let common = tr_not_name(&t.key.fold)
+                    || house_compound(&t.key.fold)
+                    || !t.suffixed && common_tail(&t.key.fold)
+                    || t.acronym && en_not_name(&t.key.fold);
+                if common && !in_phrase {
+                    return false;
+                }
+                let evidence = t.suffixed || t.acronym || listed;
+                evidence
+                    || (!t.initial && !t.title)
+                    || (!t.title && self.capitalised.contains(&t.key.fold))
+            }
+        }
+    }
+
+    /// The words of a source name run that the translation must have. A run that closes an
+    /// institution's name (`Varlık Fonu`, `Hacettepe Üniversitesi`) is translated word for
+    /// word, so only its acronyms and the words of the exonym table (`Ankara Üniversitesi`)
+    /// are required.
+    fn required(&self, run: Range<usize>) -> Vec<usize> {
+        let last = &self.tokens[run.end - 1];
+        let next = self.tokens.get(run.end).filter(|t| t.joined && t.cap);
+        // A listed common noun with a possessive ending closes a compound: `Varlık Fonu`; but
+        // a place keeps its name before a word for its kind: `Sarmada Kasabası`.
+        let possessive = |f: &str| compound_head(f) || f.ends_with(['i', 'u']);
+        // A title after a name is no part of it: `Queensland Senatörü`.
+        let head = |f: &str| tr_not_name(f) && !tr_title(f) && !place_head(f);
+        let institution = !place_head(&last.key.fold) && compound_head(&last.key.fold)
+            || next.is_some_and(|t| head(&t.key.fold) && possessive(&t.key.fold));
+        run.filter(|&i| !institution || self.tokens[i].acronym || !self.exonyms[i].is_empty())
+            .collect()
+    }
+
+    /// Whether the source name `run` is in the translation: its last word (a surname:
+    /// `Erdogan` for `Recep Tayyip Erdoğan`) or half its required words (`Kim Jong Un` as `Kim
+    /// Jong-un`). A word that other names of the block share (`Şükür` of `Hakan Şükür` and
+    /// `Selmet Şükür`) tells them apart only when the name has no other word.
+    fn run_found(&self, run: Range<usize>, runs: &[Range<usize>], tgt: &Side) -> bool {
+        let required = self.required(run.clone());
+        let shared = |i: usize| {
+            let fold = &self.tokens[i].key.fold;
+            runs.iter()
+                .filter(|r| **r != run && !r.is_empty())
+                .any(|r| r.clone().any(|k| self.tokens[k].key.fold == *fold))
+        };
+        let own: Vec<usize> = required.iter().copied().filter(|&i| !shared(i)).collect();
+        let words = if own.is_empty() { required } else { own };
+        if words.is_empty() {
+            return true;
+        }
+        let hits: Vec<usize> = words
+            .iter()
+            .copied()
+            .filter(|&i| self.found_in(i, tgt))
+            .collect();
+        hits.len() * 2 >= words.len() || hits.contains(&(run.end - 1)) || hits.contains(&run.start)
+    }
+
+    /// English: whether word `i` counts as a name on its own, not only beside one.
+    fn is_candidate(&self, i: usize) -> bool {
+        let t = &self.tokens[i];
+        if t.title {
+            return t.acronym;
+        }
+        !t.initial || t.acronym || t.suffixed
+    }
+
+    /// Maximal runs of adjacent member words.
+    fn member_runs(&self) -> Vec<Range<usize>> {
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for i in 0..self.tokens.len() {
+            if !self.is_member(i) {
+                continue;
+            }
+            let joins = i > 0
+                && self.tokens[i].joined
+                && !self.stands_alone(i)
+                && !self.stands_alone(i - 1);
+            match runs.last_mut() {
+                Some(r) if r.end == i && joins => r.end = i + 1,
+                _ => runs.push(i..i + 1),
+            }
+        }
+        runs
+    }
+
+    /// English: the words of translated terms, capitalised phrases with a common noun of
+    /// institutions or places (`Sovereign Wealth Fund`, `West Oak Lane`), continued through
+    /// `of`/`for`/`the` (`Court of Appeals`). A name before `of` stays a name (`Xi Jinping of
+    /// the Communist Party`).
+    fn term_words(&self) -> Vec<bool> {
+        let n = self.tokens.len();
+        let mut terms = vec![false; n];
+        let mut i = 0;
+        let mut after_term = false;
+        while i < n {
+            if !self.tokens[i].cap {
+                let connector = matches!(self.tokens[i].key.fold.as_str(), "of" | "for" | "the");
+                after_term &= connector && self.tokens[i].joined;
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < n && self.tokens[j].cap && self.tokens[j].joined {
+                j += 1;
+            }
+            let continued = after_term && self.tokens[i].joined;
+            let term = continued || (i..j).any(|k| en_term(&self.tokens[k].key.fold));
+            terms[i..j].iter_mut().for_each(|t| *t = term);
+            after_term = term;
+            i = j;
+        }
+        terms
+    }
+
+    /// Whether word `i` is a name of the exonym table on its own (`Kazak` of `Kazak
+    /// Balandin`, `Rusya` of `Rusya Devlet Başkanı Putin`): it makes a name by itself rather
+    /// than with its neighbours.
+    fn stands_alone(&self, i: usize) -> bool {
+        let table = exonyms();
+        let entries = &self.exonyms[i];
+        entries.iter().any(|&e| !table.entries[e].alias)
+            && entries.iter().all(|&e| table.entries[e].key.len() == 1)
+    }
+
+    /// The runs that are names: for English, those with a candidate word.
+    fn name_runs(&self) -> Vec<Range<usize>> {
+        let runs = self.member_runs();
+        match self.lang {
+            Lang::Tr => runs,
+            Lang::En => runs
+                .into_iter()
+                .filter(|r| r.clone().any(|i| self.is_candidate(i)))
+                .collect(),
+        }
+    }
+
+    fn name_of(&self, run: Range<usize>) -> Name {
+        let toks = &self.tokens[run];
+        let (start, end) = (toks[0].start, toks[toks.len() - 1].end);
+        Name {
+            span: Span::of(self.text, start, end),
+            words: toks
+                .iter()
+                .map(|t| Span::of(self.text, t.start, t.end))
+                .collect(),
+        }
+    }
+
+    /// Whether source word `i` has a counterpart among the words of the translation `tgt`:
+    /// itself (folded, inflected, transliterated) or an English form from the exonym table.
+    fn found_in(&self, i: usize, tgt: &Side) -> bool {
+        let key = &self.tokens[i].key;
+        // Capitalised English words may be inflected or transliterated forms; a lower-case one
+        // (`twitter`) must be the same word.
+        let same = |t: &Token| {
+            if t.cap {
+                similar(key, &t.key)
+            } else {
+                t.key.skel == key.skel && key.fold.chars().count() >= 4
+            }
+        };
+        let table = exonyms();
+        let entries: Vec<&Entry> = self.exonyms[i]
+            .iter()
+            .map(|&e| &table.entries[e])
+            .filter(|e| !e.alias)
+            .collect();
+        // A word of a listed phrase is found only with the phrase: `Kuzey Kore` is not `South
+        // Korea`.
+        let in_phrase = entries.iter().any(|e| e.key.len() > 1);
+        if !in_phrase && tgt.tokens.iter().any(same) {
+            return true;
+        }
+        entries
+            .iter()
+            .any(|e| e.english.iter().any(|alt| alternative_present(alt, tgt)))
+    }
+
+    /// The English forms the exonym table gives for the words of `run`.
+    fn english_forms(&self, run: Range<usize>) -> Vec<String> {
+        let table = exonyms();
+        let mut forms: Vec<String> = Vec::new();
+        for &e in run.flat_map(|i| self.exonyms[i].iter()) {
+            if table.entries[e].alias {
+                continue;
+            }
+            for alt in &table.entries[e].english {
+                if forms.len() < 3 && !forms.contains(alt) {
+                    forms.push(alt.clone());
+                }
+            }
+        }
+        forms
+    }
+}
+
+/// Whether an English alternative (`North Korea`, `US`) is in the translation: each of its
+/// words, acronyms with their case (`US` is not `us`).
+fn alternative_present(alt: &str, tgt: &Side) -> bool {
+    alt.split([' ', '-']).filter(|w| !w.is_empty()).all(|w| {
+        let letters: String = w.chars().filter(|c| c.is_alphanumeric()).collect();
+        if letters.chars().count() >= 2 && letters.chars().all(|c| c.is_uppercase()) {
+            tgt.tokens.iter().any(|t| t.plain == letters)
+        } else {
+            let key = Key::new(fold(&letters));
+            tgt.tokens.iter().any(|t| similar(&key, &t.key))
+        }
+    })
+}
+
+/// What an English word may trace to: the words of the source, and the English forms of the
+/// exonym entries the source has.
+struct Trace {
+    keys: Vec<Key>,
+}
+
+impl Trace {
+    fn new(src: &Side) -> Trace {
+        let table = exonyms();
+        let mut keys: Vec<Key> = src.tokens.iter().map(|t| t.key.clone()).collect();
+        let entries: HashSet<usize> = src.exonyms.iter().flatten().copied().collect();
+        let mut entries: Vec<usize> = entries.into_iter().collect();
+        entries.sort_unstable();
+        for e in entries {
+            for alt in &table.entries[e].english {
+                for w in alt.split([' ', '-']).filter(|w| !w.is_empty()) {
+                    keys.push(Key::new(fold(w)));
+                }
+            }
+        }
+        Trace { keys }
+    }
+
+    /// Whether an English word is not a name, or one the source has.
+    fn traces(&self, key: &Key) -> bool {
+        en_not_name(&key.fold) || self.matches(key)
+    }
+
+    /// Whether an English word is one of the source's words or their English forms.
+    fn matches(&self, key: &Key) -> bool {
+        self.keys.iter().any(|k| similar(key, k))
+    }
+}
+
+/// Cuts `text` into words: letters and digits, apostrophes inside (a suffix after an
+/// apostrophe that starts lower-case is stripped), dotted acronyms (`U.S.`) as one word.
+fn tokenize(text: &str) -> Vec<Token> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte = |k: usize| chars.get(k).map_or(text.len(), |&(b, _)| b);
+    let mut out: Vec<Token> = Vec::new();
+    let mut prev_end = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].1.is_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let (j, stem_end, plain) = match dotted_acronym(&chars, i) {
+            Some(j) => {
+                let letters = (i..j).map(|k| chars[k].1).filter(|c| *c != '.').collect();
+                (j, j, letters)
+            }
+            None => {
+                let (j, stem_end) = word_end(&chars, i);
+                (j, stem_end, text[byte(i)..byte(stem_end)].to_string())
+            }
+        };
+        let (start, end) = (byte(i), byte(stem_end));
+        let gap = &text[prev_end..start];
+        let suffixed_prev = out.last().is_some_and(|t: &Token| t.suffixed);
+        out.push(make_token(
+            start,
+            end,
+            plain,
+            stem_end < j,
+            gap,
+            suffixed_prev,
+        ));
+        prev_end = byte(j);
+        i = j;
+    }
+    out
+}
+
+/// The end of the word starting at `chars[i]` and the end of its stem (before an apostrophe
+/// suffix), as char indices.
+fn word_end(chars: &[(usize, char)], i: usize) -> (usize, usize) {
+    let mut j = i;
+    let mut stem_end = None;
+    while j < chars.len() {
+        let c = chars[j].1;
+        if c.is_alphanumeric() {
+            j += 1;
+        } else if matches!(c, '\'' | '’')
+            && j + 1 < chars.len()
+            && chars[j + 1].1.is_alphanumeric()
+            && j > i
+        {
+            if stem_end.is_none() && chars[j + 1].1.is_lowercase() {
+                stem_end = Some(j);
+            }
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    (j, stem_end.unwrap_or(j))
+}
+
+/// `U.S.`, `U.N.`: single capitals each followed by a dot, at least two. Returns the end.
+fn dotted_acronym(chars: &[(usize, char)], i: usize) -> Option<usize> {
+    let mut j = i;
+    while j + 1 < chars.len() && chars[j].1.is_uppercase() && chars[j + 1].1 == '.' {
+        let next = chars.get(j + 2).map(|c| c.1);
+        if next.is_some_and(|c| c.is_alphanumeric()) && !next.is_some_and(|c| c.is_uppercase()) {
+            break;
+        }
+        j += 2;
+    }
+    ((j - i) >= 4).then_some(j)
+}
+
+fn make_token(
+    start: usize,
+    end: usize,
+    plain: String,
+    suffixed: bool,
+    gap: &str,
+    suffixed_prev: bool,
+) -> Token {
+    let has_digit = plain.chars().any(|c| c.is_numeric());
+    let letters = plain.chars().filter(|c| c.is_alphabetic()).count();
+    let cap = !has_digit && plain.chars().next().is_some_and(char::is_uppercase);
+    let acronym = cap && letters >= 2 && plain.chars().all(|c| !c.is_lowercase());
+    let joined = start > 0
+        && !suffixed_prev
+        && !gap.is_empty()
+        && gap.chars().all(|c| c == ' ' || c == '\u{a0}' || c == '-');
+    let opens = gap.trim_end().ends_with([':', '–', '—', '•'])
+        || gap.ends_with(['"', '“', '«', '‘', '\'']) && !gap.trim_end().is_empty();
+    Token {
+        start,
+        end,
+        key: Key::new(fold(&plain)),
+        plain,
+        cap: cap && (letters >= 2 || acronym),
+        acronym,
+        suffixed,
+        initial: opens,
+        title: false,
+        joined,
+    }
+}
+
+/// Marks the words that open a sentence, the sentences written in title case (headlines),
+/// and those written in capitals (no word of which is then taken for a name).
+fn mark_sentences(text: &str, tokens: &mut [Token]) {
+    let mut k = 0;
+    for range in crate::text::chunk::sentences(text, true) {
+        let first = k;
+        while k < tokens.len() && tokens[k].start < range.end {
+            k += 1;
+        }
+        if first == k {
+            continue;
+        }
+        let sentence = &mut tokens[first..k];
+        sentence[0].initial = true;
+        let ended = text[range].trim_end().ends_with(['.', '!', '?', ':', ';']);
+        let title = is_title(&sentence[1..], ended);
+        let shouting = is_shouting(sentence);
+        for t in sentence.iter_mut() {
+            t.title |= title || shouting;
+            if shouting {
+                t.cap = false;
+                t.acronym = false;
+            }
+        }
+    }
+}
+
+/// A headline: most words of four letters or more capitalised, and either no sentence
+/// punctuation at the end or no such word in lower case.
+fn is_title(rest: &[Token], ended: bool) -> bool {
+    let long: Vec<&Token> = rest
+        .iter()
+        .filter(|t| t.key.fold.chars().count() >= 4 && !t.plain.contains(char::is_numeric))
+        .collect();
+    let caps = long.iter().filter(|t| t.cap).count();
+    !ended && long.len() >= 3 && caps * 10 >= long.len() * 7
+}
+
+/// Written in capitals: half the words or more (three at least) in capitals, or a word of
+/// eight capitals (no acronym is that long).
+fn is_shouting(sentence: &[Token]) -> bool {
+    let upper = |t: &&Token| {
+        t.plain.chars().filter(|c| c.is_alphabetic()).count() >= 2
+            && t.plain.chars().all(|c| !c.is_lowercase())
+    };
+    let words = sentence
+        .iter()
+        .filter(|t| t.plain.chars().any(char::is_alphabetic));
+    let upper_count = sentence.iter().filter(upper).count();
+    let long_upper = sentence
+        .iter()
+        .filter(upper)
+        .any(|t| t.plain.chars().count() >= 8);
+    long_upper || upper_count >= 3 && upper_count * 2 >= words.count()
+}
+
+/// Folds a word for comparison: lower case (the Turkish dotless ı and the I of either
+/// language meet at `i`), diacritics removed (`Erdoğan` → `erdogan`, `Şişli` → `sisli`).
+pub fn fold(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars().flat_map(char::to_lowercase) {
+        match c {
+            'ı' | 'î' | 'ï' | 'í' | 'ì' => out.push('i'),
+            'ş' | 'ș' | 'š' | 'ś' => out.push('s'),
+            'ğ' => out.push('g'),
+            'ç' | 'č' | 'ć' => out.push('c'),
+            'ö' | 'ô' | 'ó' | 'ò' | 'õ' | 'ø' => out.push('o'),
+            'ü' | 'û' | 'ú' | 'ù' => out.push('u'),
+            'â' | 'à' | 'á' | 'ä' | 'ã' | 'å' => out.push('a'),
+            'é' | 'è' | 'ê' | 'ë' => out.push('e'),
+            'ñ' => out.push('n'),
+            'ý' | 'ÿ' => out.push('y'),
+            'ț' => out.push('t'),
+            'ł' => out.push('l'),
+            'ž' | 'ź' | 'ż' => out.push('z'),
+            'ř' => out.push('r'),
+            'đ' => out.push('d'),
+            'ß' => out.push_str("ss"),
+            '\u{300}'..='\u{36f}' | '\'' | '’' | '.' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A consonant skeleton for comparing transliterations: c, j, k, q are one sound class, w is
+/// v, x is ks, y is i, h is dropped, doubled letters are single (`Muhammed` and `Mohammed`,
+/// `Kaliforniya` and `California` come close).
+fn skeleton(folded: &str) -> String {
+    let mut out = String::with_capacity(folded.len());
+    for c in folded.chars() {
+        let mapped = match c {
+            'c' | 'j' | 'k' | 'q' => 'k',
+            'w' => 'v',
+            'y' => 'i',
+            'h' => continue,
+            'x' => {
+                out.push('k');
+                's'
+            }
+            c => c,
+        };
+        if !out.ends_with(mapped) {
+            out.push(mapped);
+        }
+    }
+    out
+}
+
+/// Whether two words are the same name: equal folded, one an inflected or derived form of the
+/// other (a shared stem of four letters or more, at most two letters short of the shorter
+/// word: `Erdogan`/`Erdoğanın`, `China`/`Chinese`), or one edit apart on the skeleton (two
+/// for long words: `Esad`/`Assad`).
+fn similar(a: &Key, b: &Key) -> bool {
+    if a.fold == b.fold {
+        return true;
+    }
+    let shorter = a.fold.chars().count().min(b.fold.chars().count());
+    let prefix = a
+        .fold
+        .chars()
+        .zip(b.fold.chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if shorter >= 4 && prefix >= 4 && prefix + 2 >= shorter {
+        return true;
+    }
+    if a.skel == b.skel {
+        return !a.skel.is_empty();
+    }
+    let n = a.skel.chars().count().min(b.skel.chars().count());
+    let max = match n {
+        0..=3 => return false,
+        4..=8 => 1,
+        _ => 2,
+    };
+    edit_distance_within(&a.skel, &b.skel, max)
+}
+
+/// Whether the Levenshtein distance of `a` and `b` is at most `max`.
+fn edit_distance_within(a: &str, b: &str, max: usize) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return false;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            row[j + 1] = sub.min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        if row.iter().min().is_some_and(|&m| m > max) {
+            return false;
+        }
+        prev = row;
+    }
+    prev[b.len()] <= max
+}
+
+/// Whether `rest` is a chain of the given suffixes (empty included).
+fn suffix_chain(rest: &str, sets: &[&[&str]]) -> bool {
+    if rest.is_empty() {
+        return true;
+    }
+    sets.iter()
+        .flat_map(|s| s.iter())
+        .any(|s| rest.strip_prefix(s).is_some_and(|r| suffix_chain(r, sets)))
+}
+
+/// Whether folded `word` is `stem` plus inflection.
+fn inflects(word: &str, stem: &str) -> bool {
+    word.strip_prefix(stem)
+        .is_some_and(|rest| suffix_chain(rest, &[INFLECTION]))
+}
+
+/// Whether a folded Turkish word is a title (`Senatörü`, `Valisi`): the first part of
+/// [`TR_NOT_NAMES`].
+fn tr_title(folded: &str) -> bool {
+    static STEMS: OnceLock<Vec<String>> = OnceLock::new();
+    let stems = STEMS.get_or_init(|| {
+        let end = TR_NOT_NAMES.iter().position(|w| *w == "kurum").unwrap_or(0);
+        TR_NOT_NAMES[..end].iter().map(|w| fold(w)).collect()
+    });
+    stems.iter().any(|s| inflects(folded, s))
+}
+
+fn tr_not_name(folded: &str) -> bool {
+    static STEMS: OnceLock<Vec<String>> = OnceLock::new();
+    let stems = STEMS.get_or_init(|| TR_NOT_NAMES.iter().map(|w| fold(w)).collect());
+    stems.iter().any(|s| inflects(folded, s))
+}
+
+/// Whether an English word opens sentences without naming anything (`The`, `However`).
+fn en_function(folded: &str) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| EN_FUNCTION.iter().copied().collect())
+        .contains(folded)
+}
+
+/// Whether a capitalised English word is not a name: a function word, a title, a day or
+/// month, a common acronym, a term, or a word with a common-noun ending.
+fn en_not_name(folded: &str) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let words = WORDS.get_or_init(|| EN_TITLES.iter().copied().collect());
+    let listed = |w: &str| words.contains(w) || en_function(w) || en_term(w);
+    listed(folded)
+        || folded.strip_suffix('s').is_some_and(listed)
+        || folded.chars().count() >= 7 && EN_COMMON_ENDINGS.iter().any(|e| folded.ends_with(e))
+}
+
+/// Whether an English word is no name: one of [`en_not_name`], or (unless an acronym: `US` is
+/// no `us`) a common word of [`ENGLISH_WORDS`], itself or without a plural `-s`.
+fn en_word(t: &Token) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let words = WORDS.get_or_init(|| {
+        ENGLISH_WORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    });
+    let fold = t.key.fold.as_str();
+    let common = |w: &str| words.contains(w);
+    en_not_name(fold) || !t.acronym && (common(fold) || fold.strip_suffix('s').is_some_and(common))
+}
+
+/// Whether a capitalised English word is a common noun of institution and place names.
+fn en_term(folded: &str) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let words = WORDS.get_or_init(|| EN_TERMS.iter().copied().collect());
+    words.contains(folded) || folded.strip_suffix('s').is_some_and(|w| words.contains(w))
+}
+
+/// Turkish words for kinds of places, which follow a place's name (`Sarmada Kasabası`,
+/// `Cilvegözü Sınır Kapısı`) that translations keep.
+#[rustfmt::skip]
+const PLACE_HEADS: &[&str] = &[
+    "kasaba", "ilçe", "köy", "mahalle", "cadde", "sokak", "sokağ", "bulvar", "meydan", "belde",
+    "kent", "şehir", "bölge", "dağ", "dağları", "nehir", "nehr", "göl", "ada", "adaları",
+    "vadi", "ova", "körfez", "yarımada", "kapı", "kale", "cami", "saray", "park", "köprü",
+    "havalimanı", "havaalanı", "liman", "stadyum", "üniversite", "hastane", "eyalet", "kule",
+    "tepe", "koy", "burun", "boğaz", "çarşı", "pazar", "semt", "otel", "müze", "kilise",
+];
+
+fn place_head(folded: &str) -> bool {
+    static STEMS: OnceLock<Vec<String>> = OnceLock::new();
+    let stems = STEMS.get_or_init(|| PLACE_HEADS.iter().map(|w| fold(w)).collect());
+    stems.iter().any(|s| inflects(folded, s))
+}
+
+/// Endings (folded) of Turkish common nouns: case suffixes after a plural or possessive, and
+/// `-lik`. A name takes its suffixes after an apostrophe, so a capitalised word that ends so
+/// without one (`Suçlarla`, `Listesindeki`, `Okçuluk`) is a common noun of a title or an
+/// institution's name.
+#[rustfmt::skip]
+const COMMON_TAILS: &[&str] = &[
+    "larla", "lerle", "larin", "lerin", "larda", "lerde", "lardan", "lerden", "lara", "lere",
+    "larina", "lerine", "larinda", "lerinde", "sinda", "sinde", "sindan", "sinden", "sini",
+    "sinin", "siyla", "siyle", "sina", "sine", "ndaki", "ndeki", "inda", "inde", "indan",
+    "inden", "ligin", "lugun", "ligini", "lugunu", "ligine", "luguna", "inin", "unun", "unu",
+    "daki", "deki", "taki", "teki", "ndan", "nden",
+];
+
+/// Whether a folded Turkish word (written without an apostrophe) ends like a common noun:
+/// see [`COMMON_TAILS`]; `-lik`/`-luk` and the plural only on longer words (`Haluk`, `Malik`,
+/// `Güler` are names).
+fn common_tail(folded: &str) -> bool {
+    let long = folded.chars().count() >= 7;
+    COMMON_TAILS.iter().any(|e| folded.ends_with(e))
+        || long
+            && ["lik", "luk", "lar", "ler"]
+                .iter()
+                .any(|e| folded.ends_with(e))
+}
+
+/// Whether a folded Turkish word is a compound noun closed by `ev` or `hane` (house) with a
+/// possessive: `Konukevi` (guesthouse), `Huzurevi`, `Kütüphanesi`. Such a word is translated
+/// (`Guesthouse`), not kept, even with a suffix after an apostrophe (`Konukevi'nde`).
+fn house_compound(folded: &str) -> bool {
+    let n = folded.chars().count();
+    n >= 7
+        && ["evi", "evleri", "hanesi", "haneleri"]
+            .iter()
+            .any(|e| folded.ends_with(e))
+}
+
+/// Whether a folded Turkish word ends like the head of a compound noun (`Tepesi`,
+/// `Birliği`, `Oyunları`) or an adjective or verbal noun (`Anayasal`, `Araştırma`): the
+/// common-noun words that close the names of institutions, which translations render in
+/// English rather than keep.
+fn compound_head(folded: &str) -> bool {
+    let n = folded.chars().count();
+    let vowel_si = ["si", "su"].iter().any(|e| {
+        folded
+            .strip_suffix(e)
+            .is_some_and(|r| r.ends_with(['a', 'e', 'i', 'o', 'u']))
+    });
+    vowel_si
+        || ["lari", "leri", "ligi", "lugu"]
+            .iter()
+            .any(|e| folded.ends_with(e))
+        || n >= 6 && ["sal", "sel"].iter().any(|e| folded.ends_with(e))
+        || n >= 7 && ["ma", "me"].iter().any(|e| folded.ends_with(e))
+}
+
+/// One line of the exonym table.
+#[derive(Debug)]
+struct Entry {
+    /// The Turkish name, folded, word by word.
+    key: Vec<String>,
+    /// The Turkish name is an acronym (`ABD`): matched only whole and in capitals.
+    acronym: bool,
+    /// English forms, as written.
+    english: Vec<String>,
+    /// Only traces English words, is no translation (`curated-alias`: `Rusya` → Moscow,
+    /// `Erdoğan` → Recep): a source name is not found through it.
+    alias: bool,
+}
+
+/// The exonym table, indexed by the first word of each Turkish name.
+struct Exonyms {
+    entries: Vec<Entry>,
+    by_first: HashMap<String, Vec<usize>>,
+}
+
+/// The exonym table, parsed once.
+fn exonyms() -> &'static Exonyms {
+    static TABLE: OnceLock<Exonyms> = OnceLock::new();
+    TABLE.get_or_init(|| parse_exonyms(EXONYMS_TSV))
+}
+
+fn parse_exonyms(tsv: &str) -> Exonyms {
+    let mut entries = Vec::new();
+    let mut by_first: HashMap<String, Vec<usize>> = HashMap::new();
+    for line in tsv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut cols = line.split('\t');
+        let (Some(tr), Some(en)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        let alias = cols.next() == Some("curated-alias");
+        let key: Vec<String> = tr.split_whitespace().map(fold).collect();
+        if key.is_empty() {
+            continue;
+        }
+        let acronym = tr.chars().filter(|c| c.is_alphabetic()).count() >= 2
+            && tr.chars().all(|c| !c.is_lowercase());
+        by_first
+            .entry(key[0].clone())
+            .or_default()
+            .push(entries.len());
+        entries.push(Entry {
+            key,
+            acronym,
+            english: en.split('|').map(str::to_string).collect(),
+            alias,
+        });
+    }
+    Exonyms { entries, by_first }
+}
+
+/// For each word, the exonym entries whose Turkish name covers it: one word equal to the name
+/// or the name plus inflection or a demonym suffix (`Rusya'nın`, `Suriyeli`), or a run of
+/// adjacent words (`Kuzey Kore'de`) whose last may be inflected.
+fn exonym_cover(tokens: &[Token]) -> Vec<Vec<usize>> {
+    let table = exonyms();
+    let mut cover = vec![Vec::new(); tokens.len()];
+    for (i, t) in tokens.iter().enumerate() {
+        let fold = &t.key.fold;
+        for (cut, _) in fold.char_indices().skip(1).chain([(fold.len(), ' ')]) {
+            let Some(ids) = table.by_first.get(&fold[..cut]) else {
+                continue;
+            };
+            for &e in ids {
+                if let Some(len) = entry_matches(&table.entries[e], tokens, i, cut) {
+                    (i..i + len).for_each(|k| cover[k].push(e));
+                }
+            }
+        }
+    }
+    cover
+}
+
+/// How many words of `tokens` from `i` the entry covers, given that its first word matched the
+/// first `cut` bytes of word `i`.
+fn entry_matches(entry: &Entry, tokens: &[Token], i: usize, cut: usize) -> Option<usize> {
+    let first = &tokens[i];
+    let rest = &first.key.fold[cut..];
+    if entry.acronym {
+        return (rest.is_empty() && first.acronym).then_some(1);
+    }
+    if entry.key.len() == 1 {
+        // Short names take only derivation and the plural (`Çinli`, `Ruslar`), lest `Çek`
+        // (Czech) cover `Çeki` (a cheque).
+        let ok = match entry.key[0].chars().count() {
+            0..=2 => rest.is_empty(),
+            3 => suffix_chain(rest, &[DERIVATION, &["lar", "ler"]]),
+            _ => suffix_chain(rest, &[INFLECTION, DERIVATION]),
+        };
+        return ok.then_some(1);
+    }
+    if !rest.is_empty() || i + entry.key.len() > tokens.len() {
+        return None;
+    }
+    let n = entry.key.len();
+    for (k, word) in entry.key.iter().enumerate().skip(1) {
+        let t = &tokens[i + k];
+        let last = k == n - 1;
+        let ok = t.joined && (t.key.fold == *word || last && inflects(&t.key.fold, word));
+        if !ok {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(source: &str, translation: &str) -> Vec<(Kind, String)> {
+        let mut out = Vec::new();
+        check(source, translation, &mut out);
+        out.into_iter()
+            .map(|f| {
+                let span = f
+                    .source
+                    .or(f.translation)
+                    .map(|s| s.text)
+                    .unwrap_or_default();
+                (f.kind, span)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fold_meets_turkish_and_english_spellings() {
+        assert_eq!(fold("Erdoğan"), "erdogan");
+        assert_eq!(fold("İSTANBUL"), "istanbul");
+        assert_eq!(fold("ISTANBUL"), "istanbul");
+        assert_eq!(fold("Şişli"), "sisli");
+        assert_eq!(fold("Istanbul"), fold("İstanbul"));
+    }
+
+    #[test]
+    fn apostrophe_suffixes_are_stripped() {
+        let found = names("Medvedev, Pekin'de Erdoğan’ın konuğuydu.", Lang::Tr);
+        let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
+        assert_eq!(texts, ["Pekin", "Erdoğan"]);
+        // "Medvedev" opens the sentence without a suffix and is in no table: not taken.
+    }
+
+    #[test]
+    fn titles_days_and_sentence_openers_are_not_names() {
+        let found = names(
+            "Geçen Pazartesi Cumhurbaşkanı Erdoğan Dışişleri Bakanlığı'nda konuştu.",
+            Lang::Tr,
+        );
+        let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
+        assert_eq!(texts, ["Erdoğan"]);
+    }
+
+    #[test]
+    fn a_clean_translation_has_no_findings() {
+        let tr = "Rusya Devlet Başkanı Putin, Kuzey Kore lideri Kim Jong Un ile Pekin'de \
+                  bir araya geldi. ABD ve AB'nin tepkisi bekleniyor.";
+        let en = "Russian President Putin met North Korean leader Kim Jong Un in Beijing. \
+                  Reactions from the US and the EU are expected.";
+        assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn folded_names_match_across_diacritics() {
+        let tr = "Toplantıya Erdoğan ve Şişli Belediye Başkanı katıldı, İstanbul'da.";
+        let en = "Erdogan and the mayor of Sisli attended the meeting in Istanbul.";
+        assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn a_dropped_name_is_reported() {
+        let tr = "Toplantıya Erdoğan ve Putin katıldı.";
+        let en = "Erdogan attended the meeting.";
+        assert_eq!(kinds(tr, en), [(Kind::Name, "Putin".to_string())]);
+    }
+
+    #[test]
+    fn the_readme_case_flags_xi_jinping_and_dalian() {
+        let tr = "Rusya Devlet Başkanı Vladimir Putin, Kuzey Kore lideri Kim Jong Un ile \
+                  Çin'in başkenti Pekin'de bir araya geldi.";
+        let en = "Russian President Vladimir Putin and Chinese President Xi Jinping met in the \
+                  Chinese capital of Beijing, in the eastern city of Dalian.";
+        let found = kinds(tr, en);
+        assert!(found.contains(&(Kind::InventedName, "Xi Jinping".to_string())));
+        assert!(found.contains(&(Kind::InventedName, "Dalian".to_string())));
+        assert!(found.contains(&(Kind::Name, "Kim Jong Un".to_string())));
+        assert!(found.contains(&(Kind::Name, "Kuzey Kore".to_string())));
+        assert_eq!(found.len(), 4, "{found:?}");
+    }
+
+    #[test]
+    fn many_translated_terms_do_not_hide_invented_names() {
+        // The source's capitalised common nouns (Zafer Günü, Devlet Başkanı, Kremlin Sarayı)
+        // could stand for a word or two of English terms, not for three invented names.
+        let tr = "Zafer Günü kutlamalarına katılmak üzere Çin'de bulunan Rusya Devlet Başkanı \
+                  Putin, Kim Jong Un ile görüştü. Kremlin Sarayı'ndan yapılan açıklamada, \
+                  görüşmenin Diaoyutai Devlet Konukevi'nde gerçekleştiği bildirildi.";
+        let en = "Attending the Victory Day celebrations in China, Russian President Putin met \
+                  Kim Jong Un and Xi Jinping. The Kremlin said the meeting was held at the \
+                  Diaoyutai State Guesthouse in Dalian.";
+        let found = kinds(tr, en);
+        assert!(found.contains(&(Kind::InventedName, "Xi Jinping".to_string())));
+        assert!(found.contains(&(Kind::InventedName, "Dalian".to_string())));
+    }
+
+    #[test]
+    fn exonyms_and_demonyms_trace() {
+        let tr = "Almanya'daki Suriyeli mülteciler Moskova ve Yunanistan'a gitmedi.";
+        let en = "Syrian refugees in Germany did not go to Moscow or Greece.";
+        assert_eq!(kinds(tr, en), []);
+        assert!(traced("Syrians", tr));
+        assert!(traced("German", tr));
+        assert!(!traced("Xi Jinping", tr));
+    }
+
+    #[test]
+    fn acronyms_compare_with_case() {
+        let tr = "ABD'nin kararı açıklandı.";
+        assert_eq!(kinds(tr, "The decision of the US was announced."), []);
+        assert_eq!(
+            kinds(tr, "The decision was announced to us."),
+            [(Kind::Name, "ABD".to_string())]
+        );
+    }
+
+    #[test]
+    fn headlines_keep_only_names_with_evidence() {
+        let tr = "28 Yaşındaki Aşçı San Francisco Alışveriş Merkezinde Ölü Bulundu";
+        let en = "28-Year-Old Chef Found Dead at San Francisco Mall";
+        assert_eq!(kinds(tr, en), []);
+        let tr = "Ekonomik Kriz Rusya'yı Vurdu";
+        assert_eq!(kinds(tr, "Economic Crisis Hits Russia"), []);
+        assert_eq!(
+            kinds(tr, "Economic Crisis Hits Country"),
+            [(Kind::Name, "Rusya".to_string())]
+        );
+    }
+
+    #[test]
+    fn transliterations_and_possessives_match() {
+        let tr = "Esad rejimi ve Muhammed bin Selman'ın açıklaması.";
+        let en = "The Assad regime and Mohammed bin Salman's statement.";
+        assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn institution_names_are_translated_not_required() {
+        let tr = "Varlık Fonu ve Hacettepe Üniversitesi açıklama yaptı.";
+        let en = "The Wealth Fund and Hacettepe University made a statement.";
+        assert_eq!(kinds(tr, en), []);
+        // A place before a word for its kind stays a name.
+        let tr = "Saldırı Sarmada Kasabası'nda oldu.";
+        assert_eq!(kinds(tr, "The attack was in Sarmada Town."), []);
+        assert_eq!(
+            kinds(tr, "The attack was in the town."),
+            [(Kind::Name, "Sarmada".to_string())]
+        );
+    }
+
+    #[test]
+    fn translated_terms_are_not_invented_names() {
+        let tr = "Kullanıcılar SFPD İhbar Hattını aramalı.";
+        let en = "Users should call the SFPD Tip Line.";
+        assert_eq!(kinds(tr, en), []);
+        let tr = "Toplantıya Erdoğan katıldı.";
+        let en = "Erdogan and Xi Jinping of the Communist Party attended the meeting.";
+        assert_eq!(
+            kinds(tr, en),
+            [(Kind::InventedName, "Xi Jinping".to_string())]
+        );
+    }
+
+    #[test]
+    fn aliases_trace_but_do_not_translate() {
+        // "Moscow" may stand for Russia in the English ...
+        assert!(traced("Moscow", "Rusya'nın tepkisi sert oldu."));
+        // ... but a source "Rusya" is not found through it.
+        assert_eq!(
+            kinds(
+                "Rusya'nın tepkisi sert oldu.",
+                "Moscow's reaction was harsh."
+            ),
+            [(Kind::Name, "Rusya".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_shared_surname_does_not_find_both_names() {
+        let tr = "Hakan Şükür ve babası Selmet Şükür aranıyor.";
+        let en = "Hakan Sukur and his father are wanted.";
+        assert_eq!(kinds(tr, en), [(Kind::Name, "Selmet Şükür".to_string())]);
+    }
+
+    #[test]
+    fn english_names_and_traces() {
+        let found = names(
+            "Yesterday Xi Jinping met the Foreign Minister in Dalian.",
+            Lang::En,
+        );
+        let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
+        assert_eq!(texts, ["Xi Jinping", "Dalian"]);
+        assert!(traced(
+            "President Erdogan",
+            "Cumhurbaşkanı Erdoğan'ın açıklaması"
+        ));
+    }
+
+    #[test]
+    fn dotted_acronyms_are_one_word() {
+        let tokens = tokenize("The U.S. said");
+        assert_eq!(tokens[1].plain, "US");
+        assert!(tokens[1].acronym);
+    }
+
+    #[test]
+    fn english_common_words_are_not_invented_names() {
+        let tr = "Toplantıya Erdoğan katıldı.";
+        let en = "Erdogan attended the meeting in the Lounge after Inception.";
+        assert_eq!(kinds(tr, en), []);
+        // An acronym is no word: `US` is not `us`.
+        assert_eq!(
+            kinds(tr, "Erdogan attended the meeting with the US."),
+            [(Kind::InventedName, "US".to_string())]
+        );
+    }
+
+    #[test]
+    fn words_that_are_also_names_stay_names() {
+        let tr = "Toplantıya Erdoğan katıldı.";
+        for name in ["Brown", "Bush", "Rose"] {
+            let en = format!("Erdogan attended the meeting with {name}.");
+            assert_eq!(kinds(tr, &en), [(Kind::InventedName, name.to_string())]);
+        }
+        let tr = "Toplantıya Erdoğan ve Bush katıldı.";
+        assert_eq!(kinds(tr, "Erdogan and Bush attended the meeting."), []);
+    }
+
+    #[test]
+    fn a_guesthouse_is_translated_not_kept() {
+        let tr = "Görüşme Diaoyutai Devlet Konukevi'nde yapıldı.";
+        let en = "The meeting was held at the Diaoyutai State Guesthouse.";
+        assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn english_word_list_has_words_but_not_names() {
+        let words: HashSet<&str> = ENGLISH_WORDS
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert!(words.len() > 40_000);
+        assert!(words.contains("inception") && words.contains("lounge"));
+        for name in ["brown", "bush", "turkey", "rose"] {
+            assert!(!words.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn exonym_table_parses_with_sources() {
+        let table = exonyms();
+        assert!(table.entries.len() > 500);
+        let pekin = &table.by_first["pekin"];
+        assert!(pekin
+            .iter()
+            .any(|&e| table.entries[e].english.contains(&"Beijing".to_string())));
+        for line in EXONYMS_TSV.lines().filter(|l| !l.starts_with('#')) {
+            let source = line.split('\t').nth(2).unwrap_or("");
+            assert!(
+                ["cldr-territory", "cldr-city", "curated", "curated-alias"].contains(&source),
+                "{line}"
+            );
+        }
+    }
+}

@@ -186,29 +186,8 @@ pub struct EvalArgs {
     #[arg(long, requires = "output")]
     pub resume: bool,
 
-    /// Marian models: beam width [default: the model's own].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub beams: Option<u16>,
-
-    /// Marian models: sentences decoded at once [default: 16].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub batch_size: Option<u16>,
-
-    /// Largest prompt context of a chat model [default: 4096].
-    #[arg(long, value_name = "TOKENS")]
-    pub context: Option<usize>,
-
-    /// Upper limit on tokens generated for one chunk [default: 512].
-    #[arg(long, value_name = "N")]
-    pub max_new_tokens: Option<usize>,
-
-    /// CPU threads [default: all cores].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-
-    /// Use only models already in the cache.
-    #[arg(long)]
-    pub offline: bool,
+    #[command(flatten)]
+    pub decoding: ModelArgs,
 
     /// No progress bar and no timing line on stderr.
     #[arg(short, long)]
@@ -285,20 +264,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODEL", env = "TERCUMAN_SUMMARY_MODEL")]
     pub summary_model: Option<String>,
 
-    /// Beam width of a Marian model; 1 is greedy decoding, faster and a little less fluent
-    /// [default: the model's own, 4 for OPUS-MT].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub beams: Option<u16>,
-
-    /// Sentences a Marian model translates at once; the output does not depend on it
-    /// [default: 16].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub batch_size: Option<u16>,
-
-    /// Use only models already in the cache; never contact the hub (also HF_HUB_OFFLINE=1).
-    #[arg(long)]
-    pub offline: bool,
-
     /// Output format [default: markdown for `-o *.md`, json for `-o *.json`, else text].
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
@@ -311,11 +276,6 @@ pub struct RunArgs {
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub bullets: Option<u16>,
 
-    /// Upper limit on tokens generated for one chunk (each chunk also gets a limit from its
-    /// length, so a looping model stops early) [default: 512].
-    #[arg(long, value_name = "N")]
-    pub max_new_tokens: Option<usize>,
-
     /// Sampling temperature of a chat model; 0 picks the most likely token every time
     /// (reproducible) [default: 0].
     #[arg(short, long, value_name = "T")]
@@ -325,14 +285,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    /// CPU threads for the model [default: all cores].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-
-    /// Largest context, in tokens, that a prompt may use (bounded by the model's own)
-    /// [default: 4096].
-    #[arg(long, value_name = "TOKENS")]
-    pub context: Option<usize>,
+    #[command(flatten)]
+    pub decoding: ModelArgs,
 
     /// Continue an interrupted run with `-o FILE`, keeping the blocks it finished (they are
     /// saved in FILE.partial.json as they finish).
@@ -369,22 +323,66 @@ impl RunArgs {
             encoding: self.encoding.or(outer.encoding),
             model: self.model.or(outer.model),
             summary_model: self.summary_model.or(outer.summary_model),
-            beams: self.beams.or(outer.beams),
-            batch_size: self.batch_size.or(outer.batch_size),
-            offline: self.offline || outer.offline,
+            decoding: self.decoding.or(outer.decoding),
             format: self.format.or(outer.format),
             output: self.output.or(outer.output),
             bullets: self.bullets.or(outer.bullets),
-            max_new_tokens: self.max_new_tokens.or(outer.max_new_tokens),
+
             temperature: self.temperature.or(outer.temperature),
             seed: self.seed.or(outer.seed),
-            threads: self.threads.or(outer.threads),
-            context: self.context.or(outer.context),
+
             resume: self.resume || outer.resume,
             quiet: self.quiet || outer.quiet,
             strict: self.strict || outer.strict,
             summary_from: self.summary_from.or(outer.summary_from),
             no_cite: self.no_cite || outer.no_cite,
+        }
+    }
+}
+
+/// How the models decode and where they come from: the flags `translate`, `summarize` and
+/// `eval` share.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Beam width of a Marian model; 1 is greedy decoding, faster and a little less fluent
+    /// [default: the model's own, 4 for OPUS-MT].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub beams: Option<u16>,
+
+    /// Sentences a Marian model translates at once; the output does not depend on it
+    /// [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub batch_size: Option<u16>,
+
+    /// Use only models already in the cache; never contact the hub (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Upper limit on tokens generated for one chunk (each chunk also gets a limit from its
+    /// length, so a looping model stops early) [default: 512].
+    #[arg(long, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
+
+    /// CPU threads for the model [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Largest context, in tokens, that a prompt may use (bounded by the model's own)
+    /// [default: 4096].
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<usize>,
+}
+
+impl ModelArgs {
+    /// These arguments, with the ones left unset taken from `outer`.
+    fn or(self, outer: ModelArgs) -> ModelArgs {
+        ModelArgs {
+            beams: self.beams.or(outer.beams),
+            batch_size: self.batch_size.or(outer.batch_size),
+            offline: self.offline || outer.offline,
+            max_new_tokens: self.max_new_tokens.or(outer.max_new_tokens),
+            threads: self.threads.or(outer.threads),
+            context: self.context.or(outer.context),
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         s.flagged = flagged_shares(&sources, &hyps);
         models.push(s);
     }
-    if let Some(threads) = args.threads {
+    if let Some(threads) = args.decoding.threads {
         super::set_threads(threads);
     }
     crate::cancel::install_handler(args.quiet);
@@ -226,16 +226,21 @@ fn evaluate(
         ));
     }
     reset_peak_rss();
-    let hub = Hub::from_env(args.offline, args.quiet);
+    let hub = Hub::from_env(args.decoding.offline, args.quiet);
     let resolved = spec::resolve(&ModelSpec::parse(model)?, &hub)?;
     let settings = Settings {
-        beams: args.beams.map(usize::from),
+        beams: args.decoding.beams.map(usize::from),
         batch_size: args
+            .decoding
             .batch_size
             .map_or(super::plan::DEFAULT_BATCH_SIZE, usize::from),
-        context: args.context.unwrap_or(super::plan::DEFAULT_CONTEXT),
+        context: args
+            .decoding
+            .context
+            .unwrap_or(super::plan::DEFAULT_CONTEXT),
         params: crate::chat::generate::Params {
             max_new_tokens: args
+                .decoding
                 .max_new_tokens
                 .unwrap_or(super::plan::DEFAULT_MAX_NEW_TOKENS),
             temperature: 0.0,
@@ -386,9 +391,10 @@ fn progress(quiet: bool, total: usize, done: usize) -> ProgressBar {
     bar
 }
 
-/// Starts a new peak for VmHWM (Linux: writing 5 to clear_refs), so that each model's peak is
-/// its own.
+/// Starts a new peak for VmHWM (Linux: writing 5 to clear_refs) after handing the previous
+/// model's freed memory back, so that each model's peak is its own.
 fn reset_peak_rss() {
+    crate::sys::release_freed_memory();
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
@@ -407,10 +413,14 @@ fn write_table(out: &mut impl Write, r: &Report) -> Result<()> {
             .filter(|(_, v)| **v > 0.0)
             .map(|(k, v)| format!("{k} {:.1}%", 100.0 * v))
             .collect();
+        // A model given as a path is named by its file (the JSON has the whole path).
+        let name = Path::new(&m.model)
+            .file_name()
+            .map_or(m.model.clone(), |n| n.to_string_lossy().into_owned());
         writeln!(
             out,
             "{:32} {:>6.2} {:>7.2} {:>6.2} {:>8} {:>8} {:>9}  {}",
-            m.model,
+            name,
             m.bleu,
             m.chrf_pp,
             m.chrf,

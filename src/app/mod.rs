@@ -43,7 +43,7 @@ pub fn run_cli(cli: Cli) -> Result<Outcome> {
     let (job, args) = cli
         .job_and_args()
         .expect("not a models, bench or check subcommand");
-    if let Some(threads) = args.threads {
+    if let Some(threads) = args.decoding.threads {
         set_threads(threads);
     }
     run::run(&plan::Plan::new(job, args)?)

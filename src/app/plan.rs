@@ -81,21 +81,32 @@ impl Plan {
             job,
             resume: a.resume,
             encoding: a.encoding,
-            offline: a.offline,
+            offline: a.decoding.offline,
             format: a.format.unwrap_or(Format::for_path(a.output.as_deref())),
             input,
             model: a.model,
             summary_model: a.summary_model,
-            beams: a.beams.map(usize::from),
-            batch_size: a.batch_size.map_or(DEFAULT_BATCH_SIZE, usize::from),
+            beams: a.decoding.beams.map(usize::from),
+            batch_size: a
+                .decoding
+                .batch_size
+                .map_or(DEFAULT_BATCH_SIZE, usize::from),
             output: a.output,
             bullets: a.bullets.map_or(DEFAULT_BULLETS, usize::from),
             params: Params {
-                max_new_tokens: a.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS).max(1),
+                max_new_tokens: a
+                    .decoding
+                    .max_new_tokens
+                    .unwrap_or(DEFAULT_MAX_NEW_TOKENS)
+                    .max(1),
                 temperature: a.temperature.unwrap_or(0.0),
                 seed: a.seed.unwrap_or(DEFAULT_SEED),
             },
-            context: a.context.unwrap_or(DEFAULT_CONTEXT).max(MIN_CONTEXT),
+            context: a
+                .decoding
+                .context
+                .unwrap_or(DEFAULT_CONTEXT)
+                .max(MIN_CONTEXT),
             quiet: a.quiet,
             summary_from: a.summary_from.unwrap_or(DEFAULT_SUMMARY_FROM),
             cite: !a.no_cite,

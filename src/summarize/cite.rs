@@ -49,11 +49,13 @@ fn content_words(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Whether the number `q` of a bullet is in paragraph `p`.
-fn number_in(q: &numbers::Quantity, p: &Paragraph) -> bool {
-    numbers::found_in(q, &numbers::extract(p.source, Lang::Tr))
-        || p.translation
-            .is_some_and(|t| numbers::found_in(q, &numbers::extract(t, Lang::En)))
+/// The numbers of a paragraph, both sides, read once per bullet.
+fn paragraph_numbers(p: &Paragraph) -> Vec<numbers::Quantity> {
+    let mut q = numbers::extract(p.source, Lang::Tr);
+    if let Some(t) = p.translation {
+        q.extend(numbers::extract(t, Lang::En));
+    }
+    q
 }
 
 /// Whether the name `name` of a bullet is in paragraph `p`.
@@ -84,8 +86,12 @@ pub fn ground(bullet: &str, paragraphs: &[Paragraph]) -> Grounding {
         .iter()
         .map(|p| {
             let text = p.translation.unwrap_or(p.source);
+            let theirs = match nums.is_empty() {
+                true => Vec::new(),
+                false => paragraph_numbers(p),
+            };
             Holds {
-                numbers: nums.iter().map(|q| number_in(q, p)).collect(),
+                numbers: nums.iter().map(|q| numbers::found_in(q, &theirs)).collect(),
                 names: nms.iter().map(|x| name_in(&x.span.text, p)).collect(),
                 shared: content_words(text).intersection(&words).count(),
             }

@@ -271,6 +271,11 @@ fn bullet_list(
             continue_list(engine, g.stop, true)?;
         }
     }
+    // Tries ran out while an unfaithful bullet waited for its retry: it is kept, with its
+    // findings, rather than lost.
+    if let Some((first, _)) = unfaithful {
+        out.push(first);
+    }
     let mut flags = Vec::new();
     if out.len() < n {
         flags.push(Flag::ShortSummary {

@@ -160,16 +160,19 @@ fn the_readme_sample_translation_is_caught_inventing_names() {
     }
 }
 
-/// Human translations mostly pass: of 40 newstest2018 lines (a set the checks were not tuned
-/// on), at most 3 are flagged.
+/// Human translations mostly pass: of the first 40 newstest2018 lines (a set the checks were
+/// not tuned on), at most 3 are flagged.
 #[test]
 fn human_translations_mostly_pass() {
-    let o = check(&[
-        "--format",
-        "json",
-        &fixture("newstest2018-40.tr"),
-        &fixture("newstest2018-40.en"),
-    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testsets");
+    let head = |name: &str| {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let lines: Vec<&str> = text.lines().take(40).collect();
+        write(dir.path(), name, &(lines.join("\n") + "\n"))
+    };
+    let (tr, en) = (head("newstest2018.tr"), head("newstest2018.en"));
+    let o = check(&["--format", "json", &tr, &en]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["total"], 40);

@@ -125,3 +125,84 @@ fn a_model_is_evaluated_end_to_end_on_a_slice() {
         .to_string_lossy()
         .ends_with(".partial.json")));
 }
+
+/// Ctrl-C keeps the finished sentences in the model's checkpoint and `--resume` continues from
+/// them: a sentence edited in the checkpoint comes back as edited, so it was not translated
+/// again.
+#[test]
+fn an_interrupted_evaluation_resumes_from_its_finished_sentences() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eval.json");
+    let gguf = common::test_gguf().display().to_string();
+    let args = |resume: bool| {
+        let mut a = vec![
+            "--model".to_string(),
+            gguf.clone(),
+            "--testset".into(),
+            "flores200-devtest".into(),
+            "--limit".into(),
+            "4".into(),
+            "--max-new-tokens".into(),
+            "24".into(),
+            "--json".into(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let partial = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".partial.json"))
+    };
+    let child = common::tercuman()
+        .arg("eval")
+        .args(args(false))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Header line and one finished sentence.
+    while partial().is_none_or(|p| std::fs::read_to_string(p).unwrap().lines().count() < 2) {
+        assert!(started.elapsed().as_secs() < 120, "no sentence finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sends a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    let path = partial().expect("the checkpoint is kept");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = saved.lines().map(str::to_string).collect();
+    let mut first: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    first["text"] = "SAVED BEFORE THE STOP".into();
+    lines[1] = first.to_string();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let o = common::tercuman()
+        .arg("eval")
+        .args(args(true))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["models"][0]["sentences"], 4);
+    let hyp = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".hyp.txt"))
+        .unwrap();
+    let hyps = std::fs::read_to_string(hyp).unwrap();
+    assert_eq!(hyps.lines().next(), Some("SAVED BEFORE THE STOP"));
+    assert_eq!(hyps.lines().count(), 4);
+    assert!(
+        partial().is_none(),
+        "a finished evaluation removes its checkpoint"
+    );
+}

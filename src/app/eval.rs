@@ -59,6 +59,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         return list_testsets();
     }
     let (name, sources, references) = inputs(args)?;
+    // One evaluation at a time writes FILE and its side files.
+    let _lock = match &args.output {
+        Some(out) => Some(crate::output::lock::acquire(out)?),
+        None => None,
+    };
     let limit = args.limit.unwrap_or(usize::MAX);
     let sources: Vec<String> = sources.into_iter().take(limit).collect();
     let references: Vec<String> = references.into_iter().take(limit).collect();

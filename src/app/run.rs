@@ -114,6 +114,8 @@ struct Runner<'p> {
     printed: usize,
     /// Blocks translated so far (including those a resumed run found saved).
     done: usize,
+    /// The lock on `-o FILE`, held until the run ends.
+    _lock: Option<output::lock::OutputLock>,
     /// Blocks that kept a flag or a finding after their retry.
     flagged: usize,
     /// The flagged blocks, for the Review section.
@@ -130,9 +132,13 @@ impl<'p> Runner<'p> {
         let started = Instant::now();
         let article =
             crate::text::read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
-        if let Some(out) = &plan.output {
-            output::check_writable(out)?;
-        }
+        let lock = match &plan.output {
+            Some(out) => {
+                output::check_writable(out)?;
+                Some(output::lock::acquire(out)?)
+            }
+            None => None,
+        };
         let sidecar = plan.output.as_deref().map(resume::sidecar);
         let streaming = plan.output.is_none() && plan.format != Format::Json;
         let saved = match plan.translates() {
@@ -148,6 +154,7 @@ impl<'p> Runner<'p> {
             saved: None,
             streaming,
             printed: 0,
+            _lock: lock,
             flagged: 0,
             review: Vec::new(),
             translations: Vec::new(),

@@ -3,6 +3,7 @@
 //! run goes, its finished blocks are kept in a checkpoint ([`resume`]) that `--resume` reads.
 
 pub mod atomic;
+pub mod lock;
 pub mod resume;
 
 pub use atomic::{check_writable, write_atomic, write_atomic_with};

@@ -1095,3 +1095,63 @@ fn text_that_tries_to_steer_the_model_is_translated_as_text() {
     assert_eq!(pieces.join(" "), source);
     assert_eq!(blocks[2]["source"], "Son paragraf.");
 }
+
+/// A second run aimed at an output that another run is writing is refused at once, naming the
+/// process, and the first run finishes undisturbed. (Before, a `--resume` started while the
+/// first run was finishing ran to the end and then failed: the first run had removed the
+/// checkpoint.)
+#[test]
+fn a_second_run_on_the_same_output_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let article = four_paragraphs(dir.path());
+    let out = dir.path().join("out.md");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "translate".to_string(),
+            article.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--model".into(),
+            gguf(),
+            "--max-new-tokens".into(),
+            "24".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let first = tercuman()
+        .args(args(false))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sidecar = tercuman::output::resume::sidecar(&out);
+    let started = std::time::Instant::now();
+    while !sidecar.exists() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the first run did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = tercuman().args(args(true)).output().unwrap();
+    fails_with(&second, "is being written by another tercuman run");
+    assert!(
+        stderr(&second).contains(&format!("process {}", first.id())),
+        "{}",
+        stderr(&second)
+    );
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .trim()
+            .split("\n\n")
+            .count(),
+        4
+    );
+    assert!(!tercuman::output::lock::lock_path(&out).exists());
+}

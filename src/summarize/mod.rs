@@ -7,7 +7,7 @@
 
 pub mod cite;
 
-use crate::chat::generate::{Engine, StopReason};
+use crate::chat::generate::{Engine, Generated, Mark, StopReason};
 use crate::chat::prompt::{self, Purpose, Style};
 use crate::check::Finding;
 use crate::error::Result;
@@ -236,27 +236,11 @@ fn bullet_list(
                 paragraphs: grounding.paragraphs,
                 findings: grounding.findings,
             };
-            let (keep, stop) = match unfaithful.take() {
-                // The retry of an unfaithful bullet: keep the better of the two.
-                Some((first, stop)) if first.findings.len() <= bullet.findings.len() => {
-                    if !engine.rewind(&cp)? {
-                        (first, stop)
-                    } else {
-                        // Go on after the first try's text instead of the retry's; its line
-                        // end is not in the sequence, so the next bullet starts a new line.
-                        let ids = engine.encode_continuation(&first.text)?;
-                        engine.feed(&ids)?;
-                        (first, StopReason::Budget)
-                    }
-                }
-                Some(_) => (bullet, g.stop),
-                None if !bullet.findings.is_empty() && engine.rewind(&cp)? => {
-                    banned.extend(g.first_token);
-                    unfaithful = Some((bullet, g.stop));
-                    retries += 1;
-                    continue;
-                }
-                None => (bullet, g.stop),
+            let Some((keep, stop)) = settle(engine, &cp, bullet, &g, &mut unfaithful)? else {
+                // Unfaithful, first try: rewound for its one retry.
+                banned.extend(g.first_token);
+                retries += 1;
+                continue;
             };
             out.push(keep);
             banned.clear();
@@ -288,6 +272,38 @@ fn bullet_list(
         parts: 1,
         flags,
         ..Summary::default()
+    })
+}
+
+/// Decides on a fresh bullet generated from `cp`: the bullet to keep and the stop to continue
+/// the list from, or `None` when it fails its grounding on a first try and the sequence was
+/// rewound to `cp` for its retry (it waits in `unfaithful`). A retry is compared with the
+/// first try, and the one with fewer findings is kept.
+fn settle(
+    engine: &mut Engine,
+    cp: &Mark,
+    bullet: Bullet,
+    g: &Generated,
+    unfaithful: &mut Option<(Bullet, StopReason)>,
+) -> Result<Option<(Bullet, StopReason)>> {
+    Ok(match unfaithful.take() {
+        Some((first, stop)) if first.findings.len() <= bullet.findings.len() => {
+            if !engine.rewind(cp)? {
+                Some((first, stop))
+            } else {
+                // Go on after the first try's text instead of the retry's; its line end is not
+                // in the sequence, so the next bullet starts a new line.
+                let ids = engine.encode_continuation(&first.text)?;
+                engine.feed(&ids)?;
+                Some((first, StopReason::Budget))
+            }
+        }
+        Some(_) => Some((bullet, g.stop)),
+        None if !bullet.findings.is_empty() && engine.rewind(cp)? => {
+            *unfaithful = Some((bullet, g.stop));
+            None
+        }
+        None => Some((bullet, g.stop)),
     })
 }
 

@@ -133,6 +133,20 @@ fn unmatched(
     (0..more.len()).filter(|&k| free[k]).collect()
 }
 
+/// A quotation as a message quotes it: at most 80 characters, and said to be left open when
+/// it runs to the end of its block without a closing mark.
+fn show(quoted: &str) -> String {
+    let closed = quoted.ends_with(['"', '”', '»', '’', '\'', '“']) && quoted.chars().count() > 1;
+    let mut short: String = quoted.chars().take(80).collect();
+    if short.len() < quoted.len() {
+        short.push('…');
+    }
+    match closed {
+        true => short,
+        false => format!("{short} (left open)"),
+    }
+}
+
 /// Reports quotations of `source` missing from `translation` and quotations `translation`
 /// adds.
 pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
@@ -141,8 +155,9 @@ pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
         return;
     }
     let counts = format!(
-        "the source has {} quotation(s), the translation {}",
+        "the source has {} quotation{}, the translation {}",
         src.len(),
+        if src.len() == 1 { "" } else { "s" },
         tgt.len()
     );
     if src.len() > tgt.len() {
@@ -151,9 +166,9 @@ pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
             out.push(Finding {
                 kind: Kind::Quote,
                 message: format!(
-                    "The quotation {} of the source may be missing from the translation \
-                     ({counts}).",
-                    &source[q.clone()]
+                    "the quotation {} in the source may be missing from the translation \
+                     ({counts})",
+                    show(&source[q.clone()])
                 ),
                 source: Some(Span::of(source, q.start, q.end)),
                 translation: None,
@@ -165,8 +180,8 @@ pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
             out.push(Finding {
                 kind: Kind::Quote,
                 message: format!(
-                    "The quotation {} of the translation is not in the source ({counts}).",
-                    &translation[q.clone()]
+                    "the quotation {} in the translation is not in the source ({counts})",
+                    show(&translation[q.clone()])
                 ),
                 source: None,
                 translation: Some(Span::of(translation, q.start, q.end)),
@@ -178,6 +193,15 @@ pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_shorten_long_quotations_and_say_when_one_is_left_open() {
+        assert_eq!(show("\"Kısa.\""), "\"Kısa.\"");
+        let open = format!("\"{}", "uzun ".repeat(30));
+        let shown = show(&open);
+        assert!(shown.ends_with("… (left open)"), "{shown}");
+        assert_eq!(shown.chars().count(), 80 + "… (left open)".chars().count());
+    }
 
     fn texts(text: &str) -> Vec<&str> {
         quotations(text).into_iter().map(|q| &text[q]).collect()

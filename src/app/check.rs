@@ -7,7 +7,6 @@ use crate::cli::{CheckArgs, CheckFormat};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::io::Write;
-use std::path::Path;
 
 /// How a `check` ended, when it could run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +82,8 @@ struct Report<'a> {
 
 /// Runs `tercuman check`.
 pub fn run(args: &CheckArgs) -> Result<Verdict> {
-    let source = read(&args.source)?;
-    let translation = read(&args.translation)?;
+    let source = crate::text::read_text(&args.source)?;
+    let translation = crate::text::read_text(&args.translation)?;
     let (src, tgt) = align(&source, &translation);
     if src.len() != tgt.len() {
         let (first, why) = first_mismatch(&src, &tgt);
@@ -154,22 +153,6 @@ pub fn run(args: &CheckArgs) -> Result<Verdict> {
         0 => Verdict::Clean,
         _ => Verdict::Findings,
     })
-}
-
-/// Reads a text file (`-` is stdin) in its detected encoding.
-fn read(path: &Path) -> Result<String> {
-    let (bytes, what) = if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(Error::ReadStdin)?;
-        (buf, "standard input".to_string())
-    } else {
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        (bytes, path.display().to_string())
-    };
-    crate::text::input::decode(&bytes, &what)
 }
 
 /// The first block (1-based) from which two block lists of different lengths no longer look

@@ -145,11 +145,7 @@ fn inputs(args: &EvalArgs) -> Result<(String, Vec<String>, Vec<String>)> {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = crate::text::input::decode(&bytes, &path.display().to_string())?;
+    let text = crate::text::read_text(path)?;
     Ok(sets::lines(&text).into_iter().map(str::to_string).collect())
 }
 

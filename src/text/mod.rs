@@ -11,15 +11,10 @@ use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 
-/// Reads and parses the article named by `path` (`-` is stdin), in its detected encoding.
-pub fn read_article(path: &Path) -> Result<Article> {
-    read_article_as(path, None, true)
-}
-
-/// Reads and parses the article named by `path` (`-` is stdin); `encoding` forces one, and a
-/// guessed legacy encoding is mentioned on stderr unless `quiet`.
-pub fn read_article_as(path: &Path, encoding: Option<&str>, quiet: bool) -> Result<Article> {
-    let (bytes, what) = if path == Path::new("-") {
+/// The bytes of the file `path` (`-` is stdin), with how to name it in messages; a directory
+/// is an error. Shared by every command that reads a text file.
+pub fn read_bytes(path: &Path) -> Result<(Vec<u8>, String)> {
+    Ok(if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
@@ -37,7 +32,24 @@ pub fn read_article_as(path: &Path, encoding: Option<&str>, quiet: bool) -> Resu
             source,
         })?;
         (bytes, path.display().to_string())
-    };
+    })
+}
+
+/// Decodes the text file `path` (`-` is stdin) in its detected encoding.
+pub fn read_text(path: &Path) -> Result<String> {
+    let (bytes, what) = read_bytes(path)?;
+    input::decode(&bytes, &what)
+}
+
+/// Reads and parses the article named by `path` (`-` is stdin), in its detected encoding.
+pub fn read_article(path: &Path) -> Result<Article> {
+    read_article_as(path, None, true)
+}
+
+/// Reads and parses the article named by `path` (`-` is stdin); `encoding` forces one, and a
+/// guessed legacy encoding is mentioned on stderr unless `quiet`.
+pub fn read_article_as(path: &Path, encoding: Option<&str>, quiet: bool) -> Result<Article> {
+    let (bytes, what) = read_bytes(path)?;
     let decoded = input::decode_with(&bytes, &what, encoding)?;
     if decoded.guessed && !quiet {
         eprintln!(

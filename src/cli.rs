@@ -243,8 +243,10 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Article file (UTF-8 text, paragraphs separated by blank lines); `-` reads stdin.
-    #[arg(value_name = "ARTICLE", required = true)]
-    pub input: Option<PathBuf>,
+    /// Several files or directories (walked for *.txt and *.md) make a batch: give -o OUTDIR,
+    /// one output per article is written under it, with a manifest.
+    #[arg(value_name = "ARTICLE", required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
 
     /// Encoding of the article file [default: detected: UTF-8, UTF-16 with a byte-order mark,
     /// else the likeliest legacy Turkish encoding, Windows-1254 / ISO-8859-9].
@@ -269,8 +271,16 @@ pub struct RunArgs {
     pub format: Option<Format>,
 
     /// Write the result to this file (atomically: a complete file or none) instead of stdout.
+    /// For a batch, the directory the outputs go to (FILE.en.txt, .en.md or .en.json by
+    /// --format, at the same relative paths as the inputs).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Batch: take only share I of N of the articles (1 <= I <= N), chosen by a hash of each
+    /// article's path, so that N processes or machines on a shared disk split a corpus with
+    /// no coordinator; each writes its share of outputs and its own manifest part.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
 
     /// Number of summary bullet points [default: 5].
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=20))]
@@ -319,13 +329,17 @@ impl RunArgs {
     /// subcommand: `tercuman --model M translate ARTICLE`).
     fn or(self, outer: RunArgs) -> RunArgs {
         RunArgs {
-            input: self.input.or(outer.input),
+            input: match self.input.is_empty() {
+                true => outer.input,
+                false => self.input,
+            },
             encoding: self.encoding.or(outer.encoding),
             model: self.model.or(outer.model),
             summary_model: self.summary_model.or(outer.summary_model),
             decoding: self.decoding.or(outer.decoding),
             format: self.format.or(outer.format),
             output: self.output.or(outer.output),
+            shard: self.shard.or(outer.shard),
             bullets: self.bullets.or(outer.bullets),
 
             temperature: self.temperature.or(outer.temperature),
@@ -387,6 +401,29 @@ impl ModelArgs {
     }
 }
 
+/// `--shard I/N`: the share `index` (0-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+fn parse_shard(value: &str) -> Result<Shard, String> {
+    let bad = || format!("`{value}` is not a shard: give I/N with 1 <= I <= N, e.g. 2/4");
+    let (i, n) = value.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok(Shard {
+        index: i - 1,
+        count: n,
+    })
+}
+
 /// What the run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -424,7 +461,7 @@ mod tests {
         let cli = Cli::try_parse_from(["tercuman", "a.txt", "--model", "m.gguf"]).unwrap();
         let (job, args) = cli.job_and_args().unwrap();
         assert_eq!(job, Job::Both);
-        assert_eq!(args.input.unwrap(), PathBuf::from("a.txt"));
+        assert_eq!(args.input, [PathBuf::from("a.txt")]);
     }
 
     #[test]
@@ -461,9 +498,30 @@ mod tests {
         let (job, args) = cli.job_and_args().unwrap();
         assert_eq!(job, Job::Translate);
         assert_eq!(args.model.as_deref(), Some("gemma-3-270m"));
-        assert_eq!(args.input.unwrap(), PathBuf::from("a.txt"));
+        assert_eq!(args.input, [PathBuf::from("a.txt")]);
         // The subcommand's own value wins.
         assert_eq!(args.bullets, Some(4));
+    }
+
+    #[test]
+    fn many_inputs_and_a_shard_parse() {
+        let cli = Cli::try_parse_from([
+            "tercuman",
+            "translate",
+            "a.txt",
+            "dir/",
+            "-o",
+            "out/",
+            "--shard",
+            "2/3",
+        ])
+        .unwrap();
+        let (_, args) = cli.job_and_args().unwrap();
+        assert_eq!(args.input.len(), 2);
+        assert_eq!(args.shard, Some(Shard { index: 1, count: 3 }));
+        for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

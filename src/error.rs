@@ -101,6 +101,8 @@ pub enum Error {
     },
     #[error("{path} is being written by another tercuman run (process {holder}); wait for it to finish, or choose another output file")]
     OutputBusy { path: PathBuf, holder: String },
+    #[error("{0}")]
+    Batch(String),
     #[error("test set `{name}` is not known; the built-in ones are {known} (`tercuman eval --testset` lists them), or pass --source and --reference")]
     UnknownTestset { name: String, known: String },
     #[error("eval: {0}")]

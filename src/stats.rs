@@ -32,6 +32,18 @@ impl Stats {
         self.decode_time += other.decode_time;
     }
 
+    /// The work done since `earlier` was taken from the same models.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            prompt_tokens: self.prompt_tokens.saturating_sub(earlier.prompt_tokens),
+            generated_tokens: self
+                .generated_tokens
+                .saturating_sub(earlier.generated_tokens),
+            prefill_time: self.prefill_time.saturating_sub(earlier.prefill_time),
+            decode_time: self.decode_time.saturating_sub(earlier.decode_time),
+        }
+    }
+
     pub fn decode_tps(&self) -> f64 {
         self.generated_tokens as f64 / self.decode_time.as_secs_f64().max(1e-9)
     }

@@ -3,6 +3,7 @@
 //! ([`plan`] resolves its arguments, [`run`] carries it out), `check` ([`check`]), `eval` ([`eval`]), `models` ([`models`]),
 //! `bench` ([`bench`]).
 
+pub mod batch;
 pub mod bench;
 pub mod check;
 pub mod eval;
@@ -20,7 +21,7 @@ pub enum Outcome {
     /// All done, nothing to report.
     Success,
     /// Done, and something was found that the user asked to fail on (`check`'s findings,
-    /// `--strict`).
+    /// `--strict`), or some articles of a batch failed (each recorded in its manifest).
     Findings,
 }
 

@@ -3,7 +3,7 @@
 //! has no side effects.
 
 use crate::chat::generate::Params;
-use crate::cli::{Job, RunArgs};
+use crate::cli::{Job, RunArgs, Shard};
 use crate::error::{Error, Result};
 use crate::hub::card::{self, Task};
 use crate::hub::spec::ModelSpec;
@@ -30,7 +30,11 @@ pub const DEFAULT_SUMMARY_FROM: SummaryFrom = SummaryFrom::Translation;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub job: Job,
+    /// The article (`-`: stdin); empty in the plan of a batch, whose articles get plans of
+    /// their own ([`Plan::for_article`]).
     pub input: PathBuf,
+    /// Many articles in one run: several inputs, a directory, or `-o` a directory.
+    pub batch: Option<Batch>,
     /// `--encoding`, when given.
     pub encoding: Option<String>,
     /// What `--model` named (`None`: the job's default card). Parsed, and the files found or
@@ -59,11 +63,38 @@ pub struct Plan {
     pub strict: bool,
 }
 
+/// The articles of a batch and where their outputs go.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Files and directories, as given.
+    pub inputs: Vec<PathBuf>,
+    pub out_dir: PathBuf,
+    pub shard: Option<Shard>,
+}
+
 impl Plan {
     /// The plan of a translate/summarize run from its arguments.
-    pub fn new(job: Job, a: RunArgs) -> Result<Plan> {
-        let input = a.input.expect("clap requires ARTICLE");
-        if let Some(out) = &a.output {
+    pub fn new(job: Job, mut a: RunArgs) -> Result<Plan> {
+        let batch = batch(&a)?;
+        let input = match batch {
+            Some(_) => PathBuf::new(),
+            None => a.input.pop().expect("clap requires ARTICLE"),
+        };
+        if a.shard.is_some() && batch.is_none() {
+            return Err(Error::Batch(
+                "--shard splits a batch: give several articles or a directory, and -o OUTDIR"
+                    .into(),
+            ));
+        }
+        let format = match &batch {
+            Some(_) => a.format.unwrap_or(Format::Text),
+            None => a.format.unwrap_or(Format::for_path(a.output.as_deref())),
+        };
+        let output = match batch {
+            Some(_) => None,
+            None => a.output,
+        };
+        if let Some(out) = &output {
             if input != Path::new("-") && same_file(&input, out) {
                 return Err(Error::WriteOutput {
                     path: out.clone(),
@@ -71,7 +102,7 @@ impl Plan {
                 });
             }
         }
-        if a.resume && a.output.is_none() {
+        if a.resume && output.is_none() && batch.is_none() {
             return Err(Error::Resume {
                 path: PathBuf::from("-"),
                 message: "--resume needs -o FILE: an interrupted run keeps its finished blocks next to its output file".into(),
@@ -82,8 +113,9 @@ impl Plan {
             resume: a.resume,
             encoding: a.encoding,
             offline: a.decoding.offline,
-            format: a.format.unwrap_or(Format::for_path(a.output.as_deref())),
+            format,
             input,
+            batch,
             model: a.model,
             summary_model: a.summary_model,
             beams: a.decoding.beams.map(usize::from),
@@ -91,7 +123,7 @@ impl Plan {
                 .decoding
                 .batch_size
                 .map_or(DEFAULT_BATCH_SIZE, usize::from),
-            output: a.output,
+            output,
             bullets: a.bullets.map_or(DEFAULT_BULLETS, usize::from),
             params: Params {
                 max_new_tokens: a
@@ -112,6 +144,19 @@ impl Plan {
             cite: !a.no_cite,
             strict: a.strict,
         })
+    }
+
+    /// The plan of one article of a batch, written to `output`; `resume` continues its
+    /// checkpoint. Its own progress and stats lines are left to the batch.
+    pub fn for_article(&self, input: &Path, output: &Path, resume: bool) -> Plan {
+        Plan {
+            input: input.to_path_buf(),
+            output: Some(output.to_path_buf()),
+            batch: None,
+            resume,
+            quiet: true,
+            ..self.clone()
+        }
     }
 
     /// Whether the job translates (`translate`, or the default job).
@@ -162,6 +207,45 @@ impl Plan {
             self.context
         )
     }
+}
+
+/// The batch that the arguments ask for, if any: several inputs, a directory among them, or
+/// `-o` naming a directory (one that exists, or a path ending in `/`).
+fn batch(a: &RunArgs) -> Result<Option<Batch>> {
+    let out_is_dir = a.output.as_ref().is_some_and(|o| {
+        o.is_dir()
+            || o.as_os_str()
+                .to_string_lossy()
+                .ends_with(std::path::MAIN_SEPARATOR)
+    });
+    if a.input.len() < 2 && !a.input.iter().any(|i| i.is_dir()) && !out_is_dir {
+        return Ok(None);
+    }
+    let Some(out_dir) = a.output.clone() else {
+        return Err(Error::Batch(format!(
+            "{} articles: give -o OUTDIR, the directory their outputs go to",
+            match a.input.len() {
+                1 => "a directory of".to_string(),
+                n => format!("{n} inputs, "),
+            }
+        )));
+    };
+    if a.input.iter().any(|i| i == Path::new("-")) {
+        return Err(Error::Batch(
+            "stdin (-) cannot be one article of a batch: translate it on its own".into(),
+        ));
+    }
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(Error::Batch(format!(
+            "-o {} is a file; a batch writes one output per article into a directory",
+            out_dir.display()
+        )));
+    }
+    Ok(Some(Batch {
+        inputs: a.input.clone(),
+        out_dir,
+        shard: a.shard,
+    }))
 }
 
 fn default_card(task: Task) -> ModelSpec {

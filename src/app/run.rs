@@ -26,7 +26,26 @@ use std::time::Instant;
 /// Runs the whole job of a plan and writes its output. [`Outcome::Findings`] when `--strict`
 /// and a block or bullet kept a flag or a finding.
 pub fn run(plan: &Plan) -> Result<Outcome> {
+    if plan.batch.is_some() {
+        return super::batch::run(plan);
+    }
     Runner::new(plan)?.run()
+}
+
+/// What one article's run came to, for a batch's line and manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Done {
+    /// Whether `--strict` asks for exit status 1.
+    pub strict_failed: bool,
+    pub blocks: usize,
+    /// Blocks found done in the checkpoint of an earlier run.
+    pub resumed: usize,
+    pub flagged_blocks: usize,
+    pub flagged_bullets: usize,
+    /// Flags and findings that remain, by kind.
+    pub kinds: std::collections::BTreeMap<String, usize>,
+    /// This article's share of the models' figures.
+    pub stats: Stats,
 }
 
 /// The model that summarizes.
@@ -42,8 +61,8 @@ enum Summarizer {
     Pending(Box<Resolved>),
 }
 
-/// The model side of a run, once loaded.
-struct Models {
+/// The model side of a run, once loaded; a batch loads it once for all its articles.
+pub struct Models {
     /// `None` when the job does not translate, and once a Marian model was dropped after the
     /// translation.
     translator: Option<Translator>,
@@ -55,6 +74,44 @@ struct Models {
 }
 
 impl Models {
+    /// Finds (or fetches) the models the job of `plan` needs and loads them.
+    pub fn load(plan: &Plan, progress: &ProgressBar) -> Result<Models> {
+        let hub = Hub::from_env(plan.offline, plan.quiet);
+        let mut models = Models {
+            translator: None,
+            translator_report: None,
+            summarizer: Summarizer::None,
+            dropped_stats: Stats::default(),
+        };
+        if plan.translates() {
+            let resolved = spec::resolve(&plan.model_spec()?, &hub)?;
+            progress.set_message(format!("loading {}", resolved.label));
+            let (translator, report) = load::translator(&resolved, &settings(plan))?;
+            models.translator = Some(translator);
+            models.translator_report = Some(report);
+        }
+        if plan.summarizes() {
+            let chat_translates = matches!(models.translator, Some(Translator::Chat(_)));
+            models.summarizer = match plan.summary_model_spec(chat_translates)? {
+                None => Summarizer::Translator,
+                Some(spec) => {
+                    // Found (or downloaded) and checked now, so that a wrong summary model is
+                    // reported before the translation; loaded only when the summary starts,
+                    // after a Marian translator has given its memory back.
+                    let resolved = spec::resolve(&spec, &hub)?;
+                    load::chat_weights(&resolved)?;
+                    if matches!(models.translator, Some(Translator::Marian(_))) {
+                        Summarizer::Pending(Box::new(resolved))
+                    } else {
+                        progress.set_message(format!("loading {}", resolved.label));
+                        Summarizer::Own(Box::new(load::chat(&resolved, &settings(plan))?))
+                    }
+                }
+            };
+        }
+        Ok(models)
+    }
+
     /// The chat model that summarizes, once loaded.
     fn summarizer(&mut self) -> Option<&mut ChatModel> {
         match (&mut self.summarizer, &mut self.translator) {
@@ -100,7 +157,7 @@ impl Models {
 }
 
 /// One run of a plan.
-struct Runner<'p> {
+pub struct Runner<'p> {
     plan: &'p Plan,
     started: Instant,
     article: Article,
@@ -123,12 +180,18 @@ struct Runner<'p> {
     /// The translated blocks' text, kept when a summary follows (citations and
     /// `--summary-from translation` read it).
     translations: Vec<String>,
+    /// Flags and findings kept, by kind.
+    kinds: std::collections::BTreeMap<String, usize>,
+    /// The models' figures before this article (a batch's models did other articles).
+    stats_before: Stats,
+    /// Blocks a resumed run found done.
+    resumed: usize,
 }
 
 impl<'p> Runner<'p> {
     /// Reads the article, checks the output can be written, and opens (or resumes) the
     /// checkpoint: every error that needs no model comes from here.
-    fn new(plan: &'p Plan) -> Result<Self> {
+    pub fn new(plan: &'p Plan) -> Result<Self> {
         let started = Instant::now();
         let article =
             crate::text::read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
@@ -158,6 +221,9 @@ impl<'p> Runner<'p> {
             flagged: 0,
             review: Vec::new(),
             translations: Vec::new(),
+            kinds: Default::default(),
+            stats_before: Stats::default(),
+            resumed: 0,
         };
         // Blocks a resumed run finds done count as if just translated.
         if let Some(cp) = &saved {
@@ -167,11 +233,16 @@ impl<'p> Runner<'p> {
             })?;
         }
         runner.saved = saved;
+        runner.resumed = runner.done;
         Ok(runner)
     }
 
     /// Counts a finished block: flagged, reviewed, its text kept for the summary.
     fn note(&mut self, t: &TranslatedBlock) {
+        let kinds = t.flags.iter().map(|f| f.to_string());
+        for kind in kinds.chain(t.findings.iter().map(|f| f.kind.to_string())) {
+            *self.kinds.entry(kind).or_default() += 1;
+        }
         if let Some(f) = output::Flagged::of(self.done, t) {
             self.flagged += 1;
             self.review.push(f);
@@ -182,84 +253,40 @@ impl<'p> Runner<'p> {
         self.done += 1;
     }
 
-    fn run(mut self) -> Result<Outcome> {
+    fn run(self) -> Result<Outcome> {
         crate::cancel::install_handler(self.plan.quiet);
         let progress = progress_bar(self.plan.quiet);
-        let mut m = self.load(&progress)?;
+        let done =
+            Models::load(self.plan, &progress).and_then(|mut m| self.work(&mut m, &progress, true));
+        progress.finish_and_clear();
+        Ok(match done?.strict_failed {
+            true => Outcome::Findings,
+            false => Outcome::Success,
+        })
+    }
+
+    /// Translates and/or summarizes the article with loaded models and writes the output.
+    /// `alone`: the run's only article, so that a Marian translator may give its memory back
+    /// before the summary.
+    pub fn work(mut self, m: &mut Models, progress: &ProgressBar, alone: bool) -> Result<Done> {
+        self.stats_before = m.stats();
         if self.plan.translates() {
-            if let Err(e) = self.translate(&mut m, &progress) {
-                progress.finish_and_clear();
-                return self.stopped(e, &m, None).map(|()| Outcome::Success);
+            if let Err(e) = self.translate(m, progress) {
+                return Err(self.stopped(e, m, None));
             }
-            m.drop_marian();
+            if alone {
+                m.drop_marian();
+            }
         }
         let mut summary = None;
         if self.plan.summarizes() {
-            match self.summarize(&mut m, &progress) {
+            match self.summarize(m, progress) {
                 Ok(s) => summary = Some(s),
-                Err(e) => {
-                    progress.finish_and_clear();
-                    return self
-                        .stopped(e, &m, Some("while summarizing"))
-                        .map(|()| Outcome::Success);
-                }
+                Err(e) => return Err(self.stopped(e, m, Some("while summarizing"))),
             }
         }
-        progress.finish_and_clear();
-        self.finish(&m, summary)
-    }
-
-    /// Finds (or fetches) the models the job needs and loads them.
-    fn load(&self, progress: &ProgressBar) -> Result<Models> {
-        let hub = Hub::from_env(self.plan.offline, self.plan.quiet);
-        let mut models = Models {
-            translator: None,
-            translator_report: None,
-            summarizer: Summarizer::None,
-            dropped_stats: Stats::default(),
-        };
-        if self.plan.translates() {
-            let resolved = spec::resolve(&self.plan.model_spec()?, &hub)?;
-            progress.set_message(format!("loading {}", resolved.label));
-            let (translator, report) = load::translator(&resolved, &self.settings())?;
-            models.translator = Some(translator);
-            models.translator_report = Some(report);
-        }
-        if self.plan.summarizes() {
-            let chat_translates = matches!(models.translator, Some(Translator::Chat(_)));
-            models.summarizer = match self.plan.summary_model_spec(chat_translates)? {
-                None => Summarizer::Translator,
-                Some(spec) => {
-                    // Found (or downloaded) and checked now, so that a wrong summary model is
-                    // reported before the translation; loaded only when the summary starts,
-                    // after a Marian translator has given its memory back.
-                    let resolved = spec::resolve(&spec, &hub)?;
-                    load::chat_weights(&resolved)?;
-                    if matches!(models.translator, Some(Translator::Marian(_))) {
-                        Summarizer::Pending(Box::new(resolved))
-                    } else {
-                        progress.set_message(format!("loading {}", resolved.label));
-                        Summarizer::Own(Box::new(self.load_chat(&resolved)?))
-                    }
-                }
-            };
-        }
-        Ok(models)
-    }
-
-    /// Loads a GGUF chat model with its prompt style.
-    fn load_chat(&self, resolved: &Resolved) -> Result<ChatModel> {
-        load::chat(resolved, &self.settings())
-    }
-
-    /// What loading a model takes from the plan.
-    fn settings(&self) -> load::Settings {
-        load::Settings {
-            beams: self.plan.beams,
-            batch_size: self.plan.batch_size,
-            context: self.plan.context,
-            params: self.plan.params.clone(),
-        }
+        progress.set_message("writing");
+        self.finish(m, summary)
     }
 
     /// Translates the blocks not done yet, saving or printing each as it finishes. A Marian
@@ -302,7 +329,7 @@ impl<'p> Runner<'p> {
     fn summarize(&self, m: &mut Models, progress: &ProgressBar) -> Result<Summary> {
         if let Summarizer::Pending(resolved) = &m.summarizer {
             progress.set_message(format!("loading {}", resolved.label));
-            m.summarizer = Summarizer::Own(Box::new(self.load_chat(resolved)?));
+            m.summarizer = Summarizer::Own(Box::new(load::chat(resolved, &settings(self.plan))?));
         }
         progress.set_message("summarizing");
         let Some(chat) = m.summarizer() else {
@@ -341,7 +368,7 @@ impl<'p> Runner<'p> {
                 None => None,
             },
             summary,
-            stats: m.stats(),
+            stats: m.stats().since(&self.stats_before),
             wall_seconds: self.started.elapsed().as_secs_f64(),
             review: self.review.clone(),
         }
@@ -349,12 +376,19 @@ impl<'p> Runner<'p> {
 
     /// Writes the output (the rest of it, when streaming), removes the checkpoint, and prints
     /// the stats line.
-    fn finish(mut self, m: &Models, summary: Option<Summary>) -> Result<Outcome> {
+    fn finish(mut self, m: &Models, summary: Option<Summary>) -> Result<Done> {
         let format = self.plan.format;
         let flagged_bullets = summary.as_ref().map_or(0, |s| {
             s.bullets.iter().filter(|b| !b.findings.is_empty()).count()
                 + usize::from(!s.flags.is_empty())
         });
+        if let Some(s) = &summary {
+            let kinds = s.flags.iter().map(|f| f.to_string());
+            let findings = s.bullets.iter().flat_map(|b| &b.findings);
+            for kind in kinds.chain(findings.map(|f| f.kind.to_string())) {
+                *self.kinds.entry(kind).or_default() += 1;
+            }
+        }
         {
             let report = self.report(m, summary);
             match &self.plan.output {
@@ -398,19 +432,22 @@ impl<'p> Runner<'p> {
                 self.started.elapsed().as_secs_f64()
             );
         }
-        Ok(
-            match self.plan.strict && self.flagged + flagged_bullets > 0 {
-                true => Outcome::Findings,
-                false => Outcome::Success,
-            },
-        )
+        Ok(Done {
+            strict_failed: self.plan.strict && self.flagged + flagged_bullets > 0,
+            blocks: self.article.blocks.len(),
+            resumed: self.resumed,
+            flagged_blocks: self.flagged,
+            flagged_bullets,
+            kinds: std::mem::take(&mut self.kinds),
+            stats: m.stats().since(&self.stats_before),
+        })
     }
 
     /// Turns a stop asked by the user into [`Error::Interrupted`], saying what was kept and
     /// how to go on; any other error passes through.
-    fn stopped(&self, e: Error, m: &Models, during: Option<&str>) -> Result<()> {
+    fn stopped(&self, e: Error, m: &Models, during: Option<&str>) -> Error {
         if !matches!(e, Error::Stopped) {
-            return Err(e);
+            return e;
         }
         let total = self.article.blocks.len();
         let translates = self.plan.translates();
@@ -431,13 +468,16 @@ impl<'p> Runner<'p> {
             (None, false) => {
                 // JSON on stdout: the finished blocks are written out, so that none is lost.
                 let mut stdout = std::io::stdout().lock();
-                output::write(&self.report(m, None), self.plan.format, &mut stdout)?;
-                stdout.flush()?;
+                let written = output::write(&self.report(m, None), self.plan.format, &mut stdout)
+                    .and_then(|()| stdout.flush().map_err(Error::from));
+                if let Err(e) = written {
+                    return e;
+                }
                 "; the finished blocks were written to stdout; use -o FILE to be able to --resume"
                     .into()
             }
         };
-        Err(Error::Interrupted(format!("{what}{kept}")))
+        Error::Interrupted(format!("{what}{kept}"))
     }
 }
 
@@ -477,6 +517,16 @@ fn open_checkpoint(
     })
 }
 
+/// What loading a model takes from the plan.
+fn settings(plan: &Plan) -> load::Settings {
+    load::Settings {
+        beams: plan.beams,
+        batch_size: plan.batch_size,
+        context: plan.context,
+        params: plan.params.clone(),
+    }
+}
+
 /// Prints part number `index` of streamed text or Markdown output.
 fn print_part(index: usize, part: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -485,7 +535,7 @@ fn print_part(index: usize, part: &str) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(quiet: bool) -> ProgressBar {
+pub fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod lock;
+pub mod manifest;
 pub mod resume;
 
 pub use atomic::{check_writable, write_atomic, write_atomic_with};

@@ -674,7 +674,7 @@ fn binary_input_is_refused_before_any_model_is_loaded() {
 }
 
 /// A short four-paragraph article, so that interruption tests stop mid-run within seconds.
-fn four_paragraphs(dir: &Path) -> PathBuf {
+pub fn four_paragraphs(dir: &Path) -> PathBuf {
     let path = dir.join("dort.txt");
     std::fs::write(
         &path,
@@ -686,7 +686,7 @@ fn four_paragraphs(dir: &Path) -> PathBuf {
 }
 
 /// Starts a translation into `out`, waits for its first finished block, sends `signal`.
-fn interrupt_after_first_block(article: &Path, out: &Path, signal: i32) -> Output {
+pub fn interrupt_after_first_block(article: &Path, out: &Path, signal: i32) -> Output {
     let child = tercuman()
         .args([
             "translate",

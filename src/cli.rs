@@ -385,6 +385,11 @@ pub struct ModelArgs {
     /// [default: 4096].
     #[arg(long, value_name = "TOKENS")]
     pub context: Option<usize>,
+
+    /// Remote engines (--model openai:URL): requests in flight at once, pieces of one article
+    /// and of several sent together so that the server batches them [default: 8].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: Option<u16>,
 }
 
 impl ModelArgs {
@@ -397,6 +402,7 @@ impl ModelArgs {
             max_new_tokens: self.max_new_tokens.or(outer.max_new_tokens),
             threads: self.threads.or(outer.threads),
             context: self.context.or(outer.context),
+            concurrency: self.concurrency.or(outer.concurrency),
         }
     }
 }

@@ -103,6 +103,8 @@ pub enum Error {
     OutputBusy { path: PathBuf, holder: String },
     #[error("{0}")]
     Batch(String),
+    #[error("the server at {url} {message}")]
+    Remote { url: String, message: String },
     #[error("test set `{name}` is not known; the built-in ones are {known} (`tercuman eval --testset` lists them), or pass --source and --reference")]
     UnknownTestset { name: String, known: String },
     #[error("eval: {0}")]

@@ -35,6 +35,7 @@ pub mod eval;
 pub mod hub;
 pub mod model;
 pub mod output;
+pub mod remote;
 pub mod stats;
 pub mod summarize;
 #[allow(unsafe_code)]

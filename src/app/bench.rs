@@ -54,6 +54,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut report = match &resolved.files {
         ModelFiles::Gguf(path) => gguf(args, path)?,
         ModelFiles::Marian(dir) => marian(args, dir)?,
+        ModelFiles::Remote(_) => {
+            return Err(Error::Remote {
+                url: resolved.label,
+                message: "runs the model, not tercuman: bench measures local models (time a batch run with --concurrency for a served one)".into(),
+            })
+        }
     };
     report.model = resolved.label;
     report.threads = threads;

@@ -247,6 +247,10 @@ fn evaluate(
             temperature: 0.0,
             seed: super::plan::DEFAULT_SEED,
         },
+        concurrency: args
+            .decoding
+            .concurrency
+            .map_or(super::plan::DEFAULT_CONCURRENCY, usize::from),
     };
     let (mut translator, _) = load::translator(&resolved, &settings)?;
     let blocks: Vec<Block> = sources

@@ -6,9 +6,11 @@ use crate::chat::prompt::Style;
 use crate::error::{Error, Result};
 use crate::hub::spec::{ModelFiles, Resolved};
 use crate::output::ModelReport;
+use crate::remote::Client;
 use crate::stats::Stats;
 use crate::text::Block;
 use crate::translate::marian::{self as mt, MarianEngine};
+use crate::translate::remote::RemoteTranslator;
 use crate::translate::{self, TranslatedBlock};
 use std::path::Path;
 
@@ -22,6 +24,8 @@ pub struct Settings {
     /// Largest prompt context (bounded by the model's own).
     pub context: usize,
     pub params: Params,
+    /// Requests in flight to a remote engine.
+    pub concurrency: usize,
 }
 
 /// A loaded chat model with its prompts.
@@ -36,6 +40,7 @@ pub struct ChatModel {
 pub enum Translator {
     Marian(Box<MarianEngine>),
     Chat(Box<ChatModel>),
+    Remote(Box<RemoteTranslator>),
 }
 
 impl Translator {
@@ -61,6 +66,7 @@ impl Translator {
                     .collect();
                 mt.translate(&window)
             }
+            Translator::Remote(remote) => remote.translate(blocks, done),
             Translator::Chat(chat) => {
                 let block = &blocks[done];
                 Ok(vec![translate::chat::translate_block(
@@ -80,6 +86,7 @@ impl Translator {
         match self {
             Translator::Marian(m) => &m.stats,
             Translator::Chat(c) => &c.engine.stats,
+            Translator::Remote(r) => &r.stats,
         }
     }
 }
@@ -93,6 +100,22 @@ pub fn translator(resolved: &Resolved, settings: &Settings) -> Result<(Translato
                 Translator::Marian(Box::new(engine)),
                 marian_report(resolved, dir),
             )
+        }
+        ModelFiles::Remote(endpoint) => {
+            let client = Client::connect(endpoint, settings.concurrency)?;
+            let report = ModelReport {
+                source: client.label(),
+                name: client.model.clone(),
+                architecture: "remote (OpenAI API)".into(),
+                path: endpoint.base.clone(),
+            };
+            let remote = RemoteTranslator::new(
+                client,
+                settings.concurrency,
+                settings.context,
+                settings.params.clone(),
+            );
+            (Translator::Remote(Box::new(remote)), report)
         }
         ModelFiles::Gguf(_) => {
             let chat = chat(resolved, settings)?;
@@ -146,6 +169,10 @@ fn marian_report(resolved: &Resolved, dir: &Path) -> ModelReport {
 pub fn chat_weights(resolved: &Resolved) -> Result<&Path> {
     match &resolved.files {
         ModelFiles::Gguf(path) => Ok(path),
+        ModelFiles::Remote(_) => Err(Error::Remote {
+            url: resolved.label.clone(),
+            message: "can translate, but summaries through a remote engine are not built yet: pass a local chat model with --summary-model, or run `translate`".into(),
+        }),
         other => Err(Error::InvalidModel {
             path: other.path().to_path_buf(),
             message: format!(

@@ -23,8 +23,8 @@ pub fn run(command: &ModelsCommand) -> Result<()> {
             let specs = models
                 .iter()
                 .map(|m| match ModelSpec::parse(m)? {
-                    ModelSpec::Path(p) => Err(Error::BadModelSpec {
-                        spec: p.display().to_string(),
+                    ModelSpec::Path(_) | ModelSpec::Remote(_) => Err(Error::BadModelSpec {
+                        spec: m.to_string(),
                     }),
                     spec => Ok((m, spec)),
                 })

@@ -19,6 +19,8 @@ pub const DEFAULT_BULLETS: usize = 5;
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 512;
 /// Sampling seed (`--seed`): the speed of light in m/s.
 pub const DEFAULT_SEED: u64 = 299_792_458;
+/// Requests in flight to a remote engine (`--concurrency`).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Largest prompt context (`--context`), and the least a prompt is given.
 pub const DEFAULT_CONTEXT: usize = 4096;
 pub const MIN_CONTEXT: usize = 256;
@@ -61,6 +63,8 @@ pub struct Plan {
     pub cite: bool,
     /// Exit 1 when any flag or finding remains (`--strict`).
     pub strict: bool,
+    /// Requests in flight to a remote engine.
+    pub concurrency: usize,
 }
 
 /// The articles of a batch and where their outputs go.
@@ -143,6 +147,10 @@ impl Plan {
             summary_from: a.summary_from.unwrap_or(DEFAULT_SUMMARY_FROM),
             cite: !a.no_cite,
             strict: a.strict,
+            concurrency: a
+                .decoding
+                .concurrency
+                .map_or(DEFAULT_CONCURRENCY, usize::from),
         })
     }
 

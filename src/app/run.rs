@@ -136,10 +136,8 @@ impl Models {
 
     fn stats(&self) -> Stats {
         let mut s = self.dropped_stats.clone();
-        match &self.translator {
-            Some(Translator::Marian(m)) => s.add(&m.stats),
-            Some(Translator::Chat(c)) => s.add(&c.engine.stats),
-            None => {}
+        if let Some(t) = &self.translator {
+            s.add(t.stats());
         }
         if let Summarizer::Own(c) = &self.summarizer {
             s.add(&c.engine.stats);
@@ -524,6 +522,7 @@ fn settings(plan: &Plan) -> load::Settings {
         batch_size: plan.batch_size,
         context: plan.context,
         params: plan.params.clone(),
+        concurrency: plan.concurrency,
     }
 }
 

@@ -13,12 +13,17 @@ pub enum ModelSpec {
     Card(Box<Card>),
     Path(PathBuf),
     Hub(HubFile),
+    /// A served model (`openai:URL#MODEL`).
+    Remote(crate::remote::Endpoint),
 }
 
 impl ModelSpec {
     /// Reads a `--model` value. A card name wins over a file of the same name in the current
     /// directory only when no such file exists.
     pub fn parse(value: &str) -> Result<ModelSpec> {
+        if let Some(endpoint) = crate::remote::Endpoint::parse(value) {
+            return endpoint.map(ModelSpec::Remote);
+        }
         if let Some(rest) = value.strip_prefix("hf:") {
             return parse_hub(rest).map(ModelSpec::Hub);
         }
@@ -47,7 +52,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Card(c) => card_files(c),
             ModelSpec::Hub(f) => vec![f.clone()],
-            ModelSpec::Path(_) => Vec::new(),
+            ModelSpec::Path(_) | ModelSpec::Remote(_) => Vec::new(),
         }
     }
 }
@@ -113,12 +118,15 @@ pub enum ModelFiles {
     Gguf(PathBuf),
     /// A Marian model directory (config.json, weights, source.spm, vocab.json).
     Marian(PathBuf),
+    /// No files: a model a server runs.
+    Remote(crate::remote::Endpoint),
 }
 
 impl ModelFiles {
     pub fn path(&self) -> &Path {
         match self {
             ModelFiles::Gguf(p) | ModelFiles::Marian(p) => p,
+            ModelFiles::Remote(e) => Path::new(&e.base),
         }
     }
 }
@@ -135,6 +143,11 @@ pub struct Resolved {
 /// Finds or downloads the files of `spec`.
 pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
     match spec {
+        ModelSpec::Remote(endpoint) => Ok(Resolved {
+            files: ModelFiles::Remote(endpoint.clone()),
+            card: None,
+            label: endpoint.base.clone(),
+        }),
         ModelSpec::Path(path) => Ok(Resolved {
             files: local_files(path)?,
             card: None,

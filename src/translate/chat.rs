@@ -114,7 +114,7 @@ fn translate_piece(
 /// Why an answer is no good: `repetition_cut` (the model looped and was cut) or
 /// `untranslated` (it copied the Turkish back, or answered in Turkish); `None` when it looks
 /// like a translation.
-fn failure(g: &Generated, source: &str) -> Option<Flag> {
+pub(super) fn failure(g: &Generated, source: &str) -> Option<Flag> {
     if g.stop == StopReason::Repetition {
         return Some(Flag::RepetitionCut);
     }
@@ -129,7 +129,7 @@ pub fn untranslated(source: &str, output: &str) -> bool {
 }
 
 /// Drops fences a chat model may echo around its answer.
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     let mut t = text.trim();
     for (open, close) in [("<article>", "</article>"), ("```", "```")] {
         if let Some(rest) = t.strip_prefix(open) {

@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod marian;
+pub mod remote;
 
 use crate::check::Finding;
 use crate::text::BlockKind;

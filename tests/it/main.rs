@@ -13,4 +13,5 @@ mod hub;
 mod marian_parity;
 mod properties;
 mod qwen2_parity;
+mod remote;
 mod tokenizer_parity;

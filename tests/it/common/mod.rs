@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hub;
+pub mod openai;
 
 use std::path::PathBuf;
 

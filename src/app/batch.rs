@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 /// One article of a batch.
@@ -59,7 +61,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         source,
     })?;
     let part = manifest::part_name(batch.shard.map(|s| (s.index, s.count)));
-    let mut manifest = Manifest::open(&batch.out_dir, &part)?;
+    let manifest = Manifest::open(&batch.out_dir, &part)?;
     crate::cancel::install_handler(plan.quiet);
     let bars = Bars::new(plan.quiet, mine.len());
     if !plan.quiet {
@@ -80,75 +82,188 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         ));
     }
     let started = Instant::now();
-    let mut models: Option<Models> = None;
-    let mut tally = Tally::default();
-    for (i, article) in mine.iter().enumerate() {
-        crate::cancel::check().map_err(|_| interrupted(&tally, mine.len()))?;
-        let n = format!("[{}/{}] {}", i + 1, mine.len(), article.key);
-        bars.articles.set_message(article.key.clone());
+    let shared = Shared {
+        plan,
+        articles: &mine,
+        next: AtomicUsize::new(0),
+        manifest: Mutex::new(manifest),
+        tally: Mutex::new(Tally::default()),
+        bars,
+    };
+    let workers = parallel_workers(plan, mine.len());
+    let ended = match workers {
+        // A served model: articles go together, each with its own clone of the client, all
+        // under one limit of requests in flight.
+        Some(n) => match Models::load(plan, &ProgressBar::hidden()) {
+            Ok(models) => std::thread::scope(|s| {
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let mut mine = models.remote_clone();
+                        let shared = &shared;
+                        s.spawn(move || shared.work(&mut mine, &ProgressBar::hidden()))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a batch worker panicked"))
+                    .collect::<Result<Vec<()>>>()
+                    .map(|_| ())
+            }),
+            Err(e) => Err(e),
+        },
+        None => shared.work(&mut None, &shared.bars.blocks),
+    };
+    shared.bars.clear();
+    let manifest = shared.manifest.into_inner().expect("manifest lock");
+    let tally = shared.tally.into_inner().expect("tally lock");
+    match ended {
+        Err(Error::Stopped) => Err(interrupted(&tally, mine.len())),
+        Err(e) => Err(e),
+        Ok(()) => finish(plan, &tally, mine.len(), started, &manifest),
+    }
+}
+
+/// How many articles go at once: several only when a remote engine does all the work (a local
+/// model works on one at a time).
+fn parallel_workers(plan: &Plan, articles: usize) -> Option<usize> {
+    let remote = matches!(
+        plan.model_spec(),
+        Ok(crate::hub::spec::ModelSpec::Remote(_))
+    );
+    (remote && !plan.summarizes() && plan.concurrency > 1 && articles > 1)
+        .then(|| plan.concurrency.min(articles))
+}
+
+/// What the workers of a batch share.
+struct Shared<'a> {
+    plan: &'a Plan,
+    articles: &'a [Article],
+    /// The next article to take.
+    next: AtomicUsize,
+    manifest: Mutex<Manifest>,
+    tally: Mutex<Tally>,
+    bars: Bars,
+}
+
+impl Shared<'_> {
+    /// Takes articles until none is left. `Err` only for what ends the whole batch: a stop
+    /// asked by the user ([`Error::Stopped`]), models that cannot be loaded, a manifest that
+    /// cannot be written.
+    fn work(&self, models: &mut Option<Models>, blocks: &ProgressBar) -> Result<()> {
+        let count = self.articles.len();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(article) = self.articles.get(i) else {
+                return Ok(());
+            };
+            if crate::cancel::check().is_err() {
+                self.next.store(count, Ordering::Relaxed);
+                return Err(Error::Stopped);
+            }
+            let n = format!("[{}/{count}] {}", i + 1, article.key);
+            self.bars.articles.set_message(article.key.clone());
+            let result = self.article(article, &n, models, blocks);
+            self.bars.articles.inc(1);
+            if let Err(e) = result {
+                self.next.store(count, Ordering::Relaxed);
+                if let Error::Interrupted(why) = &e {
+                    self.bars.line(format!("tercuman: {n}: {why}"));
+                    return Err(Error::Stopped);
+                }
+                return Err(e);
+            }
+        }
+    }
+
+    /// One article: skipped when done, else run and recorded.
+    fn article(
+        &self,
+        article: &Article,
+        n: &str,
+        models: &mut Option<Models>,
+        blocks: &ProgressBar,
+    ) -> Result<()> {
         let at = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let sha = match hash_file(&article.input) {
             Ok(sha) => sha,
             Err(e) => {
-                let failed = Failure {
-                    sha: "",
-                    started: at,
-                    seconds: 0.0,
-                };
-                record_failure(&mut manifest, article, failed, &e, &mut tally)?;
-                bars.line(format!("tercuman: {n}: failed: {}", message(&e)));
-                bars.articles.inc(1);
-                continue;
+                return self.failed(
+                    article,
+                    n,
+                    Failure {
+                        sha: "",
+                        started: at,
+                        seconds: 0.0,
+                    },
+                    &e,
+                )
             }
         };
-        manifest.refresh()?;
-        if manifest.finished(&article.key, &sha) && article.output.exists() {
-            tally.skipped += 1;
-            bars.articles.inc(1);
-            continue;
+        {
+            let mut manifest = self.manifest.lock().expect("manifest lock");
+            manifest.refresh()?;
+            if manifest.finished(&article.key, &sha) && article.output.exists() {
+                self.tally.lock().expect("tally lock").skipped += 1;
+                return Ok(());
+            }
         }
         let t0 = Instant::now();
-        match one(plan, article, &mut models, &bars.blocks) {
+        let had_models = models.is_some();
+        match one(self.plan, article, models, blocks) {
             Ok(done) => {
                 let secs = t0.elapsed().as_secs_f64();
-                bars.line(format!("tercuman: {n}: {}", describe(&done, secs)));
-                tally.done += 1;
-                tally.strict_failed += usize::from(done.strict_failed);
-                manifest.append(done_entry(article, &sha, at, secs, &done))?;
+                self.bars
+                    .line(format!("tercuman: {n}: {}", describe(&done, secs)));
+                {
+                    let mut tally = self.tally.lock().expect("tally lock");
+                    tally.done += 1;
+                    tally.strict_failed += usize::from(done.strict_failed);
+                }
+                let entry = done_entry(article, &sha, at, secs, &done);
+                self.manifest.lock().expect("manifest lock").append(entry)
             }
             Err(Error::OutputBusy { holder, .. }) => {
-                bars.line(format!(
+                self.bars.line(format!(
                     "tercuman: {n}: skipped: another tercuman (process {holder}) is writing it"
                 ));
-                tally.busy += 1;
+                self.tally.lock().expect("tally lock").busy += 1;
+                Ok(())
             }
-            Err(e @ (Error::Stopped | Error::Interrupted(_))) => {
-                bars.clear();
-                eprintln!("tercuman: {n}: {e}");
-                return Err(interrupted(&tally, mine.len()));
-            }
-            Err(e) if models.is_none() && is_model_error(&e) => {
-                // The models could not be loaded: no article can be done.
-                bars.clear();
-                return Err(e);
-            }
+            Err(e @ (Error::Stopped | Error::Interrupted(_))) => Err(e),
+            // The models could not be loaded: no article can be done.
+            Err(e) if !had_models && models.is_none() && is_model_error(&e) => Err(e),
             Err(e) => {
-                bars.line(format!("tercuman: {n}: failed: {}", message(&e)));
                 let seconds = t0.elapsed().as_secs_f64();
-                let failed = Failure {
-                    sha: &sha,
-                    started: at,
-                    seconds,
-                };
-                record_failure(&mut manifest, article, failed, &e, &mut tally)?;
+                self.failed(
+                    article,
+                    n,
+                    Failure {
+                        sha: &sha,
+                        started: at,
+                        seconds,
+                    },
+                    &e,
+                )
             }
         }
-        bars.articles.inc(1);
     }
-    bars.clear();
-    finish(plan, &tally, mine.len(), started, &manifest)
+
+    /// Records an article that failed; the batch goes on.
+    fn failed(&self, article: &Article, n: &str, f: Failure, e: &Error) -> Result<()> {
+        let why = message(e);
+        self.bars.line(format!("tercuman: {n}: failed: {why}"));
+        self.tally
+            .lock()
+            .expect("tally lock")
+            .failed
+            .push((article.key.clone(), why.clone()));
+        let mut entry = done_entry(article, f.sha, f.started, f.seconds, &Done::default());
+        entry.status = Status::Failed;
+        entry.error = Some(why);
+        self.manifest.lock().expect("manifest lock").append(entry)
+    }
 }
 
 /// The status lines and exit status at the end of a batch.
@@ -276,21 +391,6 @@ struct Failure<'a> {
     sha: &'a str,
     started: u64,
     seconds: f64,
-}
-
-fn record_failure(
-    manifest: &mut Manifest,
-    article: &Article,
-    f: Failure,
-    e: &Error,
-    tally: &mut Tally,
-) -> Result<()> {
-    let why = message(e);
-    tally.failed.push((article.key.clone(), why.clone()));
-    let mut entry = done_entry(article, f.sha, f.started, f.seconds, &Done::default());
-    entry.status = Status::Failed;
-    entry.error = Some(why);
-    manifest.append(entry)
 }
 
 /// An error with its causes, on one line.

@@ -145,6 +145,25 @@ impl Models {
         s
     }
 
+    /// A copy for another worker of a batch: only a remote translator with no summary is
+    /// shared this way (its clients share one limit on requests in flight).
+    pub fn remote_clone(&self) -> Option<Models> {
+        let Some(Translator::Remote(r)) = &self.translator else {
+            return None;
+        };
+        if !matches!(self.summarizer, Summarizer::None) {
+            return None;
+        }
+        let mut r = r.clone();
+        r.stats = Stats::default();
+        Some(Models {
+            translator: Some(Translator::Remote(r)),
+            translator_report: self.translator_report.clone(),
+            summarizer: Summarizer::None,
+            dropped_stats: Stats::default(),
+        })
+    }
+
     /// Gives a Marian translator's memory back (the summary does not need it).
     fn drop_marian(&mut self) {
         if let Some(Translator::Marian(mt)) = &self.translator {

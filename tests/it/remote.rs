@@ -206,3 +206,44 @@ fn a_server_that_dies_mid_run_leaves_the_finished_blocks_for_resume() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.trim().split("\n\n").count(), 4, "{text}");
 }
+
+#[test]
+fn pieces_of_different_articles_are_in_flight_together() {
+    let server = OpenAiServer::start(DICTIONARY, Duration::from_millis(200));
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    std::fs::create_dir_all(&feed).unwrap();
+    // One sentence an article: only other articles can fill the requests in flight.
+    for i in 0..6 {
+        std::fs::write(
+            feed.join(format!("{i}.txt")),
+            format!("{}\n", DICTIONARY[i % 4].0),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+    let o = tercuman()
+        .args([
+            "translate",
+            feed.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--model",
+            &format!("openai:{}", server.url),
+            "--concurrency",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.most_in_flight(), 3);
+    assert_eq!(server.completions(), 6);
+    for i in 0..6 {
+        let text = std::fs::read_to_string(out.join(format!("{i}.en.txt"))).unwrap();
+        assert_eq!(text.trim(), DICTIONARY[i % 4].1);
+    }
+    let manifest = std::fs::read_to_string(out.join("tercuman-manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 6);
+}

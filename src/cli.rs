@@ -14,10 +14,19 @@ Examples:
   tercuman summarize makale.txt --model qwen2.5-3b-instruct --bullets 3
   tercuman makale.txt --model ./MODEL.gguf -o makale.en.md
   cat makale.txt | tercuman translate - --model hf:OWNER/REPO/FILE.gguf
+  tercuman translate haberler/ -o ceviriler/ --format markdown     # a batch, with a manifest
+  tercuman translate arsiv/ -o ceviriler/ --shard 1/4              # this machine's quarter
+  tercuman translate haberler/ -o ceviriler/ --model openai:http://gpu:8000/v1 --concurrency 16
   tercuman models list
 
 Models are downloaded from the Hugging Face hub into its standard cache (HF_HOME, HF_HUB_CACHE)
 and checked before use; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured.
+
+A batch (several articles, a directory, or -o a directory) writes one output per article and
+OUTDIR/tercuman-manifest.jsonl; the same command again skips what is done. --model
+openai:URL[#MODEL] (chat) or openai-completions:URL[#MODEL] (base model) uses any
+OpenAI-compatible server (vLLM, TGI, llama.cpp); the key comes from TERCUMAN_API_KEY or
+OPENAI_API_KEY.
 
 Every translated block is checked: numbers, names, dropped or added sentences, Turkish left
 in, loops, quotations (`tercuman check` runs the same checks on any translation). A block that
@@ -25,7 +34,7 @@ fails is retried; what still fails is kept and listed in JSON output and in the 
 of Markdown output. Summary bullets cite the paragraphs they come from.
 
 Exit status: 0 on success (also when the reader of stdout goes away), 1 with --strict when a
-finding remains, 2 on any error, 130 when interrupted (Ctrl-C, SIGTERM; with -o, the finished
+finding remains or when articles of a batch failed, 2 on any error, 130 when interrupted (Ctrl-C, SIGTERM; with -o, the finished
 blocks are kept for --resume).";
 
 /// Translate Turkish news articles into English and summarize them, with a local model.
@@ -255,9 +264,10 @@ pub struct RunArgs {
 
     /// Model that translates (for `summarize`: that summarizes): a name from `tercuman models
     /// list` (downloaded on first use), the path of a GGUF chat model (Gemma 3, Qwen2.5) or of
-    /// a directory holding one, a Marian (OPUS-MT) model directory, or any hub file as
-    /// hf:OWNER/REPO/FILE.gguf[@REVISION] [default: opus-mt-tc-big-tr-en; for `summarize`,
-    /// qwen2.5-1.5b-instruct].
+    /// a directory holding one, a Marian (OPUS-MT) model directory, any hub file as
+    /// hf:OWNER/REPO/FILE.gguf[@REVISION], or a served model as openai:URL[#MODEL] (chat) or
+    /// openai-completions:URL[#MODEL] (base) [default: opus-mt-tc-big-tr-en; for
+    /// `summarize`, qwen2.5-1.5b-instruct].
     #[arg(short, long, value_name = "MODEL", env = "TERCUMAN_MODEL")]
     pub model: Option<String>,
 

@@ -6,8 +6,9 @@ use crate::chat::prompt::Style;
 use crate::error::{Error, Result};
 use crate::hub::spec::{ModelFiles, Resolved};
 use crate::output::ModelReport;
-use crate::remote::Client;
+use crate::remote::{Client, Endpoint};
 use crate::stats::Stats;
+use crate::summarize::remote::RemoteSummarizer;
 use crate::text::Block;
 use crate::translate::marian::{self as mt, MarianEngine};
 use crate::translate::remote::RemoteTranslator;
@@ -103,12 +104,7 @@ pub fn translator(resolved: &Resolved, settings: &Settings) -> Result<(Translato
         }
         ModelFiles::Remote(endpoint) => {
             let client = Client::connect(endpoint, settings.concurrency)?;
-            let report = ModelReport {
-                source: client.label(),
-                name: client.model.clone(),
-                architecture: "remote (OpenAI API)".into(),
-                path: endpoint.base.clone(),
-            };
+            let report = remote_report(&client, endpoint);
             let remote = RemoteTranslator::new(
                 client,
                 settings.concurrency,
@@ -123,6 +119,22 @@ pub fn translator(resolved: &Resolved, settings: &Settings) -> Result<(Translato
             (Translator::Chat(Box::new(chat)), report)
         }
     })
+}
+
+/// How a served model is named in reports.
+pub fn remote_report(client: &Client, endpoint: &Endpoint) -> ModelReport {
+    ModelReport {
+        source: client.label(),
+        name: client.model.clone(),
+        architecture: "remote (OpenAI API)".into(),
+        path: endpoint.base.clone(),
+    }
+}
+
+/// A served model that summarizes.
+pub fn remote_summarizer(client: Client, settings: &Settings) -> RemoteSummarizer {
+    let p = &settings.params;
+    RemoteSummarizer::new(client, settings.context, p.temperature, p.seed)
 }
 
 /// Loads a GGUF chat model with its prompt style.
@@ -171,7 +183,7 @@ pub fn chat_weights(resolved: &Resolved) -> Result<&Path> {
         ModelFiles::Gguf(path) => Ok(path),
         ModelFiles::Remote(_) => Err(Error::Remote {
             url: resolved.label.clone(),
-            message: "can translate, but summaries through a remote engine are not built yet: pass a local chat model with --summary-model, or run `translate`".into(),
+            message: "serves the model: there is no weights file to load".into(),
         }),
         other => Err(Error::InvalidModel {
             path: other.path().to_path_buf(),

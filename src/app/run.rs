@@ -9,12 +9,14 @@ use super::load::{self, ChatModel, Translator};
 use super::plan::Plan;
 use super::Outcome;
 use crate::error::{Error, Result};
-use crate::hub::spec::{self, Resolved};
+use crate::hub::spec::{self, ModelFiles, Resolved};
 use crate::hub::Hub;
 use crate::output::resume::{self, Checkpoint};
 use crate::output::{self, Format, ModelReport};
+use crate::remote::Client;
 use crate::stats::Stats;
 use crate::summarize::cite::Paragraph;
+use crate::summarize::remote::RemoteSummarizer;
 use crate::summarize::{self, Summary};
 use crate::text::Article;
 use crate::translate::TranslatedBlock;
@@ -59,6 +61,8 @@ enum Summarizer {
     /// Found (and checked) but not loaded yet: a Marian translator gives its memory back
     /// first.
     Pending(Box<Resolved>),
+    /// A served model (the translating one's client, or one of its own).
+    Remote(Box<RemoteSummarizer>, ModelReport),
 }
 
 /// The model side of a run, once loaded; a batch loads it once for all its articles.
@@ -91,14 +95,35 @@ impl Models {
             models.translator_report = Some(report);
         }
         if plan.summarizes() {
-            let chat_translates = matches!(models.translator, Some(Translator::Chat(_)));
+            let chat_translates = matches!(
+                models.translator,
+                Some(Translator::Chat(_) | Translator::Remote(_))
+            );
             models.summarizer = match plan.summary_model_spec(chat_translates)? {
-                None => Summarizer::Translator,
+                None => match &models.translator {
+                    Some(Translator::Remote(r)) => Summarizer::Remote(
+                        Box::new(load::remote_summarizer(r.client.clone(), &settings(plan))),
+                        models
+                            .translator_report
+                            .clone()
+                            .expect("a loaded translator's report"),
+                    ),
+                    _ => Summarizer::Translator,
+                },
                 Some(spec) => {
                     // Found (or downloaded) and checked now, so that a wrong summary model is
                     // reported before the translation; loaded only when the summary starts,
                     // after a Marian translator has given its memory back.
                     let resolved = spec::resolve(&spec, &hub)?;
+                    if let ModelFiles::Remote(endpoint) = &resolved.files {
+                        let client = Client::connect(endpoint, plan.concurrency)?;
+                        let report = load::remote_report(&client, endpoint);
+                        let s = load::remote_summarizer(client, &settings(plan));
+                        return Ok(Models {
+                            summarizer: Summarizer::Remote(Box::new(s), report),
+                            ..models
+                        });
+                    }
                     load::chat_weights(&resolved)?;
                     if matches!(models.translator, Some(Translator::Marian(_))) {
                         Summarizer::Pending(Box::new(resolved))
@@ -125,6 +150,9 @@ impl Models {
     fn reports(&self) -> (ModelReport, Option<ModelReport>) {
         let own = match &self.summarizer {
             Summarizer::Own(c) => Some(c.report.clone()),
+            Summarizer::Remote(_, r) if self.translator_report.as_ref() != Some(r) => {
+                Some(r.clone())
+            }
             _ => None,
         };
         match (&self.translator_report, own) {
@@ -349,9 +377,6 @@ impl<'p> Runner<'p> {
             m.summarizer = Summarizer::Own(Box::new(load::chat(resolved, &settings(self.plan))?));
         }
         progress.set_message("summarizing");
-        let Some(chat) = m.summarizer() else {
-            unreachable!("a summarizing run loads a summarizer")
-        };
         crate::cancel::check()?;
         let paragraphs = self
             .article
@@ -363,13 +388,21 @@ impl<'p> Runner<'p> {
                 translation: self.translations.get(i).map(String::as_str),
             })
             .collect();
-        let request = summarize::Request {
+        let mut request = summarize::Request {
             paragraphs,
             from: self.plan.summary_from,
             bullets: self.plan.bullets,
-            context: chat.context,
+            context: 0,
             cite: self.plan.cite,
         };
+        if let Summarizer::Remote(remote, _) = &m.summarizer {
+            request.context = remote.context;
+            return remote.summarize(&request);
+        }
+        let Some(chat) = m.summarizer() else {
+            unreachable!("a summarizing run loads a summarizer")
+        };
+        request.context = chat.context;
         summarize::summarize(&mut chat.engine, &chat.style, &request)
     }
 

@@ -41,7 +41,7 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelReport {
     /// As `--model` named it: a card name, a path, or an hf: spec.
     pub source: String,

@@ -6,6 +6,7 @@
 //! kept with its findings if it still fails.
 
 pub mod cite;
+pub mod remote;
 
 use crate::chat::generate::{Engine, Generated, Mark, StopReason};
 use crate::chat::prompt::{self, Purpose, Style};

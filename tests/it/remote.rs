@@ -247,3 +247,32 @@ fn pieces_of_different_articles_are_in_flight_together() {
     let manifest = std::fs::read_to_string(out.join("tercuman-manifest.jsonl")).unwrap();
     assert_eq!(manifest.lines().count(), 6);
 }
+
+#[test]
+fn a_served_model_translates_and_writes_a_cited_summary() {
+    let server = OpenAiServer::start(DICTIONARY, Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let a = article(dir.path(), "a.txt", 0);
+    for scheme in ["openai", "openai-completions"] {
+        let o = tercuman()
+            .args([a.to_str().unwrap(), "--format", "json", "--bullets", "3"])
+            .args(["--model", &format!("{scheme}:{}", server.url)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{scheme}: {}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let bullets = json["summary"]["bullets"].as_array().unwrap();
+        assert_eq!(bullets.len(), 3, "{scheme}: {bullets:?}");
+        for (i, b) in bullets.iter().enumerate() {
+            assert_eq!(b["text"], DICTIONARY[i].1, "{scheme}");
+            assert_eq!(b["paragraphs"], serde_json::json!([i + 1]), "{scheme}");
+            assert!(
+                b["findings"].as_array().unwrap().is_empty(),
+                "{scheme}: {b}"
+            );
+        }
+        assert_eq!(json["summary"]["from"], "translation");
+    }
+    // Four pieces and one list, twice; nothing asked again.
+    assert_eq!(server.completions(), 10);
+}

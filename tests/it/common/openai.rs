@@ -229,6 +229,26 @@ fn complete(
         Some(Fault::Malformed) => return respond(out, 200, "<html>Bad gateway</html>", None),
         None => {}
     }
+    // A summary: the known sentences the article has (in Turkish or English), as a list.
+    if prompt.contains("bullet points") || prompt.contains("Summary in English") {
+        let mut found: Vec<(usize, &str)> = dict
+            .iter()
+            .filter_map(|(tr, en)| {
+                prompt
+                    .find(tr.as_str())
+                    .or(prompt.find(en.as_str()))
+                    .map(|at| (at, en.as_str()))
+            })
+            .collect();
+        found.sort();
+        let lines: Vec<String> = found.iter().map(|(_, en)| format!("- {en}")).collect();
+        let mut text = lines.join("\n");
+        if !chat {
+            // The prompt ends with the first bullet's marker.
+            text = text.trim_start_matches("- ").to_string();
+        }
+        return answer(out, chat, &text, &prompt);
+    }
     // The last known sentence in the prompt is the one to translate (few-shot prompts put
     // their examples first).
     let known = dict
@@ -249,6 +269,10 @@ fn complete(
     }
     std::thread::sleep(delay);
     state.lock().unwrap().in_flight -= 1;
+    answer(out, chat, &text, &prompt);
+}
+
+fn answer(out: &mut TcpStream, chat: bool, text: &str, prompt: &str) {
     let choice = match chat {
         true => {
             serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"})

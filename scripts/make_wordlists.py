@@ -20,23 +20,26 @@ a sentence may open with a name that is no word (`Fitbit`, `Mizrachi`). Source: 
 Turkish list (``pip install wordfreq``; code Apache-2.0, data CC BY-SA 4.0, quoted in the header),
 63,000 word forms, lower case, with the apostrophe suffixes of names kept as forms of their own
 (`erdoğan'ın`). Turkish writes a name's suffix after an apostrophe and a common word's without
-one, so each form is weighed by the forms that continue it: a form is kept (as a word) when its
-suffixed forms without an apostrophe (`durum` + `durumu`, `durumda`, ...) outweigh, ten to one,
-those with one (`aydın'da`), and dropped (as a name, or unknown) otherwise: `mehmet`, `putin`,
-`istanbul`, `aydın`, `kartal` are not kept; `can`, `deniz`, `umut` are (they are words first).
+one, so each form is weighed by the forms that continue it. A form is a word when its suffixed
+forms without an apostrophe (`durum` + `durumu`, `durumda`, ...) outweigh those with one
+(`aydın'da`) ten to one (`can`, `deniz`, `umut` are words first); a name when its forms with an
+apostrophe come to 1% of its own frequency or more (`mehmet`, `putin`, `istanbul`, `aydın`,
+`kartal`); unclassified otherwise (`geçtiğimiz`, `fatma`). All three are written, the last two
+marked after a tab.
 
 How the check uses the list decides what it costs. Two earlier uses were measured on newstest2017
 and dropped: hunspell-tr's stems with a suffix stripper (`Putin` = `put` + `-in`), and the words
 newstest2017's own Turkish writes in lower case; both took given names for words wherever they
 stood. The check now uses the list only where a word has no other sign of being a name: a lone
-capitalised word with no apostrophe suffix (a name beside it, `Deniz Baykal`, or a suffix,
-`Deniz'in`, keeps it a name), and the word that opens a sentence (see src/check/names.rs).
+capitalised word with no apostrophe suffix (a name beside it, `Barış Manço`, or a suffix,
+`Barış'ın`, keeps it a name), and the word that opens a sentence (see src/check/names.rs).
 
-The output is deterministic for a given word list: one word a line, sorted, after a `#` header.
+The output is deterministic for given word lists: one word a line, sorted, after a `#` header.
 
 Usage (from the repo root): ``apt-get install wamerican && pip install wordfreq==3.1.1 &&
 python3 scripts/make_wordlists.py``
-(``--out-dir DIR`` to write elsewhere; ``--min-len``, ``--keep-twins`` to measure variants).
+(``--out-dir DIR`` to write elsewhere; ``--min-len``, ``--keep-twins`` to measure variants;
+``--turkish-only`` to remake only the Turkish list).
 """
 
 import argparse

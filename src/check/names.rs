@@ -28,10 +28,15 @@
 //! An English word list (SCOWL's common words, `english_words.txt`, made by
 //! `scripts/make_wordlists.py`) excuses capitalised English words that are only words
 //! (`Inception`, `Lounge`), except those SCOWL also lists as names (`Brown`, `Bush`, `Turkey`):
-//! a translation that invents "Brown" is still caught. Turkish has no such list (measured: it
-//! took too many names for words, `Can`, `Deniz`), so the source side stays heuristic, and on
-//! clean human translations that were made from English (the Turkish translator dropped or
-//! rendered a name) both kinds still fire on some lines.
+//! a translation that invents "Brown" is still caught. A Turkish word list (wordfreq's, made by
+//! the same script, `turkish_words.txt`) tells a word from a name by how Turkish text suffixes
+//! it: without an apostrophe (`durumda`: a word) or with one (`Mehmet'in`: a name). It is used
+//! only where a word has no other sign: a lone capitalised word that the list has as a word is
+//! no name (`Durum`), and a sentence may open with a name the list has, or with a word it does
+//! not know that does not look Turkish (`Mizrachi`). Given names that are words (`Can`,
+//! `Barış`) stay names beside a surname or with an apostrophe suffix. On clean human
+//! translations that were made from English (the Turkish translator dropped or rendered a
+//! name) both kinds still fire on some lines.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;

@@ -14,22 +14,37 @@ Kept: the lower-case entries of ASCII letters (diacritics folded: café -> cafe)
   must still be caught;
 * plurals in -s whose singular is kept: the check strips a final -s before looking a word up.
 
-No Turkish list is made. Two were measured (newstest2017 only) and both cost more recall than
-they saved false alarms: hunspell-tr's stems (MPL-2.0) with a suffix stripper took a third of
-the text's names for words (`Putin` = `put` + `-in`, `Suriye` = `sur` + `-i-ye`); the words that
-the Turkish side of newstest2017 writes in lower case (less those it also writes as names with
-an apostrophe suffix, and less hunspell-tr's capitalised entries), built from its first half and
-measured on its second, cut clean `name` flags from 3.38% to 3.32% but name-swap recall from
-0.873 to 0.859: Turkish given names and surnames are common words (`Can`, `Deniz`, `Adil`,
-`Duran`, `Gazi`), as are foreign brands in Turkish text (`facebook`).
+``src/check/turkish_words.txt``: Turkish common words, so that a capitalised Turkish word that
+is only a word (`Durum`, `Bayrak`, a title's `Başlangıç`) is not required in the translation, and
+a sentence may open with a name that is no word (`Fitbit`, `Mizrachi`). Source: wordfreq's
+Turkish list (``pip install wordfreq``; code Apache-2.0, data CC BY-SA 4.0, quoted in the header),
+63,000 word forms, lower case, with the apostrophe suffixes of names kept as forms of their own
+(`erdoğan'ın`). Turkish writes a name's suffix after an apostrophe and a common word's without
+one, so each form is weighed by the forms that continue it. A form is a word when its suffixed
+forms without an apostrophe (`durum` + `durumu`, `durumda`, ...) outweigh those with one
+(`aydın'da`) ten to one (`can`, `deniz`, `umut` are words first); a name when its forms with an
+apostrophe come to 1% of its own frequency or more (`mehmet`, `putin`, `istanbul`, `aydın`,
+`kartal`); unclassified otherwise (`geçtiğimiz`, `fatma`). All three are written, the last two
+marked after a tab.
 
-The output is deterministic for a given word list: one word a line, sorted, after a `#` header.
+How the check uses the list decides what it costs. Two earlier uses were measured on newstest2017
+and dropped: hunspell-tr's stems with a suffix stripper (`Putin` = `put` + `-in`), and the words
+newstest2017's own Turkish writes in lower case; both took given names for words wherever they
+stood. The check now uses the list only where a word has no other sign of being a name: a lone
+capitalised word with no apostrophe suffix (a name beside it, `Barış Manço`, or a suffix,
+`Barış'ın`, keeps it a name), and the word that opens a sentence (see src/check/names.rs).
 
-Usage (from the repo root): ``apt-get install wamerican && python3 scripts/make_wordlists.py``
-(``--out-dir DIR`` to write elsewhere; ``--min-len``, ``--keep-twins`` to measure variants).
+The output is deterministic for given word lists: one word a line, sorted, after a `#` header.
+
+Usage (from the repo root): ``apt-get install wamerican && pip install wordfreq==3.1.1 &&
+python3 scripts/make_wordlists.py``
+(``--out-dir DIR`` to write elsewhere; ``--min-len``, ``--keep-twins`` to measure variants;
+``--turkish-only`` to remake only the Turkish list).
 """
 
 import argparse
+import importlib.metadata
+import re
 import subprocess
 import sys
 import unicodedata
@@ -93,14 +108,89 @@ def write_english(out_dir, min_len, keep_twins):
     print(f"{len(words)} words -> {path}", file=sys.stderr)
 
 
+# Turkish suffixes that continue a word form (case, possessive, plural, `-ki`, `-lik`, `-li`,
+# `-ce`), chained: a form followed by a chain of these is a form of the same word.
+TR_SUFFIXES = re.compile(
+    r"^(?:y?[ıiuü]|y?[ae]|n?[ıiuü]n|n?[dt][ae]n?|l[ae]r|s[ıiuü]|k[ıi]|y?l[ae]|[ıiuü]?m[ıiuü]z"
+    r"|[ıiuü]?n[ıiuü]z|[ıiuü]?m|[ıiuü]?n|n[ae]|l[ıiuü]k|ğ[ıiuü]|[cç][ae]|l[ıiuü])+$")
+TR_LETTERS = re.compile(r"[a-zçğıöşüâîû]+")
+TR_RATIO = 10  # suffixed forms without an apostrophe must outweigh those with one this much
+TR_NAME_SHARE = 0.01  # a name's apostrophe forms are at least this share of its own frequency
+
+
+def tr_fold(word):
+    """Folds a Turkish form as the check's `fold` does (ı and i meet, diacritics go)."""
+    return fold(word.replace("ı", "i"))
+
+
+def turkish_words():
+    import wordfreq  # pip install wordfreq
+
+    freq = wordfreq.get_frequency_dict("tr")
+    apostrophe, plain = {}, {}
+    for form, f in freq.items():
+        parts = re.split("['’]", form)
+        if len(parts) > 1 and TR_LETTERS.fullmatch(parts[0]):
+            apostrophe[parts[0]] = apostrophe.get(parts[0], 0.0) + f
+    for form, f in freq.items():
+        if not TR_LETTERS.fullmatch(form):
+            continue
+        for cut in range(3, len(form)):
+            if form[:cut] in freq and TR_SUFFIXES.match(form[cut:]):
+                plain[form[:cut]] = plain.get(form[:cut], 0.0) + f
+    words, unclassified, names = set(), set(), set()
+    for form, f in freq.items():
+        if not TR_LETTERS.fullmatch(form):
+            continue
+        with_apostrophe, without = apostrophe.get(form, 0.0), plain.get(form, 0.0)
+        if without > TR_RATIO * with_apostrophe:
+            words.add(tr_fold(form))
+        elif with_apostrophe < TR_NAME_SHARE * f:
+            unclassified.add(tr_fold(form))
+        else:
+            names.add(tr_fold(form))
+    unclassified -= words
+    names -= words | unclassified
+    return sorted(words), sorted(unclassified), sorted(names), importlib.metadata.version("wordfreq")
+
+
+def write_turkish(out_dir):
+    words, unclassified, names, version = turkish_words()
+    header = [
+        "# Turkish common words for the name check (src/check/names.rs), folded (ı = i, no",
+        "# diacritics): a capitalised word listed here is a word, not a name, unless something",
+        "# else says it is. Generated by scripts/make_wordlists.py from wordfreq's Turkish list",
+        f"# (wordfreq {version}, https://github.com/rspeer/wordfreq): the forms whose suffixed",
+        f"# forms without an apostrophe outweigh those with one {TR_RATIO} to 1 (a word), and then,",
+        "# after a tab and `?`, the forms with no sign either way (`geçtiğimiz`, `fatma`), and",
+        "# after a tab and `name`, the forms whose forms with an apostrophe come to",
+        f"# {TR_NAME_SHARE:.0%} of their own frequency or more (names: `mehmet`, `aydın`). Edit the",
+        "# script, not this file.",
+        "#",
+        "# wordfreq's data is licensed under CC BY-SA 4.0",
+        "# (https://creativecommons.org/licenses/by-sa/4.0/), and so is this list; wordfreq is by",
+        "# Robyn Speer and draws on Wikipedia, OpenSubtitles, the Leeds Internet Corpus, Google",
+        "# Books Ngrams, Reddit, Twitter and other sources (wordfreq's README lists them).",
+    ]
+    path = Path(out_dir) / "turkish_words.txt"
+    lines = header + words + [f"{w}\t?" for w in unclassified] + [f"{w}\tname" for w in names]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"{len(words)} words, {len(unclassified)} unclassified, {len(names)} names -> {path}",
+          file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parent.parent / "src/check"))
     ap.add_argument("--min-len", type=int, default=3, help="shortest English word kept")
     ap.add_argument("--keep-twins", action="store_true",
                     help="keep words SCOWL also lists capitalised (to measure the rule)")
+    ap.add_argument("--turkish-only", action="store_true",
+                    help="write only turkish_words.txt (no wamerican needed)")
     args = ap.parse_args()
-    write_english(args.out_dir, args.min_len, args.keep_twins)
+    if not args.turkish_only:
+        write_english(args.out_dir, args.min_len, args.keep_twins)
+    write_turkish(args.out_dir)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,15 @@
 //! An English word list (SCOWL's common words, `english_words.txt`, made by
 //! `scripts/make_wordlists.py`) excuses capitalised English words that are only words
 //! (`Inception`, `Lounge`), except those SCOWL also lists as names (`Brown`, `Bush`, `Turkey`):
-//! a translation that invents "Brown" is still caught. Turkish has no such list (measured: it
-//! took too many names for words, `Can`, `Deniz`), so the source side stays heuristic, and on
-//! clean human translations that were made from English (the Turkish translator dropped or
-//! rendered a name) both kinds still fire on some lines.
+//! a translation that invents "Brown" is still caught. A Turkish word list (wordfreq's, made by
+//! the same script, `turkish_words.txt`) tells a word from a name by how Turkish text suffixes
+//! it: without an apostrophe (`durumda`: a word) or with one (`Mehmet'in`: a name). It is used
+//! only where a word has no other sign: a lone capitalised word that the list has as a word is
+//! no name (`Durum`), and a sentence may open with a name the list has, or with a word it does
+//! not know that does not look Turkish (`Mizrachi`). Given names that are words (`Can`,
+//! `Barış`) stay names beside a surname or with an apostrophe suffix. On clean human
+//! translations that were made from English (the Turkish translator dropped or rendered a
+//! name) both kinds still fire on some lines.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -45,6 +50,12 @@ const EXONYMS_TSV: &str = include_str!("exonyms.tsv");
 /// English common words, one a line after a `#` header: SCOWL's lower-case words less those it
 /// also lists capitalised (`brown`/`Brown`), made by `scripts/make_wordlists.py`.
 const ENGLISH_WORDS: &str = include_str!("english_words.txt");
+
+/// Turkish word forms, folded, one a line after a `#` header: common words (`durum`, `can`),
+/// then, marked with a tab and `?`, forms with no sign either way (`geçtiğimiz`, `fatma`).
+/// Forms that Turkish text suffixes after an apostrophe (names: `mehmet`, `aydın`) are not
+/// listed. From wordfreq's Turkish list by `scripts/make_wordlists.py`.
+const TURKISH_WORDS: &str = include_str!("turkish_words.txt");
 
 /// Turkish titles, words of institution names, days and months: capitalised, but not names.
 /// Matched as stems followed by inflection (`bakan` covers Bakan, Bakanı, Bakanlığı).
@@ -268,10 +279,11 @@ pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
 /// Source names with no counterpart in the translation.
 fn missing(src: &Side, tgt: &Side, out: &mut Vec<Finding>) {
     let runs = src.name_runs();
+    let trace = Trace::new(src);
     let mut seen = HashSet::new();
     for run in &runs {
         let name = src.name_of(run.clone());
-        if src.run_found(run.clone(), &runs, tgt) || !seen.insert(fold(&name.span.text)) {
+        if src.run_found(run.clone(), &runs, tgt, &trace) || !seen.insert(fold(&name.span.text)) {
             continue;
         }
         let english = src.english_forms(run.clone());
@@ -350,7 +362,7 @@ fn translated_terms(src: &Side, tgt: &Side, trace: &Trace) -> bool {
     let english = tgt
         .tokens
         .iter()
-        .filter(|t| counted(t) && !en_function(&t.key.fold) && !trace.matches(&t.key))
+        .filter(|t| counted(t) && !bare_function(&t.key.fold) && !trace.matches(&t.key))
         .count();
     english <= source
 }
@@ -450,15 +462,19 @@ impl<'a> Side<'a> {
                     .any(|&e| table.entries[e].key.len() > 1);
                 let common = tr_not_name(&t.key.fold)
                     || house_compound(&t.key.fold)
-                    || !t.suffixed && common_tail(&t.key.fold)
+                    || !t.suffixed && !listed && common_tail(&t.key.fold)
                     || t.acronym && en_not_name(&t.key.fold);
                 if common && !in_phrase {
                     return false;
                 }
                 let evidence = t.suffixed || t.acronym || listed;
+                // Away from a headline: any capitalised word not opening a sentence, and one
+                // that opens it when it is capitalised elsewhere too or is no Turkish word.
                 evidence
-                    || (!t.initial && !t.title)
-                    || (!t.title && self.capitalised.contains(&t.key.fold))
+                    || !t.title
+                        && (!t.initial
+                            || self.capitalised.contains(&t.key.fold)
+                            || opens_with_name(&t.plain, &t.key.fold))
             }
         }
     }
@@ -484,8 +500,16 @@ impl<'a> Side<'a> {
     /// Whether the source name `run` is in the translation: its last word (a surname:
     /// `Erdogan` for `Recep Tayyip Erdoğan`) or half its required words (`Kim Jong Un` as `Kim
     /// Jong-un`). A word that other names of the block share (`Şükür` of `Hakan Şükür` and
-    /// `Selmet Şükür`) tells them apart only when the name has no other word.
-    fn run_found(&self, run: Range<usize>, runs: &[Range<usize>], tgt: &Side) -> bool {
+    /// `Selmet Şükür`) tells them apart only when the name has no other word. A name found
+    /// only in part is not found when the translation puts a name of its own beside the part
+    /// ([`Side::renamed`]).
+    fn run_found(
+        &self,
+        run: Range<usize>,
+        runs: &[Range<usize>],
+        tgt: &Side,
+        trace: &Trace,
+    ) -> bool {
         let required = self.required(run.clone());
         let shared = |i: usize| {
             let fold = &self.tokens[i].key.fold;
@@ -503,7 +527,29 @@ impl<'a> Side<'a> {
             .copied()
             .filter(|&i| self.found_in(i, tgt))
             .collect();
-        hits.len() * 2 >= words.len() || hits.contains(&(run.end - 1)) || hits.contains(&run.start)
+        let found = hits.len() * 2 >= words.len()
+            || hits.contains(&(run.end - 1))
+            || hits.contains(&run.start);
+        found && (hits.len() == words.len() || !hits.iter().any(|&i| self.renamed(i, tgt, trace)))
+    }
+
+    /// Whether the translation gives source word `i` another name beside it: an English word
+    /// that is `i` stands next to a capitalised word that is no common word and traces to
+    /// nothing in the source (`Ellen McCourt` → `German McCourt`). Dropping a name's other
+    /// words (`Recep Tayyip Erdoğan` → `President Erdogan`) is no such change.
+    fn renamed(&self, i: usize, tgt: &Side, trace: &Trace) -> bool {
+        let key = &self.tokens[i].key;
+        let stranger = |k: usize| {
+            let t = &tgt.tokens[k];
+            t.cap && !en_word(t) && !trace.traces(&t.key)
+        };
+        (0..tgt.tokens.len())
+            .filter(|&k| tgt.tokens[k].cap && similar(key, &tgt.tokens[k].key))
+            .any(|k| {
+                let before = k > 0 && tgt.tokens[k].joined && stranger(k - 1);
+                let after = tgt.tokens.get(k + 1).is_some_and(|t| t.joined) && stranger(k + 1);
+                before || after
+            })
     }
 
     /// English: whether word `i` counts as a name on its own, not only beside one.
@@ -563,6 +609,20 @@ impl<'a> Side<'a> {
         terms
     }
 
+    /// Turkish: whether word `i`, a name run by itself, is more likely a capitalised common
+    /// word (`Durum`, `Bayrak`, `Bacakta`): a word of the Turkish list, itself or inflected,
+    /// with no apostrophe suffix, no exonym entry and no word for a kind of place after it. A
+    /// name beside it (`Barış Manço`) or a suffix (`Barış'ın`) keeps a listed word a name.
+    fn lone_word(&self, i: usize) -> bool {
+        let t = &self.tokens[i];
+        // A word for a kind of place after it makes it a place's name: `Sarmada Kasabası`.
+        let place = self
+            .tokens
+            .get(i + 1)
+            .is_some_and(|n| n.joined && n.cap && place_head(&n.key.fold));
+        !t.suffixed && !t.acronym && !place && self.exonyms[i].is_empty() && tr_word(&t.key.fold)
+    }
+
     /// Whether word `i` is a name of the exonym table on its own (`Kazak` of `Kazak
     /// Balandin`, `Rusya` of `Rusya Devlet Başkanı Putin`): it makes a name by itself rather
     /// than with its neighbours.
@@ -577,7 +637,10 @@ impl<'a> Side<'a> {
     fn name_runs(&self) -> Vec<Range<usize>> {
         let runs = self.member_runs();
         match self.lang {
-            Lang::Tr => runs,
+            Lang::Tr => runs
+                .into_iter()
+                .filter(|r| r.len() > 1 || !self.lone_word(r.start))
+                .collect(),
             Lang::En => runs
                 .into_iter()
                 .filter(|r| r.clone().any(|i| self.is_candidate(i)))
@@ -991,10 +1054,32 @@ fn tr_title(folded: &str) -> bool {
     stems.iter().any(|s| inflects(folded, s))
 }
 
+/// Whether a folded Turkish word is one of [`TR_NOT_NAMES`], itself or inflected. A stem of
+/// three letters or fewer inflected (`hak` + `-a-n`) does not count when the Turkish list
+/// knows the word as a name (`Hakan`, `Adana`), unless the ending is a possessive that
+/// closes a compound (`Adası`, `Üssü`).
 fn tr_not_name(folded: &str) -> bool {
     static STEMS: OnceLock<Vec<String>> = OnceLock::new();
     let stems = STEMS.get_or_init(|| TR_NOT_NAMES.iter().map(|w| fold(w)).collect());
-    stems.iter().any(|s| inflects(folded, s))
+    let name = || turkish_words().get(folded) == Some(&TrForm::Name);
+    stems.iter().any(|s| {
+        let Some(rest) = folded.strip_prefix(s.as_str()) else {
+            return false;
+        };
+        let possessive = matches!(rest, "" | "i" | "u" | "si" | "su" | "ni" | "nu");
+        inflects(folded, s) && (s.chars().count() > 3 || possessive || !name())
+    })
+}
+
+/// Whether an English word is a function word that translates no capitalised Turkish word:
+/// one of [`EN_FUNCTION`] other than the forms of address (`Mr`, `Dr`), which translate
+/// `Sayın`, `Bay`, `Dr.`.
+fn bare_function(folded: &str) -> bool {
+    en_function(folded)
+        && !matches!(
+            folded,
+            "mr" | "mrs" | "ms" | "dr" | "prof" | "sir" | "madam"
+        )
 }
 
 /// Whether an English word opens sentences without naming anything (`The`, `However`).
@@ -1107,7 +1192,80 @@ fn compound_head(folded: &str) -> bool {
             .iter()
             .any(|e| folded.ends_with(e))
         || n >= 6 && ["sal", "sel"].iter().any(|e| folded.ends_with(e))
-        || n >= 7 && ["ma", "me"].iter().any(|e| folded.ends_with(e))
+        || n >= 7 && ["ma", "me"].iter().any(|e| folded.ends_with(e)) && tr_form(folded)
+}
+
+/// What the Turkish word list says of a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrForm {
+    /// A common word (`durum`, `can`): its suffixed forms are written without an apostrophe.
+    Word,
+    /// No sign either way (`geçtiğimiz`, `fatma`).
+    Unclassified,
+    /// A name (`mehmet`, `aydın`): written with its suffixes after an apostrophe.
+    Name,
+}
+
+/// The Turkish word list, parsed once: folded form → what it is.
+fn turkish_words() -> &'static HashMap<&'static str, TrForm> {
+    static WORDS: OnceLock<HashMap<&'static str, TrForm>> = OnceLock::new();
+    WORDS.get_or_init(|| {
+        TURKISH_WORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| match l.split_once('\t') {
+                Some((w, "name")) => (w, TrForm::Name),
+                Some((w, _)) => (w, TrForm::Unclassified),
+                None => (l, TrForm::Word),
+            })
+            .collect()
+    })
+}
+
+/// Whether a folded Turkish word is a common word (`durum`, `bayrak`) of the list, itself or
+/// inflected after a listed stem of five letters or more (`bacakta`, `lehçeye`).
+fn tr_word(folded: &str) -> bool {
+    let words = turkish_words();
+    let listed = |w: &str| words.get(w) == Some(&TrForm::Word);
+    listed(folded) || inflected_from(folded, 5, listed)
+}
+
+/// Whether a folded Turkish word is in the list as a word or a form with no sign either way
+/// (`geçtiğimiz`), itself or inflected after such a stem of four letters or more.
+fn tr_form(folded: &str) -> bool {
+    let words = turkish_words();
+    let listed = |w: &str| words.get(w).is_some_and(|f| *f != TrForm::Name);
+    listed(folded) || inflected_from(folded, 4, listed)
+}
+
+/// Whether the word `plain` that opens a sentence is a name by itself: a name of the Turkish
+/// list (`Mehmet`, `Putin`), or a word the list does not know (`Fitbit`, `Mizrachi`) that has
+/// no letter of Turkish's own (`ç`, `ğ`, `ı`, `İ`, `ö`, `ş`, `ü`) and does not start with a
+/// listed form of five letters or more (`Hastanedeydim`, `Bakınmaya`: Turkish words the list
+/// lacks).
+fn opens_with_name(plain: &str, folded: &str) -> bool {
+    let words = turkish_words();
+    match words.get(folded) {
+        Some(form) => *form == TrForm::Name,
+        None => {
+            let turkish = plain.chars().any(|c| "çğıİöşüÇĞÖŞÜ".contains(c));
+            let known_start = folded.char_indices().skip(5).any(|(cut, _)| {
+                words
+                    .get(&folded[..cut])
+                    .is_some_and(|f| *f != TrForm::Name)
+            });
+            !turkish && !known_start && !tr_form(folded)
+        }
+    }
+}
+
+/// Whether `folded` is a stem of at least `min` letters for which `listed` holds, followed by
+/// a chain of inflectional suffixes.
+fn inflected_from(folded: &str, min: usize, listed: impl Fn(&str) -> bool) -> bool {
+    folded
+        .char_indices()
+        .skip(min)
+        .any(|(cut, _)| listed(&folded[..cut]) && suffix_chain(&folded[cut..], &[INFLECTION]))
 }
 
 /// One line of the exonym table.
@@ -1255,8 +1413,11 @@ mod tests {
     fn apostrophe_suffixes_are_stripped() {
         let found = names("Medvedev, Pekin'de Erdoğan’ın konuğuydu.", Lang::Tr);
         let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
+        // "Medvedev" opens the sentence without a suffix: a name, as no Turkish word.
+        assert_eq!(texts, ["Medvedev", "Pekin", "Erdoğan"]);
+        let found = names("Bunlar, Pekin'de Erdoğan’ın konuğuydu.", Lang::Tr);
+        let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
         assert_eq!(texts, ["Pekin", "Erdoğan"]);
-        // "Medvedev" opens the sentence without a suffix and is in no table: not taken.
     }
 
     #[test]
@@ -1471,6 +1632,113 @@ mod tests {
         for name in ["brown", "bush", "turkey", "rose"] {
             assert!(!words.contains(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_lone_turkish_common_word_is_no_name() {
+        // `Durum` and `Bayrak` are words the list knows: capitalised alone, no name.
+        let tr = "Toplantıda Durum Değerlendirmesi yapıldı, Bayrak töreni de oldu.";
+        let en = "A situation assessment was made at the meeting, and a flag ceremony too.";
+        assert_eq!(kinds(tr, en), []);
+        // A suffix after an apostrophe, or a name beside it, keeps a listed word a name.
+        let tr = "Toplantıya Barış'ın babası katıldı.";
+        assert_eq!(
+            kinds(tr, "Her father attended the meeting."),
+            [(Kind::Name, "Barış".to_string())]
+        );
+        assert!(names("Dün Barış Manço konuştu.", Lang::Tr)
+            .iter()
+            .any(|n| n.span.text == "Barış Manço"));
+        assert!(names("Dün Barış görüşmesi oldu.", Lang::Tr).is_empty());
+    }
+
+    #[test]
+    fn a_sentence_may_open_with_a_name_the_word_list_does_not_know() {
+        let tr = "Mizrachi, saldırganı görmeniz gerektiğini söylüyor.";
+        assert_eq!(
+            kinds(tr, "Gilead says you must see your attacker."),
+            [(Kind::Name, "Mizrachi".to_string())]
+        );
+        assert_eq!(kinds(tr, "Mizrachi says you must see your attacker."), []);
+        // A name of the list opens a sentence too; Turkish words the list lacks do not.
+        assert_eq!(
+            kinds("Mehmet dün geldi.", "He came yesterday."),
+            [(Kind::Name, "Mehmet".to_string())]
+        );
+        for tr in [
+            "Hastanedeydim dün.",
+            "Kaçamayacağını biliyordu.",
+            "Geçtiğimiz yıl geldi.",
+        ] {
+            assert!(names(tr, Lang::Tr).is_empty(), "{tr}");
+        }
+    }
+
+    #[test]
+    fn a_name_found_only_in_part_beside_another_name_is_missing() {
+        let tr = "JDC başkanı Ellen McCourt açıklama yaptı.";
+        let found = kinds(tr, "JDC chair German McCourt made a statement.");
+        assert!(
+            found.contains(&(Kind::Name, "Ellen McCourt".to_string())),
+            "{found:?}"
+        );
+        // The surname alone, or with a title, is the name.
+        assert_eq!(kinds(tr, "JDC chair McCourt made a statement."), []);
+        assert_eq!(kinds(tr, "JDC chair Ms McCourt made a statement."), []);
+    }
+
+    #[test]
+    fn short_title_stems_do_not_swallow_names() {
+        // `Hakan` is `hak` + `-a-n` and `Adana` `ada` + `-na`, but the list knows them as names.
+        let found = names("Dün Hakan Şükür Adana'ya gitti.", Lang::Tr);
+        let texts: Vec<&str> = found.iter().map(|n| n.span.text.as_str()).collect();
+        assert_eq!(texts, ["Hakan Şükür", "Adana"]);
+        // A possessive still closes a compound: `Midilli Adası` is Lesbos Island.
+        assert!(tr_not_name(&fold("Adası")));
+        assert!(tr_not_name(&fold("Üssü")));
+    }
+
+    #[test]
+    fn a_listed_demonym_is_a_name_whatever_its_ending() {
+        let tr = "Amerikalıların verdiği ad şaşırttı.";
+        assert_eq!(kinds(tr, "The name the Americans gave was a surprise."), []);
+        assert_eq!(
+            kinds(tr, "The name the visitors gave was a surprise."),
+            [(Kind::Name, "Amerikalıların".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_form_of_address_does_not_excuse_an_invented_name() {
+        // `Sayın` is translated by `Mr`: it leaves no Turkish word for `Syria` to translate.
+        let tr = "Erdoğan defalarca Sayın Putin'den bahsetti.";
+        let en = "Erdogan talked repeatedly of Mr Putin, according to Syria.";
+        assert_eq!(kinds(tr, en), [(Kind::InventedName, "Syria".to_string())]);
+        assert_eq!(kinds(tr, "Erdogan talked repeatedly of Mr Putin."), []);
+    }
+
+    #[test]
+    fn a_foreign_name_ending_like_a_verbal_noun_stays_required() {
+        let tr = "Öğretim görevlisi Seyoum Teshome konuştu.";
+        assert_eq!(
+            kinds(tr, "Lecturer Adil spoke."),
+            [
+                (Kind::Name, "Seyoum Teshome".to_string()),
+                (Kind::InventedName, "Adil".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn turkish_word_list_tells_words_from_names() {
+        let words = turkish_words();
+        for w in ["durum", "bayrak", "can", "deniz"] {
+            assert_eq!(words.get(w), Some(&TrForm::Word), "{w}");
+        }
+        for w in ["mehmet", "hakan", "putin", "istanbul"] {
+            assert_eq!(words.get(w), Some(&TrForm::Name), "{w}");
+        }
+        assert!(tr_word("bacakta") && !tr_word("mehmet") && !tr_word("fitbit"));
     }
 
     #[test]

@@ -12,4 +12,5 @@ mod hub;
 mod marian_parity;
 mod properties;
 mod qwen2_parity;
+mod split_gguf;
 mod tokenizer_parity;

@@ -81,7 +81,7 @@ pub enum TokenizerSource {
 #[serde(deny_unknown_fields)]
 pub struct Prompts {
     /// `"gguf"`: the chat template stored in the GGUF; `"none"`: a base model, prompted with
-    /// few-shot completion; else a template file such as `"chat/gemma.jinja"`.
+    /// few-shot completion; else a template file such as `"chat/gemma-3-it.jinja"`.
     pub chat_template: String,
     pub translate: String,
     pub summarize: String,

@@ -3,6 +3,7 @@
 //! (`gemma3_parity`, `qwen2_parity`, `marian_parity`, `tokenizer_parity`), plus properties of
 //! the text stages (`properties`).
 
+mod chat_template;
 mod check;
 mod cli;
 mod common;

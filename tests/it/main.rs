@@ -13,5 +13,6 @@ mod hub;
 mod marian_parity;
 mod properties;
 mod qwen2_parity;
+mod real_models;
 mod split_gguf;
 mod tokenizer_parity;

@@ -240,10 +240,6 @@ impl Seek for Weights {
 /// joins them: the first part's metadata, every part's tensors.
 pub fn open(path: &Path) -> Result<(Content, Weights)> {
     let (ct, file) = read_header(path)?;
-    let invalid = |path: &Path, message: String| Error::InvalidModel {
-        path: path.to_path_buf(),
-        message,
-    };
     check_complete(&ct, &file).map_err(|m| invalid(path, m))?;
     let count = meta_int(&ct, "split.count").unwrap_or(1);
     let io = |e: std::io::Error| Error::ModelRead {
@@ -270,10 +266,6 @@ pub fn open(path: &Path) -> Result<(Content, Weights)> {
 /// Reads parts 2..N of a split model whose first part's header is `first`, and joins them.
 fn join_parts(first: Content, first_file: File, paths: &[PathBuf]) -> Result<(Content, Weights)> {
     let n = paths.len() as i64;
-    let invalid = |path: &Path, message: String| Error::InvalidModel {
-        path: path.to_path_buf(),
-        message,
-    };
     let part_no = meta_int(&first, "split.no").unwrap_or(0);
     if part_no != 0 {
         return Err(invalid(
@@ -291,29 +283,54 @@ fn join_parts(first: Content, first_file: File, paths: &[PathBuf]) -> Result<(Co
             format!("is missing: the model is split in {n} files and all must lie beside {} (for a model named by card: `tercuman models fetch NAME` gets them all)", paths[0].display()),
         ));
     }
-    let expected_tensors = meta_int(&first, "split.tensors.count");
-    let mut tensors: HashMap<String, TensorInfo> = HashMap::new();
-    let mut files = Vec::with_capacity(paths.len());
-    let mut base = 0u64;
     let mut parts = vec![(first, first_file)];
     for path in &paths[1..] {
         let (ct, file) = read_header(path)?;
         check_complete(&ct, &file).map_err(|m| invalid(path, m))?;
         parts.push((ct, file));
     }
-    for (i, (ct, file)) in parts.iter().enumerate() {
-        let path = &paths[i];
+    let tensors = joined_tensors(&parts, paths)?;
+    let mut parts = parts.into_iter();
+    let (first, first_file) = parts.next().expect("the first part");
+    let files = std::iter::once(first_file)
+        .chain(parts.map(|(_, f)| f))
+        .collect();
+    let joined = Content {
+        magic: first.magic,
+        metadata: first.metadata,
+        tensor_infos: tensors,
+        tensor_data_offset: 0,
+    };
+    let weights = Weights::new(files).map_err(|e| invalid(&paths[0], e.to_string()))?;
+    Ok((joined, weights))
+}
+
+fn invalid(path: &Path, message: String) -> Error {
+    Error::InvalidModel {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The tensor index of the parts read as one address space (part after part): each part's
+/// number and count checked against its name, no tensor twice, as many as the first part says.
+fn joined_tensors(
+    parts: &[(Content, File)],
+    paths: &[PathBuf],
+) -> Result<HashMap<String, TensorInfo>> {
+    let n = paths.len() as i64;
+    let mut tensors: HashMap<String, TensorInfo> = HashMap::new();
+    let mut base = 0u64;
+    for (i, ((ct, file), path)) in parts.iter().zip(paths).enumerate() {
         let (no, count) = (meta_int(ct, "split.no"), meta_int(ct, "split.count"));
         if no != Some(i as i64) || count != Some(n) {
+            let shown =
+                |v: Option<i64>, plus: i64| v.map_or("?".into(), |v| (v + plus).to_string());
             return Err(invalid(
                 path,
-                format!("says it is part {} of {}, but its name says part {} of {n}; the parts do not belong together: download them again", no.map_or("?".into(), |v| (v + 1).to_string()), count.map_or("?".into(), |v| v.to_string()), i + 1),
+                format!("says it is part {} of {}, but its name says part {} of {n}; the parts do not belong together: download them again", shown(no, 1), shown(count, 0), i + 1),
             ));
         }
-        let len = file
-            .metadata()
-            .map_err(|e| invalid(path, e.to_string()))?
-            .len();
         for (name, t) in &ct.tensor_infos {
             let rebased = TensorInfo {
                 ggml_dtype: t.ggml_dtype,
@@ -327,23 +344,17 @@ fn join_parts(first: Content, first_file: File, paths: &[PathBuf]) -> Result<(Co
                 ));
             }
         }
-        base += len;
+        base += file
+            .metadata()
+            .map_err(|e| invalid(path, e.to_string()))?
+            .len();
     }
-    if let Some(expected) = expected_tensors.filter(|e| *e != tensors.len() as i64) {
+    let expected = meta_int(&parts[0].0, "split.tensors.count");
+    if let Some(expected) = expected.filter(|e| *e != tensors.len() as i64) {
         return Err(invalid(
             &paths[0],
             format!("the {n} parts hold {} tensors, but the first part says {expected}; download the parts again", tensors.len()),
         ));
     }
-    let (first, first_file) = parts.remove(0);
-    files.push(first_file);
-    files.extend(parts.into_iter().map(|(_, f)| f));
-    let joined = Content {
-        magic: first.magic,
-        metadata: first.metadata,
-        tensor_infos: tensors,
-        tensor_data_offset: 0,
-    };
-    let weights = Weights::new(files).map_err(|e| invalid(&paths[0], e.to_string()))?;
-    Ok((joined, weights))
+    Ok(tensors)
 }

@@ -648,3 +648,36 @@ fn a_split_model_is_fetched_whole_and_a_missing_part_is_named() {
     let snapshot = repo_dir(home.path(), repo).join("snapshots").join(COMMIT);
     assert!(!snapshot.join(part(2)).exists());
 }
+
+/// A card's file that is not the architecture the card names is refused at load, naming both.
+#[test]
+fn a_file_of_another_architecture_than_its_card_says_is_refused() {
+    let hub = FakeHub::start();
+    let home = tempfile::tempdir().unwrap();
+    let impostor = home.path().join("impostor.gguf");
+    std::fs::copy(common::fixture("tiny-qwen2/tiny-qwen2.gguf"), &impostor).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&impostor)
+        .unwrap()
+        .set_len(253_115_424)
+        .unwrap();
+    hub.add_file(
+        "unsloth/gemma-3-270m-it-GGUF",
+        "gemma-3-270m-it-Q4_K_M.gguf",
+        impostor,
+    );
+    let article = tiny_article(home.path());
+    let o = cmd(&hub.url, home.path())
+        .arg("translate")
+        .arg(&article)
+        .args(["--model", "gemma-3-270m-it", "--max-new-tokens", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("is a qwen2 model, but the card gemma-3-270m-it says gemma3"),
+        "{err}"
+    );
+}

@@ -10,7 +10,7 @@ const AFTER_HELP: &str = "\
 Examples:
   tercuman makale.txt                                 # default models, downloaded once
   tercuman translate makale.txt --beams 1 -o makale.en.md
-  tercuman translate makale.txt --model gemma-3-270m
+  tercuman translate makale.txt --model gemma-3-270m-it
   tercuman summarize makale.txt --model qwen2.5-3b-instruct --bullets 3
   tercuman makale.txt --model ./MODEL.gguf -o makale.en.md
   cat makale.txt | tercuman translate - --model hf:OWNER/REPO/FILE.gguf
@@ -142,7 +142,7 @@ pub enum CheckFormat {
 const EVAL_HELP: &str = "\
 Examples:
   tercuman eval --model opus-mt-tc-big-tr-en --model qwen2.5-1.5b-instruct --testset flores200-devtest
-  tercuman eval --model gemma-3-270m --testset newstest2018 --limit 200 -o eval.json
+  tercuman eval --model gemma-3-270m-it --testset newstest2018 --limit 200 -o eval.json
   tercuman eval --hypothesis my.en --reference ref.en [--source src.tr]
   tercuman eval --testset                     # lists the built-in test sets
 

@@ -141,6 +141,19 @@ pub fn remote_summarizer(client: Client, settings: &Settings) -> RemoteSummarize
 pub fn chat(resolved: &Resolved, settings: &Settings) -> Result<ChatModel> {
     let path = chat_weights(resolved)?;
     let model = crate::model::load_gguf(path)?;
+    if let Some(card) = &resolved.card {
+        if card.architecture.as_deref() != Some(model.info.architecture.as_str()) {
+            return Err(Error::InvalidModel {
+                path: path.to_path_buf(),
+                message: format!(
+                    "is a {} model, but the card {} says {}; the card is out of date: report it, or pass the file with --model PATH",
+                    model.info.architecture,
+                    card.name,
+                    card.architecture.as_deref().unwrap_or("nothing")
+                ),
+            });
+        }
+    }
     let bos_token = model
         .info
         .bos

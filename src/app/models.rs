@@ -111,6 +111,35 @@ fn human_mb(mb: u64) -> String {
     }
 }
 
+/// The size to expect: exact when the card records every file's (a download of another size is
+/// refused), else the card's estimate.
+fn download_size(c: &Card) -> String {
+    match c.exact_size() {
+        Some(bytes) => format!(
+            "{} ({} bytes; a download of another size is refused)",
+            human_mb((bytes as f64 / 1e6).round() as u64),
+            thousands(bytes)
+        ),
+        None => format!(
+            "about {} (exact size not recorded; checked against the hub's checksum)",
+            human_mb(c.download_mb)
+        ),
+    }
+}
+
+/// `1117320736` as `1,117,320,736`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn info(out: &mut impl Write, c: &Card, hub: &Hub) -> Result<()> {
     writeln!(out, "{}\n  {}\n", c.name, c.description)?;
     let pinned = if c.is_pinned() {
@@ -124,7 +153,13 @@ fn info(out: &mut impl Write, c: &Card, hub: &Hub) -> Result<()> {
         " (backend not built yet)"
     };
     let rows = [
-        ("kind", format!("{}{backend}", c.kind.as_str())),
+        (
+            "kind",
+            match &c.architecture {
+                Some(arch) => format!("{}, architecture {arch}{backend}", c.kind.as_str()),
+                None => format!("{}{backend}", c.kind.as_str()),
+            },
+        ),
         ("repository", c.page(&hub.endpoint)),
         ("revision", format!("{}{pinned}", c.revision)),
         (
@@ -148,7 +183,7 @@ fn info(out: &mut impl Write, c: &Card, hub: &Hub) -> Result<()> {
                 "no".into()
             },
         ),
-        ("download", format!("about {}", human_mb(c.download_mb))),
+        ("download", download_size(c)),
         (
             "tokenizer",
             match &c.tokenizer {
@@ -187,7 +222,11 @@ fn info(out: &mut impl Write, c: &Card, hub: &Hub) -> Result<()> {
             .as_deref()
             .map(|s| format!(" sha256 {s}"))
             .unwrap_or_default();
-        writeln!(out, "    {}{sha}\n      {where_}", f.path)?;
+        let size = f
+            .size
+            .map(|s| format!(" ({} bytes)", thousands(s)))
+            .unwrap_or_default();
+        writeln!(out, "    {}{size}{sha}\n      {where_}", f.path)?;
     }
     Ok(())
 }

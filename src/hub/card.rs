@@ -15,7 +15,7 @@ mod embedded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// A decoder-only chat or base model in one GGUF file (Gemma 3, Qwen2.5).
+    /// A decoder-only chat or base model in one GGUF file or split in parts (Gemma 3, Qwen2.5).
     GgufChat,
     /// A Marian encoder-decoder translation model (OPUS-MT).
     Marian,
@@ -81,7 +81,7 @@ pub enum TokenizerSource {
 #[serde(deny_unknown_fields)]
 pub struct Prompts {
     /// `"gguf"`: the chat template stored in the GGUF; `"none"`: a base model, prompted with
-    /// few-shot completion; else a template file such as `"chat/gemma.jinja"`.
+    /// few-shot completion; else a template file such as `"chat/gemma-3-it.jinja"`.
     pub chat_template: String,
     pub translate: String,
     pub summarize: String,
@@ -95,6 +95,10 @@ pub struct Card {
     pub name: String,
     pub description: String,
     pub kind: Kind,
+    /// The network, as the weights spell it (`general.architecture` of a GGUF): required for
+    /// `gguf-chat` cards, so that a card whose architecture this build cannot run is refused
+    /// before anything is downloaded.
+    pub architecture: Option<String>,
     /// Hub repository, `owner/name`.
     pub repo: String,
     /// A commit sha (pinned), or a branch such as `main`.
@@ -180,18 +184,26 @@ impl Card {
         }
         match self.kind {
             Kind::GgufChat => {
-                let ggufs = self
+                let ggufs: Vec<&str> = self
                     .files
                     .iter()
                     .filter(|f| f.path.ends_with(".gguf"))
-                    .count();
-                if ggufs != 1 {
+                    .map(|f| f.path.as_str())
+                    .collect();
+                let split = ggufs
+                    .first()
+                    .and_then(|f| crate::model::gguf::split_parts(f))
+                    .is_some_and(|parts| parts == ggufs);
+                if ggufs.len() != 1 && !split {
                     return Err(format!(
-                        "a gguf-chat card needs exactly one .gguf file, not {ggufs}"
+                        "a gguf-chat card needs one .gguf file, or every part of a split one in order (NAME-00001-of-0000N.gguf ...), not {ggufs:?}"
                     ));
                 }
                 if self.prompts.is_none() {
                     return Err("a gguf-chat card needs a [prompts] table".into());
+                }
+                if self.architecture.is_none() {
+                    return Err("a gguf-chat card needs its architecture (general.architecture of the GGUF, e.g. \"qwen2\")".into());
                 }
             }
             Kind::Marian | Kind::T5 => {
@@ -208,9 +220,14 @@ impl Card {
         is_hex(&self.revision, 40)
     }
 
-    /// The weights file of a `gguf-chat` card.
+    /// The weights file of a `gguf-chat` card (the first part of a split model).
     pub fn gguf_file(&self) -> Option<&CardFile> {
         self.files.iter().find(|f| f.path.ends_with(".gguf"))
+    }
+
+    /// The download size in bytes, when the card records the size of every file.
+    pub fn exact_size(&self) -> Option<u64> {
+        self.files.iter().map(|f| f.size).sum()
     }
 
     /// The hub page where a gated model's licence is accepted.
@@ -252,7 +269,7 @@ mod tests {
 
     #[test]
     fn every_card_parses_and_is_named_after_its_file() {
-        assert!(embedded::EMBEDDED.len() >= 9, "cards missing from models/");
+        assert!(embedded::EMBEDDED.len() >= 8, "cards missing from models/");
         for (file, text) in embedded::EMBEDDED {
             let card = Card::parse(file, text).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(format!("{}.toml", card.name), *file);
@@ -269,21 +286,59 @@ mod tests {
         assert!(Card::parse(file, &in_files).is_err());
     }
 
+    /// No card fails after the user chose it: every card's kind has a backend, and every
+    /// GGUF card names an architecture this build runs (the loader checks the file against it).
     #[test]
-    fn every_kind_has_a_backend_or_says_it_has_none() {
+    fn every_card_resolves_to_a_backend_this_build_has() {
         for card in all() {
+            crate::hub::spec::check_backend(&card).unwrap_or_else(|e| panic!("{e}"));
+            assert!(card.kind.has_backend(), "{}", card.name);
             match card.kind {
-                Kind::GgufChat | Kind::Marian => assert!(card.kind.has_backend()),
-                Kind::T5 => {
-                    assert!(!card.kind.has_backend());
-                    let err = crate::hub::spec::check_backend(&card)
-                        .unwrap_err()
-                        .to_string();
-                    assert!(err.contains("not built yet"), "{err}");
-                    assert!(err.contains(&card.name), "{err}");
+                Kind::GgufChat => {
+                    let arch = card.architecture.as_deref().unwrap();
+                    assert!(
+                        crate::model::SUPPORTED_ARCHITECTURES.contains(&arch),
+                        "{}: {arch}",
+                        card.name
+                    );
+                    assert!(card.gguf_file().is_some() && card.prompts.is_some());
                 }
+                Kind::Marian => {
+                    assert!(matches!(
+                        card.architecture.as_deref(),
+                        None | Some("marian")
+                    ));
+                    assert!(card.files.iter().any(|f| f.path == "config.json"));
+                }
+                Kind::T5 => panic!(
+                    "{}: no T5 backend; models/unsupported/ is its place",
+                    card.name
+                ),
             }
         }
+    }
+
+    #[test]
+    fn cards_without_a_backend_are_refused_before_any_download() {
+        let madlad = Card::parse(
+            "models/unsupported/madlad400-3b-mt.toml",
+            include_str!("../../models/unsupported/madlad400-3b-mt.toml"),
+        )
+        .unwrap();
+        assert!(
+            find(&madlad.name).is_none(),
+            "an unsupported card is built in"
+        );
+        let err = crate::hub::spec::check_backend(&madlad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t5 backend is not built yet"), "{err}");
+        let mut llama = find("qwen2.5-1.5b-instruct").unwrap();
+        llama.architecture = Some("llama".into());
+        let err = crate::hub::spec::check_backend(&llama)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("architecture llama has no backend"), "{err}");
     }
 
     #[test]
@@ -337,30 +392,71 @@ mod tests {
             "qwen2.5-1.5b-instruct",
             "qwen2.5-3b-instruct",
             "qwen2.5-7b-instruct",
-            "gemma-3-270m",
+            "gemma-3-270m-it",
             "gemma-3-1b-it",
             "gemma-3-4b-it",
             "opus-mt-tc-big-tr-en",
             "opus-mt-tr-en",
-            "madlad400-3b-mt",
         ] {
             assert!(find(name).is_some(), "no card {name}");
         }
         assert!(find("gemma-3-4b-it").unwrap().gated);
-        let test_model = find("gemma-3-270m").unwrap();
+        assert!(find("gemma-3-1b-it").unwrap().gated);
+        assert!(!find("gemma-3-270m-it").unwrap().gated);
+    }
+
+    /// Sizes and revisions as the hub's public records give them (issue 17).
+    #[test]
+    fn cards_carry_the_recorded_sizes_and_revisions() {
+        let file = |card: &str, path: &str| {
+            let c = find(card).unwrap();
+            let f = c.files.iter().find(|f| f.path == path).cloned();
+            (c, f.unwrap_or_else(|| panic!("{card}: no file {path}")))
+        };
+        let (c, f) = file("qwen2.5-1.5b-instruct", "qwen2.5-1.5b-instruct-q4_k_m.gguf");
+        assert_eq!(f.size, Some(1_117_320_736));
+        assert_eq!(c.revision, "91cad51170dc346986eccefdc2dd33a9da36ead9");
+        assert!(c.is_pinned());
+        let (c, f) = file("gemma-3-1b-it", "gemma-3-1b-it-q4_0.gguf");
+        assert_eq!(f.size, Some(1_003_541_152));
+        assert_eq!(c.revision, "d1be121d36172a4b0b964657e2ee859d61138593");
+        let (c, f) = file("gemma-3-270m-it", "gemma-3-270m-it-Q4_K_M.gguf");
         assert_eq!(
-            test_model.gguf_file().unwrap().sha256.as_deref(),
-            Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")
+            (c.repo.as_str(), f.size),
+            ("unsloth/gemma-3-270m-it-GGUF", Some(253_115_424))
         );
+        let c = find("qwen2.5-7b-instruct").unwrap();
+        assert_eq!(c.repo, "Qwen/Qwen2.5-7B-Instruct-GGUF");
+        assert_eq!(c.exact_size(), Some(3_993_201_344 + 689_872_288));
+        assert_eq!(
+            c.gguf_file().unwrap().path,
+            "qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf"
+        );
+        // download_mb (shown before anything is fetched) agrees with an exact size.
+        for c in all() {
+            if let Some(bytes) = c.exact_size() {
+                let mb = (bytes as f64 / 1e6).round() as u64;
+                assert!(
+                    c.download_mb.abs_diff(mb) <= 1,
+                    "{}: {} MB vs {mb}",
+                    c.name,
+                    c.download_mb
+                );
+            }
+        }
     }
 
     #[test]
     fn bad_cards_are_refused_with_the_reason() {
-        let base = find("gemma-3-270m").unwrap();
+        let base = find("qwen2.5-1.5b-instruct").unwrap();
         let (_, text) = embedded::EMBEDDED
             .iter()
-            .find(|(f, _)| *f == "gemma-3-270m.toml")
+            .find(|(f, _)| *f == "qwen2.5-1.5b-instruct.toml")
             .unwrap();
+        let text = &text.replace(
+            "size = 1117320736",
+            "size = 1117320736\nsha256 = \"a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818\"",
+        );
         let cases = [
             (
                 text.replace("kind = \"gguf-chat\"", "kind = \"onnx\""),
@@ -371,6 +467,14 @@ mod tests {
             (
                 text.replace("tasks = [\"translate\", \"summarize\"]", "tasks = []"),
                 "no tasks",
+            ),
+            (
+                text.replace("architecture = \"qwen2\"\n", ""),
+                "needs its architecture",
+            ),
+            (
+                text.replace("[prompts]", "[[files]]\npath = \"other.gguf\"\n\n[prompts]"),
+                "one .gguf file, or every part",
             ),
         ];
         for (bad, why) in cases {

@@ -51,7 +51,7 @@ impl ModelSpec {
     pub fn hub_files(&self) -> Vec<HubFile> {
         match self {
             ModelSpec::Card(c) => card_files(c),
-            ModelSpec::Hub(f) => vec![f.clone()],
+            ModelSpec::Hub(f) => split_siblings(f),
             ModelSpec::Path(_) | ModelSpec::Remote(_) => Vec::new(),
         }
     }
@@ -85,6 +85,25 @@ fn parse_hub(spec: &str) -> Result<HubFile> {
     })
 }
 
+/// `file`, or every part of the split model whose part `file` is (`NAME-0000K-of-0000N.gguf`),
+/// first part first.
+fn split_siblings(file: &HubFile) -> Vec<HubFile> {
+    let (dir, name) = match file.path.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n),
+        None => (String::new(), file.path.as_str()),
+    };
+    match crate::model::gguf::split_parts(name) {
+        Some(parts) => parts
+            .into_iter()
+            .map(|p| HubFile {
+                path: format!("{dir}{p}"),
+                ..file.clone()
+            })
+            .collect(),
+        None => vec![file.clone()],
+    }
+}
+
 /// The hub files of a card, with what the card knows about them.
 pub fn card_files(card: &Card) -> Vec<HubFile> {
     card.files
@@ -100,15 +119,24 @@ pub fn card_files(card: &Card) -> Vec<HubFile> {
         .collect()
 }
 
-/// Refuses, before any download, a card whose kind this build cannot run.
+/// Refuses, before any download, a card whose kind or architecture this build cannot run.
 pub fn check_backend(card: &Card) -> Result<()> {
-    if card.kind.has_backend() {
-        return Ok(());
+    if !card.kind.has_backend() {
+        return Err(Error::BackendNotBuilt {
+            name: card.name.clone(),
+            kind: card.kind.as_str(),
+        });
     }
-    Err(Error::BackendNotBuilt {
-        name: card.name.clone(),
-        kind: card.kind.as_str(),
-    })
+    match card.architecture.as_deref() {
+        Some(arch) if !crate::model::SUPPORTED_ARCHITECTURES.contains(&arch) => Err(Error::Card {
+            origin: format!("models/{}.toml", card.name),
+            message: format!(
+                "architecture {arch} has no backend in this build (it runs {}); choose another model (`tercuman models list`)",
+                crate::model::SUPPORTED_ARCHITECTURES.join(", ")
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The files of a model, by the backend that runs them.
@@ -163,8 +191,12 @@ pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
                 "tercuman models fetch hf:{}/{}@{}",
                 file.repo, file.path, file.revision
             );
+            let mut paths = Vec::new();
+            for part in split_siblings(file) {
+                paths.push(hub.get(&part, &hint)?);
+            }
             Ok(Resolved {
-                files: ModelFiles::Gguf(hub.get(file, &hint)?),
+                files: ModelFiles::Gguf(paths.swap_remove(0)),
                 card: None,
                 label: format!("hf:{}/{}", file.repo, file.path),
             })
@@ -262,9 +294,25 @@ mod tests {
     }
 
     #[test]
+    fn a_hub_part_of_a_split_model_brings_all_its_parts() {
+        let spec = ModelSpec::parse("hf:o/r/sub/m-00001-of-00003.gguf@abc").unwrap();
+        let files: Vec<String> = spec.hub_files().into_iter().map(|f| f.path).collect();
+        assert_eq!(
+            files,
+            [
+                "sub/m-00001-of-00003.gguf",
+                "sub/m-00002-of-00003.gguf",
+                "sub/m-00003-of-00003.gguf"
+            ]
+        );
+        let single = ModelSpec::parse("hf:o/r/m.gguf").unwrap();
+        assert_eq!(single.hub_files().len(), 1);
+    }
+
+    #[test]
     fn names_resolve_to_cards_paths_or_clear_errors() {
         assert!(matches!(
-            ModelSpec::parse("gemma-3-270m").unwrap(),
+            ModelSpec::parse("gemma-3-270m-it").unwrap(),
             ModelSpec::Card(_)
         ));
         assert!(matches!(
@@ -301,7 +349,12 @@ mod tests {
     #[test]
     fn a_t5_card_is_refused_before_any_download() {
         let hub = Hub::from_env(true, true);
-        let spec = ModelSpec::parse("madlad400-3b-mt").unwrap();
+        let card = Card::parse(
+            "madlad400-3b-mt.toml",
+            include_str!("../../models/unsupported/madlad400-3b-mt.toml"),
+        )
+        .unwrap();
+        let spec = ModelSpec::Card(Box::new(card));
         let err = resolve(&spec, &hub).unwrap_err().to_string();
         assert!(err.contains("not built yet"), "{err}");
     }

@@ -82,9 +82,10 @@ pub struct LoadedModel {
     pub info: ModelInfo,
 }
 
-/// Loads a GGUF model file: checks its architecture, builds its tokenizer, loads the weights.
+/// Loads a GGUF model file (or the first part of a split model, whose other parts lie beside
+/// it): checks its architecture, builds its tokenizer, loads the weights.
 pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
-    let (ct, mut file) = gguf::read_header(path)?;
+    let (ct, mut file) = gguf::open(path)?;
     let meta = Meta(&ct);
     let arch = meta.opt_str("general.architecture").unwrap_or_default();
     if !SUPPORTED_ARCHITECTURES.contains(&arch) {
@@ -98,7 +99,6 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         path: path.to_path_buf(),
         message,
     };
-    gguf::check_complete(&ct, &file).map_err(invalid)?;
     let tokenizer = gguf_tokenizer::from_gguf(&ct)?;
     check_vocabulary(&ct, &tokenizer).map_err(invalid)?;
     let info = model_info(meta, path, &tokenizer).map_err(invalid)?;

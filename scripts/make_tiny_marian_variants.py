@@ -18,7 +18,8 @@ other forms real hub repos ship, and records what transformers does with each:
   with a transposed view, a strided slice at an offset, two names on one storage and an int64
   tensor; the JSON holds their values.
 
-Run once, not in CI (needs torch, transformers, safetensors):
+Run once, not in CI (needs torch, transformers, safetensors; about 8 minutes on 2 CPUs, most of
+it the f16-arithmetic check):
     python3 scripts/make_tiny_marian_variants.py
 """
 

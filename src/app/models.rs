@@ -39,8 +39,7 @@ pub fn run(command: &ModelsCommand) -> Result<()> {
                         );
                     }
                 }
-                for file in spec.hub_files() {
-                    let path = hub.download(&file)?;
+                for path in spec::get_files(&spec, |file| hub.download(file))? {
                     writeln!(out, "{name}\t{}", path.display())?;
                 }
             }
@@ -50,9 +49,15 @@ pub fn run(command: &ModelsCommand) -> Result<()> {
     Ok(())
 }
 
-/// Whether all, some or none of a card's files are in the cache.
+/// Whether all, some or none of a card's required files are in the cache.
 fn cached_state(card: &Card, hub: &Hub) -> &'static str {
-    let files = spec::card_files(card);
+    let files: Vec<_> = card
+        .files
+        .iter()
+        .zip(spec::card_files(card))
+        .filter(|(f, _)| !f.optional)
+        .map(|(_, hf)| hf)
+        .collect();
     let have = files.iter().filter(|f| hub.cached(f).is_some()).count();
     match have {
         0 => "no",
@@ -226,7 +231,8 @@ fn info(out: &mut impl Write, c: &Card, hub: &Hub) -> Result<()> {
             .size
             .map(|s| format!(" ({} bytes)", thousands(s)))
             .unwrap_or_default();
-        writeln!(out, "    {}{size}{sha}\n      {where_}", f.path)?;
+        let optional = if f.optional { " (optional)" } else { "" };
+        writeln!(out, "    {}{size}{optional}{sha}\n      {where_}", f.path)?;
     }
     Ok(())
 }

@@ -66,6 +66,10 @@ pub struct CardFile {
     pub sha256: Option<String>,
     /// Exact size in bytes, where known.
     pub size: Option<u64>,
+    /// A file the model runs without (`generation_config.json`, which older repos lack): left
+    /// out when the hub has no such file, or when offline and it is not in the cache.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Where the tokenizer comes from: `"gguf"` (inside the weights file) or a list of files.

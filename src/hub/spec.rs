@@ -3,7 +3,7 @@
 //! turns that into a local GGUF path, downloading through [`super::client`] when needed.
 
 use super::card::{self, Card, Kind};
-use super::client::{Hub, HubFile};
+use super::client::{Hub, HubError, HubFile};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -119,6 +119,38 @@ pub fn card_files(card: &Card) -> Vec<HubFile> {
         .collect()
 }
 
+/// The local paths of `spec`'s hub files, each through `get` (the cached copy, or a download):
+/// a card's required files first, then those of its optional files that the repository has.
+/// An optional file the hub answers 404 for, or one not cached when offline, is left out.
+pub fn get_files(
+    spec: &ModelSpec,
+    mut get: impl FnMut(&HubFile) -> std::result::Result<PathBuf, HubError>,
+) -> Result<Vec<PathBuf>> {
+    let ModelSpec::Card(card) = spec else {
+        return Ok(spec
+            .hub_files()
+            .iter()
+            .map(&mut get)
+            .collect::<std::result::Result<_, _>>()?);
+    };
+    let mut files: Vec<(bool, HubFile)> = card
+        .files
+        .iter()
+        .map(|f| f.optional)
+        .zip(card_files(card))
+        .collect();
+    files.sort_by_key(|(optional, _)| *optional);
+    let mut paths = Vec::with_capacity(files.len());
+    for (optional, file) in files {
+        match get(&file) {
+            Ok(path) => paths.push(path),
+            Err(HubError::NotFound { .. } | HubError::NotCached { .. }) if optional => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(paths)
+}
+
 /// Refuses, before any download, a card whose kind or architecture this build cannot run.
 pub fn check_backend(card: &Card) -> Result<()> {
     if !card.kind.has_backend() {
@@ -204,10 +236,7 @@ pub fn resolve(spec: &ModelSpec, hub: &Hub) -> Result<Resolved> {
         ModelSpec::Card(card) => {
             check_backend(card)?;
             let hint = format!("tercuman models fetch {}", card.name);
-            let mut paths = Vec::new();
-            for file in card_files(card) {
-                paths.push(hub.get(&file, &hint)?);
-            }
+            let paths = get_files(spec, |file| hub.get(file, &hint))?;
             let files = match card.kind {
                 Kind::Marian => ModelFiles::Marian(
                     paths[0]
@@ -344,6 +373,59 @@ mod tests {
             local_files(marian.path()).unwrap(),
             ModelFiles::Marian(marian.path().to_path_buf())
         );
+    }
+
+    #[test]
+    fn an_optional_file_the_hub_or_cache_lacks_is_left_out_and_a_required_one_is_an_error() {
+        let spec = ModelSpec::parse("opus-mt-tr-en").unwrap();
+        let not_found = |path: &str| HubError::NotFound {
+            what: format!("no file {path}"),
+            status: 404,
+        };
+        let mut asked = Vec::new();
+        let paths = get_files(&spec, |f| {
+            asked.push(f.path.clone());
+            match f.path.as_str() {
+                "generation_config.json" => Err(not_found(&f.path)),
+                p => Ok(PathBuf::from("/snap").join(p)),
+            }
+        })
+        .unwrap();
+        // The optional file last, after every required one.
+        assert_eq!(asked.last().unwrap(), "generation_config.json");
+        assert_eq!(paths.len(), asked.len() - 1);
+        assert!(!paths.iter().any(|p| p.ends_with("generation_config.json")));
+        // Offline and not cached: left out too.
+        let paths = get_files(&spec, |f| match f.path.as_str() {
+            "generation_config.json" => Err(HubError::NotCached {
+                file: f.path.clone(),
+                cache: PathBuf::from("/cache"),
+                hint: String::new(),
+            }),
+            p => Ok(PathBuf::from(p)),
+        })
+        .unwrap();
+        assert_eq!(paths.len(), 5);
+        // A required file the hub lacks, or any other failure of the optional one, fails.
+        let err = get_files(&spec, |f| match f.path.as_str() {
+            "pytorch_model.bin" => Err(not_found(&f.path)),
+            p => Ok(PathBuf::from(p)),
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("no file pytorch_model.bin"),
+            "{err}"
+        );
+        let err = get_files(&spec, |f| match f.path.as_str() {
+            "generation_config.json" => Err(HubError::Server {
+                status: 500,
+                url: String::new(),
+                message: None,
+            }),
+            p => Ok(PathBuf::from(p)),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("500"), "{err}");
     }
 
     #[test]

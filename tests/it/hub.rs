@@ -526,11 +526,15 @@ fn the_gemma_card_downloads_once_then_translates_offline() {
 fn fetch_gets_every_file_of_a_marian_card_ahead_of_time_then_it_translates_offline() {
     let hub = FakeHub::start();
     // The tiny Marian model served under the opus-mt-tr-en card's repo and file names
-    // (weights as pytorch_model.bin, as that repo ships them).
+    // (weights as a legacy-format pytorch_model.bin, as that repo ships them). No
+    // generation_config.json: the card's optional file is left out, not an error.
     let repo = "Helsinki-NLP/opus-mt-tr-en";
     for (file, from) in [
         ("config.json", "tiny-marian/config.json"),
-        ("pytorch_model.bin", "tiny-marian-pth/pytorch_model.bin"),
+        (
+            "pytorch_model.bin",
+            "tiny-marian-pth/legacy/pytorch_model.bin",
+        ),
         ("source.spm", "tiny-marian/source.spm"),
         ("target.spm", "tiny-marian/target.spm"),
         ("vocab.json", "tiny-marian/vocab.json"),
@@ -546,7 +550,7 @@ fn fetch_gets_every_file_of_a_marian_card_ahead_of_time_then_it_translates_offli
         let path = line.split('\t').nth(1).unwrap();
         let name = Path::new(path).file_name().unwrap().to_string_lossy();
         let from = if name == "pytorch_model.bin" {
-            "tiny-marian-pth"
+            "tiny-marian-pth/legacy"
         } else {
             "tiny-marian"
         };
@@ -584,6 +588,86 @@ fn fetch_gets_every_file_of_a_marian_card_ahead_of_time_then_it_translates_offli
             .filter(|b| !b.trim().is_empty())
             .count()
     );
+}
+
+#[test]
+fn the_tc_big_card_fetches_its_generation_config_and_safetensors_and_decodes_by_them() {
+    let hub = FakeHub::start();
+    // tc-big's layout: model.safetensors beside a pytorch_model.bin the card does not fetch,
+    // and a generation_config.json (here the fixture's beam 6, one more token banned; the
+    // weights are f32 because that fixture's reference was recorded on them).
+    let repo = "Helsinki-NLP/opus-mt-tc-big-tr-en";
+    for (file, from) in [
+        ("config.json", "tiny-marian-genconfig/config.json"),
+        (
+            "generation_config.json",
+            "tiny-marian-genconfig/generation_config.json",
+        ),
+        ("model.safetensors", "tiny-marian/model.safetensors"),
+        ("pytorch_model.bin", "tiny-marian-pth/pytorch_model.bin"),
+        ("source.spm", "tiny-marian/source.spm"),
+        ("target.spm", "tiny-marian/target.spm"),
+        ("vocab.json", "tiny-marian/vocab.json"),
+    ] {
+        hub.add_file(repo, file, common::fixture(from));
+    }
+    let home = tempfile::tempdir().unwrap();
+    let o = fetch(&hub, home.path(), "opus-mt-tc-big-tr-en");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut names: Vec<&str> = out.lines().map(|l| l.rsplit('/').next().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "generation_config.json",
+            "model.safetensors",
+            "source.spm",
+            "target.spm",
+            "vocab.json"
+        ]
+    );
+    let info = common::tercuman()
+        .env("HF_HOME", home.path())
+        .args(["models", "info", "opus-mt-tc-big-tr-en"])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.contains("generation_config.json (optional)"), "{info}");
+
+    // The snapshot directory is what a run loads: the generation config's beam 6 and ban
+    // decide the output (a whole translation of the random-weight model is retried in
+    // pieces by the checks, so the ids are compared here, and the run below only has to
+    // succeed offline).
+    let snapshot = Path::new(out.lines().next().unwrap().split('\t').nth(1).unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let model = tercuman::model::marian::Marian::load(&snapshot).unwrap();
+    assert_eq!(model.generation.num_beams, 6);
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("tiny-marian-genconfig/reference.json")).unwrap(),
+    )
+    .unwrap();
+    for case in reference["cases"].as_array().unwrap().iter().take(6) {
+        let src = common::ids(&case["ids"]);
+        assert_eq!(
+            model.generate(&[src], 6).unwrap()[0],
+            common::ids(&case["default"])
+        );
+    }
+    let hub_url = hub.url.clone();
+    hub.stop();
+    let article = tiny_article(home.path());
+    let o = cmd(&hub_url, home.path())
+        .args(["translate", "--offline", "--format", "json"])
+        .arg(&article)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["model"]["source"], "opus-mt-tc-big-tr-en");
 }
 
 #[test]

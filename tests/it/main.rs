@@ -1,6 +1,7 @@
 //! Every integration test, in one binary (one link instead of eight): the real executable
 //! driven end to end (`cli`, `hub`), and the numerics against reference implementations
-//! (`gemma3_parity`, `qwen2_parity`, `marian_parity`, `tokenizer_parity`), plus properties of
+//! (`gemma3_parity`, `qwen2_parity`, `marian_parity`, `tokenizer_parity`), the Marian file
+//! formats and generation configs the hub ships (`marian_files`), plus properties of
 //! the text stages (`properties`).
 
 mod batch;
@@ -11,6 +12,7 @@ mod common;
 mod eval;
 mod gemma3_parity;
 mod hub;
+mod marian_files;
 mod marian_parity;
 mod properties;
 mod qwen2_parity;

@@ -50,15 +50,36 @@ pub struct Config {
     pub bad_words_ids: Option<Vec<Vec<u32>>>,
 }
 
-/// `generation_config.json`, where a model has one.
+/// `generation_config.json`, where a model has one. Its keys win over `config.json`'s.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 struct GenerationFile {
     num_beams: Option<usize>,
     max_length: Option<usize>,
     length_penalty: Option<f32>,
     bad_words_ids: Option<Vec<Vec<u32>>>,
+    eos_token_id: Option<TokenIds>,
     forced_eos_token_id: Option<u32>,
     decoder_start_token_id: Option<u32>,
+    pad_token_id: Option<u32>,
+    renormalize_logits: Option<bool>,
+}
+
+/// A token id, or a list of them (transformers accepts both for `eos_token_id`; a Marian
+/// model has one, the first).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    fn first(&self) -> Option<u32> {
+        match self {
+            TokenIds::One(id) => Some(*id),
+            TokenIds::Many(ids) => ids.first().copied(),
+        }
+    }
 }
 
 /// A decode length fixed in advance, for benchmarks: `</s>` is banned until the last step
@@ -85,6 +106,10 @@ pub struct Generation {
     pub forced_eos: Option<u32>,
     pub eos: u32,
     pub decoder_start: u32,
+    /// Log-softmax again after banning and forcing tokens (transformers'
+    /// `renormalize_logits`), so that a beam's score is a true log-probability. It changes
+    /// which beams win, not greedy's choice.
+    pub renormalize: bool,
 }
 
 /// Reads `config.json` (required) and `generation_config.json` (optional) from `dir`, checks
@@ -165,6 +190,11 @@ impl Generation {
             .filter(|w| w.len() == 1)
             .map(|w| w[0])
             .collect();
+        let eos = file
+            .eos_token_id
+            .as_ref()
+            .and_then(TokenIds::first)
+            .unwrap_or(config.eos_token_id);
         Generation {
             forced_length: None,
             num_beams: file.num_beams.or(config.num_beams).unwrap_or(4).max(1),
@@ -181,12 +211,14 @@ impl Generation {
             forced_eos: file
                 .forced_eos_token_id
                 .or(config.forced_eos_token_id)
-                .or(Some(config.eos_token_id)),
-            eos: config.eos_token_id,
+                .or(Some(eos)),
+            eos,
             decoder_start: file
                 .decoder_start_token_id
                 .or(config.decoder_start_token_id)
+                .or(file.pad_token_id)
                 .unwrap_or(config.pad_token_id),
+            renormalize: file.renormalize_logits.unwrap_or(false),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 mod beam;
 mod config;
+mod pth;
 pub mod tokenizer;
 mod weights;
 
@@ -578,7 +579,9 @@ impl Marian {
     }
 
     /// Log-probabilities of one row of logits after the reference's processors: banned
-    /// tokens, and `</s>` forced at the last position (`cur_len` tokens so far).
+    /// tokens, `</s>` forced at the last position (`cur_len` tokens so far), and, where the
+    /// generation config asks, a second log-softmax over what is left (`log` only: greedy's
+    /// choice does not change with it).
     fn scores(&self, s: &mut [f32], cur_len: usize, max_length: usize, log: bool) {
         if log {
             beam::log_softmax(s);
@@ -600,6 +603,9 @@ impl Marian {
                 s.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
                 s[eos as usize] = 0.0;
             }
+        }
+        if log && self.generation.renormalize {
+            beam::log_softmax(s);
         }
     }
 }
@@ -695,6 +701,30 @@ mod tests {
         std::fs::write(&cut, b"not safetensors at all").unwrap();
         let err = Marian::load(dir.path()).err().unwrap().to_string();
         assert!(err.contains("not a safetensors file"), "{err}");
+    }
+
+    #[test]
+    fn f16_weights_are_the_f32_weights_rounded_and_read_exactly() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let f32 = weights::read(&fixtures.join("tiny-marian")).unwrap().0;
+        let f16 = weights::read(&fixtures.join("tiny-marian-f16")).unwrap().0;
+        assert_eq!(
+            f32.keys().collect::<std::collections::BTreeSet<_>>(),
+            f16.keys().collect()
+        );
+        let mut rounded = 0;
+        for (name, (v32, dims)) in &f32 {
+            let (v16, dims16) = &f16[name];
+            assert_eq!(dims, dims16, "{name}");
+            for (a, b) in v32.iter().zip(v16) {
+                assert_eq!(half::f16::from_f32(*a).to_f32(), *b, "{name}");
+                rounded += usize::from(a != b);
+            }
+        }
+        assert!(
+            rounded > 10_000,
+            "only {rounded} values changed by rounding"
+        );
     }
 
     #[test]

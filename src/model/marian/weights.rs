@@ -1,9 +1,9 @@
 //! A Marian model's weights: read from `model.safetensors` or `pytorch_model.bin` into f32
-//! buffers, and taken out one by one as the layers are built and packed.
+//! buffers (whatever their stored type), and taken out one by one as the layers are built
+//! and packed.
 
-use super::Norm;
+use super::{pth, Norm};
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use tercuman_kernels::packed::PackedLinear;
 
@@ -13,7 +13,7 @@ type TensorMap = std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>;
 /// The model's tensors by name, each taken out as the layer that uses it is built, so that a
 /// weight matrix's original is freed as soon as its packed copy exists (peak: the weights
 /// plus the largest matrix, the output layer's, or q/k/v's three fused).
-pub(super) struct Tensors(TensorMap);
+pub(super) struct Tensors(pub(super) TensorMap);
 
 impl Tensors {
     pub(super) fn has(&self, name: &str) -> bool {
@@ -76,12 +76,26 @@ impl Tensors {
     }
 }
 
-/// Reads the weights in `dir`: `model.safetensors`, else `pytorch_model.bin`.
+/// Whether the network reads the tensor `name` of a file holding `all`. Skipped: the tied
+/// copies of the embedding table (`lm_head`, the decoder's `embed_tokens`, and the encoder's
+/// beside `model.shared`), which the output layer's weight stands for, and the position
+/// tables, which are computed. On tc-big each copy is 233 MB as f32.
+fn used(name: &str, all: &[&str]) -> bool {
+    match name {
+        "lm_head.weight" | "model.decoder.embed_tokens.weight" => false,
+        "model.encoder.embed_tokens.weight" => !all.contains(&"model.shared.weight"),
+        n => !n.contains("embed_positions"),
+    }
+}
+
+/// Reads the weights in `dir`: `model.safetensors`, else `pytorch_model.bin` (either of
+/// PyTorch's formats). f16 and bf16 weights (tc-big's `model.safetensors` is f16) are widened
+/// to f32 as they are read, exactly, and the network runs in f32: tc-big then holds 0.94 GB
+/// of weights where its file is 0.47 GB.
 pub(super) fn read(dir: &Path) -> Result<Tensors> {
-    let device = Device::Cpu;
     let safetensors = dir.join("model.safetensors");
     if safetensors.exists() {
-        return Ok(Tensors(read_safetensors(&safetensors, &device)?));
+        return Ok(Tensors(read_safetensors(&safetensors)?));
     }
     let bin = dir.join("pytorch_model.bin");
     if !bin.exists() {
@@ -91,20 +105,19 @@ pub(super) fn read(dir: &Path) -> Result<Tensors> {
                 .into(),
         });
     }
-    let mut tensors = std::collections::HashMap::new();
-    for (name, t) in candle_core::pickle::read_all(&bin)? {
-        let dims = t.dims().to_vec();
-        let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        tensors.insert(name, (v, dims));
-    }
-    Ok(Tensors(tensors))
+    Ok(Tensors(
+        pth::read(&bin, used)?
+            .into_iter()
+            .map(|(name, v, dims)| (name, (v, dims)))
+            .collect(),
+    ))
 }
 
 /// Reads a safetensors file tensor by tensor straight into f32 buffers. candle's mmapped
 /// loader copies every tensor out of the mapping while the mapping stays resident, so the
-/// process peaks at twice the weights (1.89 GB for tc-big's 0.94 GB); read this way it peaks
+/// process peaks at twice the weights (1.89 GB for tc-big as f32); read this way it peaks
 /// at the weights plus one tensor.
-fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
+fn read_safetensors(path: &Path) -> Result<TensorMap> {
     use std::os::unix::fs::FileExt;
     let err = |source: std::io::Error| Error::ReadInput {
         path: path.to_path_buf(),
@@ -127,8 +140,13 @@ fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
     let meta: safetensors::tensor::Metadata = serde_json::from_slice(&header)
         .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
     let data_start = 8 + header_len;
+    let infos = meta.tensors();
+    let names: Vec<&str> = infos.keys().map(String::as_str).collect();
     let mut tensors = std::collections::HashMap::new();
-    for (name, info) in meta.tensors() {
+    for (name, info) in &infos {
+        if !used(name, &names) {
+            continue;
+        }
         let (start, end) = info.data_offsets;
         if data_start + end as u64 > file_len {
             return Err(invalid(format!(
@@ -137,24 +155,36 @@ fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
         }
         let offset = data_start + start as u64;
         let bytes = end - start;
-        let tensor = match info.dtype {
-            safetensors::Dtype::F32 if cfg!(target_endian = "little") => {
-                let mut data = vec![0f32; bytes / 4];
-                file.read_exact_at(bytemuck::cast_slice_mut(&mut data), offset)
-                    .map_err(err)?;
-                data
-            }
-            dtype => {
-                let mut data = vec![0u8; bytes];
-                file.read_exact_at(&mut data, offset).map_err(err)?;
-                let dtype = DType::try_from(dtype)?;
-                Tensor::from_raw_buffer(&data, dtype, &info.shape, device)?
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
+        let dtype = match info.dtype {
+            safetensors::Dtype::F32 => pth::Dtype::F32,
+            safetensors::Dtype::F16 => pth::Dtype::F16,
+            safetensors::Dtype::BF16 => pth::Dtype::BF16,
+            safetensors::Dtype::F64 => pth::Dtype::F64,
+            d => {
+                return Err(invalid(format!(
+                    "tensor {name} is {d:?}; Marian weights must be f32, f16, bf16 or f64"
+                )))
             }
         };
-        tensors.insert(name, (tensor, info.shape.clone()));
+        let tensor = if dtype == pth::Dtype::F32 && cfg!(target_endian = "little") {
+            let mut data = vec![0f32; bytes / 4];
+            file.read_exact_at(bytemuck::cast_slice_mut(&mut data), offset)
+                .map_err(err)?;
+            data
+        } else {
+            let mut data = vec![0u8; bytes];
+            file.read_exact_at(&mut data, offset).map_err(err)?;
+            pth::to_f32(&data, dtype).expect("a floating-point type")
+        };
+        let n: usize = info.shape.iter().product();
+        if tensor.len() != n {
+            return Err(invalid(format!(
+                "tensor {name} holds {} values, its shape {:?} needs {n}",
+                tensor.len(),
+                info.shape
+            )));
+        }
+        tensors.insert(name.clone(), (tensor, info.shape.clone()));
     }
     Ok(tensors)
 }

@@ -11,6 +11,7 @@
 //! answer that is not a completion) are errors that name the URL and quote the server. The key
 //! (`TERCUMAN_API_KEY`, else `OPENAI_API_KEY`) goes only to the named URL and is never printed.
 
+use crate::chat::prompt::{Style, Templates};
 use crate::error::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -27,6 +28,27 @@ pub enum Api {
     Chat,
     /// `/completions`: base models, with the few-shot prompts.
     Completions,
+}
+
+impl Api {
+    /// How a served model is prompted: a chat model with the instruction prompt as the user's
+    /// message (the server applies its chat template), a base model with the few-shot prompts.
+    pub fn style(self) -> Style {
+        match self {
+            Api::Chat => Style {
+                chat: None,
+                templates: Templates::defaults(false),
+            },
+            Api::Completions => Style::completion(),
+        }
+    }
+}
+
+/// Tokens of `text` for cutting it, estimated: the served model's tokenizer is not here. Three
+/// characters a token errs on the small side for the BPE vocabularies of today's chat models
+/// on Turkish, so that a piece is, if anything, smaller than its budget.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(3)
 }
 
 /// A server and model named on the command line.

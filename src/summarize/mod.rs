@@ -82,6 +82,17 @@ pub struct Request<'a> {
 }
 
 pub fn summarize(engine: &mut Engine, style: &Style, req: &Request) -> Result<Summary> {
+    let (text, from) = material(req);
+    let english = from == SummaryFrom::Translation;
+    let mut s = summarize_text(engine, style, req, &text, english)?;
+    s.from = from;
+    s.cite = req.cite;
+    Ok(s)
+}
+
+/// What the summary is made from: the translation when asked for and every block has one,
+/// else the source.
+fn material(req: &Request) -> (String, SummaryFrom) {
     let english = req.from == SummaryFrom::Translation
         && req.paragraphs.iter().all(|p| p.translation.is_some());
     let text = req
@@ -93,13 +104,27 @@ pub fn summarize(engine: &mut Engine, style: &Style, req: &Request) -> Result<Su
         })
         .collect::<Vec<_>>()
         .join("\n\n");
-    let mut s = summarize_text(engine, style, req, &text, english)?;
-    s.from = match english {
-        true => SummaryFrom::Translation,
-        false => SummaryFrom::Source,
-    };
-    s.cite = req.cite;
-    Ok(s)
+    match english {
+        true => (text, SummaryFrom::Translation),
+        false => (text, SummaryFrom::Source),
+    }
+}
+
+/// A one-part summary of `bullets`, flagged when it has fewer than the `n` asked for.
+fn listed(bullets: Vec<Bullet>, n: usize) -> Summary {
+    let mut flags = Vec::new();
+    if bullets.len() < n {
+        flags.push(Flag::ShortSummary {
+            got: bullets.len(),
+            asked: n,
+        });
+    }
+    Summary {
+        bullets,
+        parts: 1,
+        flags,
+        ..Summary::default()
+    }
 }
 
 /// The summary of `text` (English when `english`, else Turkish).
@@ -261,19 +286,7 @@ fn bullet_list(
     if let Some((first, _)) = unfaithful {
         out.push(first);
     }
-    let mut flags = Vec::new();
-    if out.len() < n {
-        flags.push(Flag::ShortSummary {
-            got: out.len(),
-            asked: n,
-        });
-    }
-    Ok(Summary {
-        bullets: out,
-        parts: 1,
-        flags,
-        ..Summary::default()
-    })
+    Ok(listed(out, n))
 }
 
 /// Decides on a fresh bullet generated from `cp`: the bullet to keep and the stop to continue

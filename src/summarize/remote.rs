@@ -5,13 +5,12 @@
 //! sampled and seeded, and each place keeps the bullet with fewer findings. A long article is
 //! summarized from notes on its parts, the parts asked for together (`--concurrency`).
 
-use super::{cite, one_sentence, Bullet, Request, Summary, SummaryFrom};
+use super::{cite, listed, material, one_sentence, Bullet, Request, Summary, SummaryFrom};
 use super::{BULLET_TOKENS, NOTES_TOKENS, TEMPLATE_TOKENS};
-use crate::chat::prompt::{self, Purpose, Style, Templates};
+use crate::chat::prompt::{self, Purpose, Style};
 use crate::error::Result;
-use crate::remote::{Api, Ask, Client};
+use crate::remote::{estimate_tokens as tokens, Api, Ask, Client};
 use crate::text::chunk::{self, Unit};
-use crate::translate::Flag;
 
 /// The temperature of the one retry of a list with a failing bullet.
 const RETRY_TEMPERATURE: f64 = 0.8;
@@ -28,13 +27,7 @@ pub struct RemoteSummarizer {
 
 impl RemoteSummarizer {
     pub fn new(client: Client, context: usize, temperature: f64, seed: u64) -> Self {
-        let style = match client.api() {
-            Api::Chat => Style {
-                chat: None,
-                templates: Templates::defaults(false),
-            },
-            Api::Completions => Style::completion(),
-        };
+        let style = client.api().style();
         RemoteSummarizer {
             client,
             style,
@@ -46,18 +39,11 @@ impl RemoteSummarizer {
 
     /// The summary the request asks for.
     pub fn summarize(&self, req: &Request) -> Result<Summary> {
-        let english = req.from == SummaryFrom::Translation
-            && req.paragraphs.iter().all(|p| p.translation.is_some());
-        let text = req
-            .paragraphs
-            .iter()
-            .map(|p| match english {
-                true => p.translation.unwrap_or(p.source),
-                false => p.source,
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        let language = if english { "English" } else { "Turkish" };
+        let (text, from) = material(req);
+        let language = match from {
+            SummaryFrom::Translation => "English",
+            SummaryFrom::Source => "Turkish",
+        };
         let room = self
             .context
             .saturating_sub(TEMPLATE_TOKENS + req.bullets * BULLET_TOKENS);
@@ -80,10 +66,7 @@ impl RemoteSummarizer {
             s.parts = parts.len();
             s
         };
-        s.from = match english {
-            true => SummaryFrom::Translation,
-            false => SummaryFrom::Source,
-        };
+        s.from = from;
         s.cite = req.cite;
         Ok(s)
     }
@@ -136,19 +119,7 @@ impl RemoteSummarizer {
             let again = self.bullets(&again.text, req);
             out = better(out, again);
         }
-        let mut flags = Vec::new();
-        if out.len() < n {
-            flags.push(Flag::ShortSummary {
-                got: out.len(),
-                asked: n,
-            });
-        }
-        Ok(Summary {
-            bullets: out,
-            parts: 1,
-            flags,
-            ..Summary::default()
-        })
+        Ok(listed(out, n))
     }
 
     /// The bullets of an answer: its list lines, one sentence each, repeats dropped, at most
@@ -227,11 +198,6 @@ fn better(first: Vec<Bullet>, again: Vec<Bullet>) -> Vec<Bullet> {
         }
     }
     out
-}
-
-/// Tokens of `text`, estimated as for a remote translation.
-fn tokens(text: &str) -> usize {
-    text.chars().count().div_ceil(3)
 }
 
 #[cfg(test)]

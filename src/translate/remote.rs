@@ -6,9 +6,9 @@
 use super::chat::{answer_budget, chunk_budget, clean, failure};
 use super::{add_flag, join, Flag, Piece, TranslatedBlock};
 use crate::chat::generate::{Generated, Params, StopReason};
-use crate::chat::prompt::{self, Purpose, Style, Templates};
+use crate::chat::prompt::{self, Purpose, Style};
 use crate::error::{Error, Result};
-use crate::remote::{Answer, Api, Ask, Client};
+use crate::remote::{estimate_tokens as tokens, Answer, Api, Ask, Client};
 use crate::stats::Stats;
 use crate::text::chunk::{self, Unit};
 use crate::text::Block;
@@ -39,15 +39,7 @@ struct Done {
 
 impl RemoteTranslator {
     pub fn new(client: Client, concurrency: usize, context: usize, params: Params) -> Self {
-        let style = match client.api() {
-            // The instruction prompt as the user's message; the server applies its model's
-            // chat template.
-            Api::Chat => Style {
-                chat: None,
-                templates: Templates::defaults(false),
-            },
-            Api::Completions => Style::completion(),
-        };
+        let style = client.api().style();
         RemoteTranslator {
             client,
             style,
@@ -235,11 +227,4 @@ fn generated(a: &Answer) -> Generated {
             false => StopReason::EndOfTurn,
         },
     }
-}
-
-/// Tokens of `text` for cutting it, estimated: the served model's tokenizer is not here. Three
-/// characters a token errs on the small side for the BPE vocabularies of today's chat models
-/// on Turkish, so that a piece is, if anything, smaller than its budget.
-fn tokens(text: &str) -> usize {
-    text.chars().count().div_ceil(3)
 }

@@ -96,7 +96,8 @@ fn a_directory_or_an_unreadable_file_is_a_clear_error() {
         "--model",
         "m.gguf",
     ]);
-    fails_with(&o, "is a directory");
+    // A directory is a batch of articles: it needs an output directory.
+    fails_with(&o, "a directory of articles: give -o OUTDIR");
     // Reading /proc/self/mem from offset 0 fails (nothing is mapped there), even for root,
     // who may read a chmod 000 file.
     let o = run(&["translate", "/proc/self/mem", "--model", "m.gguf"]);
@@ -726,13 +727,22 @@ fn binary_input_is_refused_before_any_model_is_loaded() {
         assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
         assert!(!stderr(&o).contains("/no/model.gguf"), "{}", stderr(&o));
     }
+    // In a batch, a PDF saved as .txt fails on its own, before any model is loaded: the
+    // missing model is never reached.
+    std::fs::write(dir.path().join("haber.txt"), b"%PDF-1.7\n1 0 obj").unwrap();
+    let out = dir.path().join("out");
     let o = run(&[
         "translate",
         dir.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
         "--model",
         "/no/model.gguf",
     ]);
-    fails_with(&o, "is a directory");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("haber.txt: "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PDF document"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("/no/model.gguf"), "{}", stderr(&o));
 }
 
 /// A short four-paragraph article, so that interruption tests stop mid-run within seconds.

@@ -46,6 +46,30 @@ fn translate(model: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A batch of `feed` into `out` through the server, with this many requests in flight.
+fn batch(
+    feed: &Path,
+    out: &Path,
+    server: &OpenAiServer,
+    concurrency: &str,
+    key: Option<&str>,
+) -> Output {
+    let mut cmd = tercuman();
+    cmd.arg("translate").arg(feed).arg("-o").arg(out);
+    cmd.args([
+        "--model",
+        &format!("openai:{}", server.url),
+        "--concurrency",
+        concurrency,
+    ]);
+    cmd.env_remove("OPENAI_API_KEY")
+        .env_remove("TERCUMAN_API_KEY");
+    if let Some(key) = key {
+        cmd.env("OPENAI_API_KEY", key);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn a_served_model_translates_a_batch_in_order_with_requests_in_flight_together() {
     let server = OpenAiServer::start(DICTIONARY, Duration::from_millis(150));
@@ -56,22 +80,7 @@ fn a_served_model_translates_a_batch_in_order_with_requests_in_flight_together()
         article(&feed, &format!("{i}.txt"), i);
     }
     let out = dir.path().join("out");
-    let o = tercuman()
-        .args([
-            "translate",
-            feed.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--model",
-            &format!("openai:{}", server.url),
-            "--concurrency",
-            "3",
-        ])
-        .env("OPENAI_API_KEY", "sekret-key")
-        .output()
-        .unwrap();
+    let o = batch(&feed, &out, &server, "3", Some("sekret-key"));
     assert!(o.status.success(), "{}", stderr(&o));
     for i in 0..3 {
         let text = std::fs::read_to_string(out.join(format!("{i}.en.txt"))).unwrap();
@@ -222,21 +231,7 @@ fn pieces_of_different_articles_are_in_flight_together() {
         .unwrap();
     }
     let out = dir.path().join("out");
-    let o = tercuman()
-        .args([
-            "translate",
-            feed.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--model",
-            &format!("openai:{}", server.url),
-            "--concurrency",
-            "3",
-        ])
-        .output()
-        .unwrap();
+    let o = batch(&feed, &out, &server, "3", None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.most_in_flight(), 3);
     assert_eq!(server.completions(), 6);

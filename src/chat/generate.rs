@@ -148,8 +148,8 @@ impl Engine {
             // The last prompt token always runs: its logits pick the first answer token.
             .min(prompt.len().saturating_sub(1));
         if shared > 0 {
-            self.model.network.truncate_kv_cache(shared)?;
-            self.history.truncate(shared);
+            let kept = self.model.network.truncate_kv_cache(shared);
+            self.history.truncate(kept);
         } else {
             self.model.network.clear_kv_cache();
             self.history.clear();
@@ -207,7 +207,17 @@ impl Engine {
         if cp.len > self.history.len() {
             return Ok(false);
         }
-        self.model.network.truncate_kv_cache(cp.len)?;
+        let kept = self.model.network.truncate_kv_cache(cp.len);
+        if kept < cp.len {
+            // A sliding window dropped keys the mark needs: run the tokens up to it again
+            // (their logits are the mark's, restored below).
+            let t = Instant::now();
+            self.model
+                .network
+                .forward(&self.history[kept..cp.len], kept)?;
+            self.stats.prefill_time += t.elapsed();
+            self.stats.prompt_tokens += cp.len - kept;
+        }
         self.history.truncate(cp.len);
         self.next_logits = cp.next_logits.clone();
         self.unfed = cp.unfed;

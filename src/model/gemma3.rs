@@ -33,8 +33,8 @@ use candle_transformers::quantized_nn::RmsNorm;
 use super::gguf::Meta;
 pub use super::layers::Precision;
 use super::layers::{
-    check_positions, embedding_and_output, grouped_attention, mask, KvCache, Linear, Projections,
-    Rope,
+    check_positions, embedding_and_output, grouped_attention, prefill_chunks, KvCache, Linear,
+    PassMasks, Projections, Rope,
 };
 
 /// Gemma 3 alternates five sliding-window layers with one global layer when the GGUF does not
@@ -150,6 +150,7 @@ impl Layer {
             let names: Vec<String> = ns.iter().map(|n| name(n)).collect();
             Projections::load(ct, r, &names, device, precision)
         };
+        let sliding = !(i + 1).is_multiple_of(config.sliding_window_type);
         Ok(Layer {
             qkv: projections(reader, &["attn_q", "attn_k", "attn_v"])?,
             wo: linear(reader, "attn_output")?,
@@ -163,8 +164,12 @@ impl Layer {
                 gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
                 down: linear(reader, "ffn_down")?,
             },
-            sliding: !(i + 1).is_multiple_of(config.sliding_window_type),
-            kv_cache: KvCache::default(),
+            sliding,
+            kv_cache: if sliding {
+                KvCache::windowed(config.sliding_window)
+            } else {
+                KvCache::default()
+            },
         })
     }
 }
@@ -203,29 +208,78 @@ impl Model {
         &self.config
     }
 
-    pub fn clear_kv_cache(&mut self) {
+    /// Whether the sliding layers' caches drop the keys their window no longer sees (the
+    /// default). Off, every layer keeps every position, as before this cache existed: for the
+    /// tests that compare the two, and for measuring what it saves. Empties the cache.
+    pub fn set_windowed_cache(&mut self, windowed: bool) {
         for layer in &mut self.layers {
-            layer.kv_cache.truncate(0);
+            layer.kv_cache = if windowed && layer.sliding {
+                KvCache::windowed(self.config.sliding_window)
+            } else {
+                KvCache::default()
+            };
         }
         self.cached = 0;
     }
 
+    pub fn clear_kv_cache(&mut self) {
+        self.truncate_kv_cache(0);
+    }
+
     /// Keeps the first `len` cached positions and drops the rest, so that a prompt sharing a
-    /// prefix with the previous one (the few-shot examples) runs only its new tokens.
-    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
+    /// prefix with the previous one (the few-shot examples) runs only its new tokens. Returns
+    /// the positions kept: `len`, or 0 when the sliding layers had already dropped keys that
+    /// position `len` needs (after a prompt longer than the window and a chunk); the sequence
+    /// is then run again from the start.
+    pub fn truncate_kv_cache(&mut self, len: usize) -> usize {
         if len >= self.cached {
-            return Ok(());
+            return self.cached;
         }
+        let mut kept = true;
         for layer in &mut self.layers {
-            layer.kv_cache.truncate(len);
+            kept &= layer.kv_cache.truncate(len);
         }
-        self.cached = len;
-        Ok(())
+        self.cached = if kept { len } else { 0 };
+        if !kept {
+            for layer in &mut self.layers {
+                let _ = layer.kv_cache.truncate(0);
+            }
+        }
+        self.cached
     }
 
     /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
-    /// returns the logits of the last position, shape `(vocab,)`.
+    /// returns the logits of the last position, shape `(vocab,)`. A long prompt runs in chunks
+    /// of `PREFILL_CHUNK` (512) positions; only the last position goes through the output
+    /// projection. A pass that fails leaves the cache as it was before the call.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
+        check_positions(
+            "gemma3",
+            tokens.len(),
+            index_pos,
+            self.cached,
+            self.config.context_length,
+        )?;
+        for layer in &mut self.layers {
+            layer.kv_cache.expect(index_pos + tokens.len());
+        }
+        let mut last = None;
+        for (chunk, pos) in prefill_chunks(tokens, index_pos) {
+            match self.pass(chunk, pos) {
+                Ok(h) => last = Some(h),
+                Err(e) => {
+                    self.truncate_kv_cache(index_pos);
+                    return Err(e);
+                }
+            }
+        }
+        let last = last.expect("check_positions refuses an empty pass");
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.squeeze(0)
+    }
+
+    /// One pass of `tokens` through the layers; returns the hidden state of the last position.
+    fn pass(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
         let device = self.rope_global.device().clone();
         let seq_len = tokens.len();
         let kv_len = check_positions(
@@ -241,30 +295,19 @@ impl Model {
         let x = Tensor::new(tokens, &device)?.unsqueeze(0)?;
         let mut h = (self.embed.embedding(&x)? * (self.config.embedding_length as f64).sqrt())?;
 
-        let (mask_global, mask_local) = if seq_len > 1 {
-            (
-                Some(mask(seq_len, index_pos, None, &device)?),
-                Some(mask(
-                    seq_len,
-                    index_pos,
-                    Some(self.config.sliding_window),
-                    &device,
-                )?),
-            )
-        } else {
-            (None, None)
-        };
+        let mut mask_global = PassMasks::new(seq_len, index_pos, None);
+        let mut mask_local = PassMasks::new(seq_len, index_pos, Some(self.config.sliding_window));
 
         let c = &self.config;
         for layer in &mut self.layers {
-            let (rope, mask) = if layer.sliding {
-                (&self.rope_local, mask_local.as_ref())
+            let (rope, masks) = if layer.sliding {
+                (&self.rope_local, &mut mask_local)
             } else {
-                (&self.rope_global, mask_global.as_ref())
+                (&self.rope_global, &mut mask_global)
             };
             let residual = &h;
             let x = layer.attn_norm.forward(&h)?;
-            let x = layer.attention(&x, mask, index_pos, rope, c)?;
+            let x = layer.attention(&x, masks, index_pos, rope, c)?;
             let x = (layer.post_attn_norm.forward(&x)? + residual)?;
             let residual = &x;
             let y = layer.ffn_norm.forward(&x)?;
@@ -272,10 +315,7 @@ impl Model {
             h = (layer.post_ffn_norm.forward(&y)? + residual)?;
         }
         self.cached = kv_len;
-
-        let last = h.i((.., seq_len - 1, ..))?;
-        let last = self.norm.forward(&last)?;
-        self.output.forward(&last)?.squeeze(0)
+        h.i((.., seq_len - 1, ..))
     }
 }
 
@@ -283,7 +323,7 @@ impl Layer {
     fn attention(
         &mut self,
         x: &Tensor,
-        mask: Option<&Tensor>,
+        masks: &mut PassMasks,
         index_pos: usize,
         rope: &Rope,
         c: &Config,
@@ -306,8 +346,13 @@ impl Layer {
 
         // Positions at or past `index_pos` are stale (a new sequence, or a forward that failed
         // part way through the layers): overwrite them.
-        self.kv_cache.truncate(index_pos);
-        let (k, v) = self.kv_cache.append(&k, &v.contiguous()?)?;
+        if !self.kv_cache.truncate(index_pos) {
+            candle_core::bail!(
+                "gemma3: the cache no longer holds the window of position {index_pos}"
+            )
+        }
+        let (k, v, kv_start) = self.kv_cache.append(&k, &v.contiguous()?)?;
+        let mask = masks.get(kv_start, x.device())?;
 
         // FIX 4: while decoding one token, a sliding layer sees only the last `window` keys.
         let kv_len = k.dim(2)?;
@@ -322,7 +367,7 @@ impl Layer {
         };
 
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let out = grouped_attention(&q, &k, &v, mask, scale)?;
+        let out = grouped_attention(&q, &k, &v, mask.as_ref(), scale)?;
         self.wo.forward(&out)
     }
 }

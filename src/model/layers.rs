@@ -202,66 +202,208 @@ impl Rope {
 }
 
 /// Keys and values of the positions seen so far, `(batch, kv_heads, positions, head_dim)`, in
-/// buffers that grow by doubling: a token is written in place instead of the whole cache
-/// being copied into a new tensor one position longer, as `Tensor::cat` did at every token.
+/// buffers written in place (`Tensor::cat` copied the whole cache at every token). A buffer
+/// grows to the end of the prompt being run (`expect`), then by half again as decoding goes
+/// past it, so a long prompt does not leave it twice the size it needs.
+///
+/// A sliding-window layer (`windowed`) holds at most the window plus one prefill chunk: before
+/// it would grow past that, it drops the rows no query can see any more, as llama.cpp's SWA
+/// cache does. Its memory then stays the same however long the prompt (on Gemma 3, five layers
+/// in six). Going back to a position whose window it has dropped ([`KvCache::truncate`]
+/// returning false) empties it; the caller runs the sequence again from the start.
 #[derive(Default)]
 pub(crate) struct KvCache {
     buffers: Option<(Tensor, Tensor)>,
-    len: usize,
+    /// Absolute position of the first row held (0 unless a window dropped older rows).
+    start: usize,
+    /// Absolute position after the last row held.
+    end: usize,
+    window: Option<usize>,
+    /// The position the prompt being run ends at: the size to grow to at once.
+    expect: usize,
+}
+
+/// Rows are allocated in multiples of this.
+const KV_ROUND: usize = 256;
+
+fn round_up(n: usize) -> usize {
+    n.div_ceil(KV_ROUND) * KV_ROUND
 }
 
 impl KvCache {
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+    /// The cache of a layer whose queries see only the keys fewer than `window` positions back.
+    pub(crate) fn windowed(window: usize) -> Self {
+        Self {
+            window: Some(window.max(1)),
+            ..Self::default()
+        }
     }
 
-    /// Appends `k` and `v` (contiguous, same shape) and returns views of the whole cache.
-    pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (b, h, n, d) = k.dims4()?;
-        let needed = self.len + n;
-        let capacity = self
-            .buffers
+    /// The most rows a windowed cache holds: what the queries of one prefill chunk can see.
+    fn limit(window: usize) -> usize {
+        round_up(window - 1 + PREFILL_CHUNK)
+    }
+
+    /// Keeps the positions before `len`. False when a window has dropped rows that a query at
+    /// `len` needs: the cache is then emptied, to be filled again from position 0.
+    #[must_use]
+    pub(crate) fn truncate(&mut self, len: usize) -> bool {
+        if len >= self.end {
+            return true;
+        }
+        self.end = len;
+        let serves = self.start == 0 || self.window.is_some_and(|w| self.start + w <= len + 1);
+        if !serves {
+            self.start = 0;
+            self.end = 0;
+        }
+        serves
+    }
+
+    /// The prompt being run ends at position `end`.
+    pub(crate) fn expect(&mut self, end: usize) {
+        self.expect = end;
+    }
+
+    fn capacity(&self) -> usize {
+        self.buffers
             .as_ref()
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
-        if needed > capacity {
-            let grown = needed.next_power_of_two().max(256);
-            let new_k = Tensor::zeros((b, h, grown, d), k.dtype(), k.device())?;
-            let new_v = Tensor::zeros((b, h, grown, d), v.dtype(), v.device())?;
-            if let Some((old_k, old_v)) = &self.buffers {
-                if self.len > 0 {
-                    new_k.slice_set(&old_k.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    new_v.slice_set(&old_v.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    /// Appends `k` and `v` (contiguous, same shape) at position `end` and returns views of the
+    /// rows held, with the absolute position of the first.
+    pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor, usize)> {
+        let (b, h, n, d) = k.dims4()?;
+        let capacity = self.capacity();
+        if self.end + n - self.start > capacity {
+            // Rows before `keep` are seen by no query from `end` on.
+            let keep = match self.window {
+                Some(w) if self.end + n - self.start > Self::limit(w) => {
+                    (self.end + 1).saturating_sub(w).max(self.start)
                 }
+                _ => self.start,
+            };
+            let rows = self.end - keep;
+            let needed = rows + n;
+            let target = if needed <= capacity {
+                capacity
+            } else {
+                let grown = round_up(
+                    needed
+                        .max(self.expect.saturating_sub(keep))
+                        .max(capacity + capacity / 2),
+                );
+                match self.window {
+                    Some(w) => grown.min(Self::limit(w)).max(needed),
+                    None => grown,
+                }
+            };
+            let kept = match &self.buffers {
+                Some((old_k, old_v)) if rows > 0 => Some((
+                    old_k
+                        .narrow(2, keep - self.start, rows)?
+                        .force_contiguous()?,
+                    old_v
+                        .narrow(2, keep - self.start, rows)?
+                        .force_contiguous()?,
+                )),
+                _ => None,
+            };
+            if target != capacity {
+                self.buffers = Some((
+                    Tensor::zeros((b, h, target, d), k.dtype(), k.device())?,
+                    Tensor::zeros((b, h, target, d), v.dtype(), v.device())?,
+                ));
             }
-            self.buffers = Some((new_k, new_v));
+            if let (Some((kk, kv)), Some((ck, cv))) = (kept, &self.buffers) {
+                ck.slice_set(&kk, 2, 0)?;
+                cv.slice_set(&kv, 2, 0)?;
+            }
+            self.start = keep;
         }
         let (ck, cv) = self.buffers.as_ref().expect("allocated above");
-        ck.slice_set(k, 2, self.len)?;
-        cv.slice_set(v, 2, self.len)?;
-        self.len = needed;
-        Ok((ck.narrow(2, 0, needed)?, cv.narrow(2, 0, needed)?))
+        let at = self.end - self.start;
+        ck.slice_set(k, 2, at)?;
+        cv.slice_set(v, 2, at)?;
+        self.end += n;
+        let held = self.end - self.start;
+        Ok((ck.narrow(2, 0, held)?, cv.narrow(2, 0, held)?, self.start))
     }
 }
 
-/// Additive attention mask `(seq_len, index_pos + seq_len)`: 0 where query `i` (at absolute
-/// position `index_pos + i`) may see key `j`, -inf elsewhere. Cached positions are visible
-/// (gemma3's FIX 3), and a window hides keys `window` or more positions back (FIX 4).
+/// Additive attention mask `(seq_len, index_pos + seq_len - kv_start)`: 0 where query `i` (at
+/// absolute position `index_pos + i`) may see key `j` (at `kv_start + j`), -inf elsewhere.
+/// Cached positions are visible (gemma3's FIX 3), and a window hides keys `window` or more
+/// positions back (FIX 4).
 pub(crate) fn mask(
     seq_len: usize,
     index_pos: usize,
+    kv_start: usize,
     window: Option<usize>,
     device: &Device,
 ) -> Result<Tensor> {
-    let kv_len = index_pos + seq_len;
+    let kv_len = index_pos + seq_len - kv_start;
     let mut data = Vec::with_capacity(seq_len * kv_len);
     for i in 0..seq_len {
         let p = index_pos + i;
-        for j in 0..kv_len {
+        for j in kv_start..kv_start + kv_len {
             let visible = j <= p && window.is_none_or(|w| p - j < w);
             data.push(if visible { 0f32 } else { f32::NEG_INFINITY });
         }
     }
     Tensor::from_vec(data, (seq_len, kv_len), device)
+}
+
+/// The masks of one pass, built once for each first cached position the layers report (a
+/// windowed cache may hold fewer rows than a full one); none when one token is decoded.
+pub(crate) struct PassMasks {
+    seq_len: usize,
+    index_pos: usize,
+    window: Option<usize>,
+    built: Vec<(usize, Tensor)>,
+}
+
+impl PassMasks {
+    pub(crate) fn new(seq_len: usize, index_pos: usize, window: Option<usize>) -> Self {
+        Self {
+            seq_len,
+            index_pos,
+            window,
+            built: Vec::new(),
+        }
+    }
+
+    pub(crate) fn get(&mut self, kv_start: usize, device: &Device) -> Result<Option<Tensor>> {
+        if self.seq_len == 1 {
+            return Ok(None);
+        }
+        if let Some((_, m)) = self.built.iter().find(|(s, _)| *s == kv_start) {
+            return Ok(Some(m.clone()));
+        }
+        let m = mask(self.seq_len, self.index_pos, kv_start, self.window, device)?;
+        self.built.push((kv_start, m.clone()));
+        Ok(Some(m))
+    }
+}
+
+/// Prompt positions run through the layers at once. A longer prompt goes through in chunks of
+/// this many, each appended to the KV cache before the next, as llama.cpp's micro-batches
+/// (`n_ubatch`, 512): the activations and attention scores of a pass then stay the size of one
+/// chunk (scores grow as chunk x cached positions, not prompt x prompt), so memory does not grow
+/// with the square of the prompt.
+pub(crate) const PREFILL_CHUNK: usize = 512;
+
+/// `tokens` at `index_pos..` as the passes a forward runs one after another: each chunk and its
+/// first position.
+pub(crate) fn prefill_chunks(
+    tokens: &[u32],
+    index_pos: usize,
+) -> impl Iterator<Item = (&[u32], usize)> {
+    tokens
+        .chunks(PREFILL_CHUNK)
+        .enumerate()
+        .map(move |(i, chunk)| (chunk, index_pos + i * PREFILL_CHUNK))
 }
 
 /// What every forward checks before it runs `tokens` at `index_pos`: they continue the
@@ -302,6 +444,34 @@ pub(crate) fn grouped_attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
+    let seq_len = q.dim(2)?;
+    let kv_len = k.dim(2)?;
+    let rows = (SCORES_PER_HEAD / kv_len).max(1);
+    if seq_len <= rows {
+        return attend(q, k, v, mask, scale);
+    }
+    // Query rows a block at a time, so that the scores of a long prompt's chunk against a long
+    // cache stay small (each row's result is the same as in one product).
+    let mut parts = Vec::with_capacity(seq_len.div_ceil(rows));
+    for start in (0..seq_len).step_by(rows) {
+        let n = rows.min(seq_len - start);
+        let mask = mask.map(|m| m.narrow(0, start, n)).transpose()?;
+        parts.push(attend(
+            &q.narrow(2, start, n)?.contiguous()?,
+            k,
+            v,
+            mask.as_ref(),
+            scale,
+        )?);
+    }
+    Tensor::cat(&parts, 1)
+}
+
+/// Attention scores held at once per head (query rows x keys): a 512-token chunk against a
+/// 4096-position cache goes in blocks of 64 query rows.
+const SCORES_PER_HEAD: usize = 512 * 512;
+
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     let (b, n_head, seq_len, head_dim) = q.dims4()?;
     let (_, n_kv_head, kv_len, _) = k.dims4()?;
     let n_rep = n_head / n_kv_head;
@@ -333,6 +503,55 @@ mod tests {
             .collect()
     }
 
+    /// `n` positions from `start` as `(batch 1, 2 heads, n, head_dim 4)` keys, distinct values
+    /// per position.
+    fn kv_rows(start: usize, n: usize) -> Tensor {
+        let v: Vec<f32> = (0..2 * n * 4)
+            .map(|i| (start * 8 + i) as f32 * 0.5)
+            .collect();
+        Tensor::from_vec(v, (1, n, 2, 4), &Device::Cpu)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    }
+
+    /// A windowed cache fed a long sequence in chunks and token by token holds, after every
+    /// append, the last rows of the sequence (at least the window), at most the window and a
+    /// chunk, and gives their first position; going back within what it holds keeps it, going
+    /// back further empties it.
+    #[test]
+    fn windowed_cache_keeps_the_window_and_no_more() {
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let window = 300;
+        let mut c = KvCache::windowed(window);
+        let mut end = 0;
+        let mut appends: Vec<usize> = vec![512, 512, 100, 512];
+        appends.extend(std::iter::repeat_n(1, 700));
+        for n in appends {
+            let (k, v, start) = c
+                .append(&kv_rows(end, n), &kv_rows(10_000 + end, n))
+                .unwrap();
+            end += n;
+            let held = end - start;
+            assert!(held <= KvCache::limit(window), "{held} rows held");
+            assert!(
+                start + window <= end - n + 1 || start == 0,
+                "the window of the first new query"
+            );
+            assert_eq!(flat(&k), flat(&kv_rows(start, held).contiguous().unwrap()));
+            assert_eq!(flat(&v), flat(&kv_rows(10_000 + start, held)));
+        }
+        assert!(c.start > 0);
+        assert!(c.truncate(end - 10), "within the window it holds");
+        assert!(
+            !c.truncate(c.start + 5),
+            "a position whose window was dropped"
+        );
+        assert_eq!((c.start, c.end), (0, 0));
+    }
+
     /// The cache grown in steps (copying what it holds into a larger buffer each time), and
     /// cut back and overwritten, holds what one append of the same rows holds.
     #[test]
@@ -350,7 +569,7 @@ mod tests {
                 .unwrap()
         };
         let mut whole = KvCache::default();
-        let (k_all, v_all) = whole.append(&rows(0, 301), &rows(1000, 301)).unwrap();
+        let (k_all, v_all, _) = whole.append(&rows(0, 301), &rows(1000, 301)).unwrap();
         let mut grown = KvCache::default();
         for (start, n) in [(0, 200), (200, 100), (300, 1)] {
             grown
@@ -358,25 +577,69 @@ mod tests {
                 .unwrap();
         }
         // Cut back to 250 after writing garbage past it, then append the true rows again.
-        grown.truncate(250);
+        assert!(grown.truncate(250));
         grown.append(&rows(7, 51), &rows(7, 51)).unwrap();
-        grown.truncate(250);
-        let (k, v) = grown.append(&rows(250, 51), &rows(1250, 51)).unwrap();
+        assert!(grown.truncate(250));
+        let (k, v, start) = grown.append(&rows(250, 51), &rows(1250, 51)).unwrap();
+        assert_eq!(start, 0);
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(k.dims(), k_all.dims());
         assert_eq!(flat(&k), flat(&k_all));
         assert_eq!(flat(&v), flat(&v_all));
     }
 
+    /// Query rows taken a block at a time against a long cache give the rows of one product.
+    #[test]
+    fn attention_in_query_blocks_equals_one_product() {
+        let t = |shape: (usize, usize, usize, usize), seed: usize| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f32> = (0..n)
+                .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 300.0)
+                .collect();
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        };
+        let (q, k, v) = (
+            t((1, 4, 70, 8), 1),
+            t((1, 2, 4000, 8), 2),
+            t((1, 2, 4000, 8), 3),
+        );
+        assert!(70 > SCORES_PER_HEAD / 4000, "the product must go in blocks");
+        let m = mask(70, 3930, 0, Some(1000), &Device::Cpu).unwrap();
+        let blocks = grouped_attention(&q, &k, &v, Some(&m), 0.3).unwrap();
+        let whole = attend(&q, &k, &v, Some(&m), 0.3).unwrap();
+        assert_eq!(blocks.dims(), &[1, 70, 32]);
+        let (a, b) = (
+            blocks.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            whole.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5, "{x} against {y}");
+        }
+    }
+
+    #[test]
+    fn prefill_chunks_cover_the_prompt_in_order() {
+        let tokens: Vec<u32> = (0..1100).collect();
+        let chunks: Vec<(usize, usize)> = prefill_chunks(&tokens, 7)
+            .map(|(c, pos)| (c.len(), pos))
+            .collect();
+        assert_eq!(chunks, [(512, 7), (512, 519), (76, 1031)]);
+        let joined: Vec<u32> = prefill_chunks(&tokens, 7)
+            .flat_map(|(c, _)| c.iter().copied())
+            .collect();
+        assert_eq!(joined, tokens);
+        assert_eq!(prefill_chunks(&tokens[..3], 0).count(), 1);
+    }
+
     #[test]
     fn mask_with_cached_positions_sees_the_cache() {
-        let m = mask(2, 3, None, &Device::Cpu).unwrap();
+        let m = mask(2, 3, 0, None, &Device::Cpu).unwrap();
         assert_eq!(visible(&m), [vec![1, 1, 1, 1, 0], vec![1, 1, 1, 1, 1]]);
     }
 
     #[test]
     fn sliding_window_hides_keys_window_or_more_back() {
-        let m = mask(4, 0, Some(2), &Device::Cpu).unwrap();
+        let m = mask(4, 0, 0, Some(2), &Device::Cpu).unwrap();
         assert_eq!(
             visible(&m),
             [
@@ -386,7 +649,10 @@ mod tests {
                 vec![0, 0, 1, 1]
             ]
         );
-        let m = mask(1, 3, Some(2), &Device::Cpu).unwrap();
+        let m = mask(1, 3, 0, Some(2), &Device::Cpu).unwrap();
         assert_eq!(visible(&m), [vec![0, 0, 1, 1]]);
+        // Keys from position 2 on only (a windowed cache that dropped 0 and 1).
+        let m = mask(2, 4, 2, Some(3), &Device::Cpu).unwrap();
+        assert_eq!(visible(&m), [vec![1, 1, 1, 0], vec![0, 1, 1, 1]]);
     }
 }

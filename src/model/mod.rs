@@ -41,13 +41,14 @@ impl Network {
         })
     }
 
-    /// Keeps the first `len` positions of the KV cache (a shared prompt prefix, or a rewind).
-    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
+    /// Keeps the first `len` positions of the KV cache (a shared prompt prefix, or a rewind)
+    /// and returns how many it kept: `len`, or fewer where a sliding-window cache had dropped
+    /// what position `len` needs (the caller runs the tokens from there again).
+    pub fn truncate_kv_cache(&mut self, len: usize) -> usize {
         match self {
-            Network::Gemma3(m) => m.truncate_kv_cache(len)?,
+            Network::Gemma3(m) => m.truncate_kv_cache(len),
             Network::Qwen2(m) => m.truncate_kv_cache(len),
         }
-        Ok(())
     }
 
     pub fn clear_kv_cache(&mut self) {

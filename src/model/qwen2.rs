@@ -23,8 +23,8 @@ use candle_transformers::quantized_nn::RmsNorm;
 use super::gguf::Meta;
 pub use super::layers::Precision;
 use super::layers::{
-    check_positions, embedding_and_output, grouped_attention, mask, KvCache, Linear, Projections,
-    Rope,
+    check_positions, embedding_and_output, grouped_attention, mask, prefill_chunks, KvCache,
+    Linear, Projections, Rope,
 };
 
 /// `qwen2.rope.freq_base` when the GGUF does not give it (candle's and llama.cpp's default).
@@ -171,20 +171,52 @@ impl Model {
         self.truncate_kv_cache(0);
     }
 
-    /// Keeps the first `len` cached positions and drops the rest.
-    pub fn truncate_kv_cache(&mut self, len: usize) {
+    /// Keeps the first `len` cached positions and drops the rest; returns the positions kept
+    /// (always `len` or fewer: no layer has a window that drops keys).
+    pub fn truncate_kv_cache(&mut self, len: usize) -> usize {
         if len >= self.cached {
-            return;
+            return self.cached;
         }
         for layer in &mut self.layers {
-            layer.kv_cache.truncate(len);
+            let kept = layer.kv_cache.truncate(len);
+            debug_assert!(kept, "a cache without a window keeps every position");
         }
         self.cached = len;
+        len
     }
 
     /// Runs `tokens` (one sequence) at positions `index_pos..`, appending to the KV cache, and
-    /// returns the logits of the last position, shape `(vocab,)`.
+    /// returns the logits of the last position, shape `(vocab,)`. A long prompt runs in chunks
+    /// of `PREFILL_CHUNK` (512) positions; only the last position goes through the output
+    /// projection. A pass that fails leaves the cache as it was before the call.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
+        check_positions(
+            "qwen2",
+            tokens.len(),
+            index_pos,
+            self.cached,
+            self.config.context_length,
+        )?;
+        for layer in &mut self.layers {
+            layer.kv_cache.expect(index_pos + tokens.len());
+        }
+        let mut last = None;
+        for (chunk, pos) in prefill_chunks(tokens, index_pos) {
+            match self.pass(chunk, pos) {
+                Ok(h) => last = Some(h),
+                Err(e) => {
+                    self.truncate_kv_cache(index_pos);
+                    return Err(e);
+                }
+            }
+        }
+        let last = last.expect("check_positions refuses an empty pass");
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.squeeze(0)
+    }
+
+    /// One pass of `tokens` through the layers; returns the hidden state of the last position.
+    fn pass(&mut self, tokens: &[u32], index_pos: usize) -> Result<Tensor> {
         let device = self.rope.device().clone();
         let seq_len = tokens.len();
         let kv_len = check_positions(
@@ -196,7 +228,7 @@ impl Model {
         )?;
         self.rope.ensure(kv_len)?;
         let mask = if seq_len > 1 {
-            Some(mask(seq_len, index_pos, None, &device)?)
+            Some(mask(seq_len, index_pos, 0, None, &device)?)
         } else {
             None
         };
@@ -213,10 +245,7 @@ impl Model {
             h = (y + x)?;
         }
         self.cached = kv_len;
-
-        let last = h.i((.., seq_len - 1, ..))?;
-        let last = self.norm.forward(&last)?;
-        self.output.forward(&last)?.squeeze(0)
+        h.i((.., seq_len - 1, ..))
     }
 }
 
@@ -244,8 +273,10 @@ impl Layer {
 
         // Positions at or past `index_pos` are stale (a new sequence, or a forward that failed
         // part way through the layers): overwrite them.
-        self.kv_cache.truncate(index_pos);
-        let (k, v) = self.kv_cache.append(&k, &v)?;
+        if !self.kv_cache.truncate(index_pos) {
+            candle_core::bail!("qwen2: the cache no longer holds position {index_pos}")
+        }
+        let (k, v, _) = self.kv_cache.append(&k, &v)?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let out = grouped_attention(&q, &k, &v, mask, scale)?;
         self.wo.forward(&out)

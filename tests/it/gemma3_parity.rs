@@ -255,6 +255,62 @@ fn gemma3_dequantized_matches_transformers_float64() {
     assert!(d < TOL, "decoded token by token from 560: off by {d}");
 }
 
+/// The sliding layers' cache drops keys their window no longer sees; that changes nothing:
+/// on the dequantized weights (where no 8-bit rounding amplifies the order of float sums), a
+/// 1100-token prompt (three prefill chunks, past the point where the cache drops rows) and 20
+/// tokens decoded after it give the logits of a cache that keeps every position. Going back
+/// within the window keeps the cache; going back before what it dropped empties it, and the
+/// sequence run again gives the same logits.
+#[test]
+fn gemma3_windowed_cache_equals_keeping_every_position() {
+    use candle_core::Device;
+    use tercuman::model::gemma3::{Model, Precision};
+    const TOL: f32 = 1e-4;
+
+    let path = common::test_gguf();
+    let (ct, mut file) = tercuman::model::gguf::read_header(&path).unwrap();
+    let mut model = Model::load(&ct, &mut file, &Device::Cpu, Precision::Dequantized).unwrap();
+    let base = common::ids(&common::reference()["model_cases"][0]["prompt_ids"]);
+    let mut ids = base.clone();
+    while ids.len() < 1120 {
+        ids.extend_from_slice(&base[1..]);
+    }
+    ids.truncate(1120);
+    let logits_of = |m: &mut Model, ids: &[u32], pos: usize| -> Vec<f32> {
+        m.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
+    };
+    let run = |m: &mut Model| -> Vec<Vec<f32>> {
+        let mut out = vec![logits_of(m, &ids[..1100], 0)];
+        for (i, &t) in ids[1100..].iter().enumerate() {
+            out.push(logits_of(m, &[t], 1100 + i));
+        }
+        out
+    };
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(d < TOL, "{what}: logits differ by {d}");
+    };
+    model.set_windowed_cache(false);
+    let whole = run(&mut model);
+    model.set_windowed_cache(true);
+    let windowed = run(&mut model);
+    for (step, (a, b)) in whole.iter().zip(&windowed).enumerate() {
+        close(a, b, &format!("step {step}"));
+    }
+    // Back 10 positions (within the window): kept, and the same logits again.
+    assert_eq!(model.truncate_kv_cache(1110), 1110);
+    let again = logits_of(&mut model, &ids[1110..1111], 1110);
+    close(&again, &whole[11], "after going back 10 positions");
+    // Back to 600: the sliding layers no longer hold its window, so the cache empties.
+    assert_eq!(model.truncate_kv_cache(600), 0);
+    let rerun = logits_of(&mut model, &ids[..1100], 0);
+    close(&rerun, &whole[0], "the prompt run again");
+}
+
 /// The hand-written 8-bit kernels (`q8::Q8Matrix`) give candle's products on the test model's
 /// own Q8_0 and Q5_0 tensors, for one row (decoding) and several (a prompt).
 #[test]

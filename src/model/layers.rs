@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
+use tercuman_kernels::kquant::KMatrix;
 use tercuman_kernels::q8::Q8Matrix;
 
 /// How the weights are held and the products computed.
@@ -24,13 +25,17 @@ pub enum Precision {
     /// on the same weights to a tolerance far below what the 8-bit activation rounding moves
     /// (see `tests/it/gemma3_parity.rs`).
     Dequantized,
+    /// As stored, every product through candle's own kernels (none of ours): what the vendored
+    /// networks are compared with candle-transformers' models on, kernel for kernel.
+    CandleKernels,
 }
 
-/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks, candle's for the
-/// k-quants, or dequantized f32 (`Precision::Dequantized`).
+/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks and for Q4_K and
+/// Q6_K, candle's for the other types, or dequantized f32 (`Precision::Dequantized`).
 #[derive(Clone)]
 pub(crate) enum Linear {
     Q8(Arc<Q8Matrix>),
+    K(Arc<KMatrix>),
     Candle(QMatMul),
     Dense(candle_nn::Linear),
 }
@@ -47,18 +52,35 @@ impl Linear {
             let w = ct.tensor(reader, name, device)?.dequantize(device)?;
             return Ok(Self::Dense(candle_nn::Linear::new(w, None)));
         }
-        if device.is_cpu() {
+        if device.is_cpu() && precision == Precision::Quantized {
             if let Some(m) = Q8Matrix::from_gguf(ct, reader, name)? {
                 return Ok(Self::Q8(Arc::new(m)));
+            }
+            if let Some(m) = KMatrix::from_gguf(ct, reader, name)? {
+                return Ok(Self::K(Arc::new(m)));
             }
         }
         let t = tercuman_kernels::requant::with_fast_kernel(ct.tensor(reader, name, device)?)?;
         Ok(Self::Candle(QMatMul::from_qtensor(t)?))
     }
 
+    /// Bytes of the weights as held (what one product reads).
+    pub(crate) fn weight_bytes(&self) -> usize {
+        match self {
+            Self::Q8(m) => m.weight_bytes(),
+            Self::K(m) => m.weight_bytes(),
+            Self::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes(),
+            Self::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
+                t.elem_count() * t.dtype().size_in_bytes()
+            }
+            Self::Dense(l) => l.weight().elem_count() * l.weight().dtype().size_in_bytes(),
+        }
+    }
+
     pub(crate) fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
             Self::Q8(m) => m.embedding(ids),
+            Self::K(m) => m.embedding(ids),
             Self::Candle(m) => m.embedding(ids),
             Self::Dense(l) => {
                 let rows = l.weight().index_select(&ids.flatten_all()?, 0)?;
@@ -74,6 +96,7 @@ impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::Q8(m) => m.forward(xs),
+            Self::K(m) => m.forward(xs),
             Self::Candle(m) => m.forward(xs),
             Self::Dense(l) => l.forward(xs),
         }
@@ -120,7 +143,7 @@ impl Projections {
             .iter()
             .filter_map(|l| match l {
                 Linear::Q8(m) => Some(m.as_ref()),
-                Linear::Candle(_) | Linear::Dense(_) => None,
+                Linear::K(_) | Linear::Candle(_) | Linear::Dense(_) => None,
             })
             .collect();
         if q8.len() < linears.len() {
@@ -129,6 +152,13 @@ impl Projections {
         let rows = q8.iter().map(|m| m.rows()).collect();
         let fused = Q8Matrix::concat_rows(&q8)?;
         Ok(Self::Fused(fused, rows))
+    }
+
+    pub(crate) fn weight_bytes(&self) -> usize {
+        match self {
+            Self::Fused(m, _) => m.weight_bytes(),
+            Self::Separate(ls) => ls.iter().map(Linear::weight_bytes).sum(),
+        }
     }
 
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Vec<Tensor>> {

@@ -2,6 +2,7 @@
 //! lives in this crate, behind strict lints, so that the models read as math.
 //!
 //! - [`q8`]: products with 8-bit weights (ggml Q8_0, and Q5_0 re-encoded by [`requant`]);
+//! - [`kquant`]: products with k-quant weights (ggml Q4_K, Q6_K) as the GGUF stores them;
 //! - [`packed`]: f32 products on weights packed once at load (Marian);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
@@ -12,6 +13,7 @@
 
 pub mod attention;
 pub mod isa;
+pub mod kquant;
 pub mod packed;
 pub mod par;
 pub mod q8;

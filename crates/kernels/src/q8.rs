@@ -164,6 +164,11 @@ impl Q8Matrix {
         self.cols
     }
 
+    /// Bytes the weights take (and a decode step reads).
+    pub fn weight_bytes(&self) -> usize {
+        self.data.len()
+    }
+
     /// `x @ W^T` for `x` of shape `(.., cols)`: shape `(.., rows)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1_no_bwd(self)

@@ -1,0 +1,746 @@
+//! Matrix products with ggml's k-quant weights, Q4_K and Q6_K (super-blocks of 256 weights),
+//! kept exactly as the GGUF file stores them, with activations quantized once per row to
+//! ggml's Q8_K (256 int8, an f32 scale, and the sums of each 16), as llama.cpp does.
+//!
+//! Written by hand because candle 0.11.1's x86 path for these types keeps a repacked copy of
+//! every weight matrix beside the original (`PackedCache`, built at the first product): on the
+//! Qwen2.5 1.5B shape about 1.3x the file's bytes in memory, and a copy read at every token
+//! (README, "Qwen2.5 1.5B"). Here each matrix is its GGUF bytes and nothing else.
+//!
+//! The integer sums are the ones ggml forms: per 32-weight sub-block (Q4_K) or 16-weight one
+//! (Q6_K), the 4- or 6-bit codes times the int8 activations, times the sub-block's integer
+//! scale; the minimum (Q4_K) and the offset of 32 (Q6_K) come in through the activation sums.
+//! Only the order of the float additions differs from candle's and ggml's kernels.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use candle_core::quantized::{gguf_file, GgmlDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use half::f16;
+
+use crate::par::SharedOut;
+use crate::Isa;
+
+/// Weights per super-block.
+const QK_K: usize = 256;
+
+/// The k-quant types with a kernel here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KQuant {
+    /// 144 bytes per 256 weights: f16 d and dmin, 12 bytes of eight 6-bit scales and mins,
+    /// 128 bytes of 4-bit codes; weight = d * scale * q - dmin * min.
+    Q4K,
+    /// 210 bytes per 256 weights: 128 bytes of low 4 bits, 64 of high 2 bits, sixteen int8
+    /// scales, f16 d; weight = d * scale * (q - 32).
+    Q6K,
+}
+
+impl KQuant {
+    pub fn of(dtype: GgmlDType) -> Option<Self> {
+        match dtype {
+            GgmlDType::Q4K => Some(Self::Q4K),
+            GgmlDType::Q6K => Some(Self::Q6K),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one super-block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4K => 144,
+            Self::Q6K => 210,
+        }
+    }
+}
+
+/// A `rows x cols` weight matrix of one k-quant type; `forward` computes `x @ W^T`.
+pub struct KMatrix {
+    kind: KQuant,
+    rows: usize,
+    cols: usize,
+    /// Row after row, each `cols / 256` super-blocks as the GGUF stores them.
+    data: Vec<u8>,
+}
+
+impl KMatrix {
+    /// Reads tensor `name` from a GGUF file as it is stored. `None` when it is of another type
+    /// or shape.
+    pub fn from_gguf<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        name: &str,
+    ) -> Result<Option<Self>> {
+        let Some(info) = ct.tensor_infos.get(name) else {
+            candle_core::bail!("cannot find tensor info for {name}")
+        };
+        let (Some(kind), [rows, cols]) = (KQuant::of(info.ggml_dtype), info.shape.dims()) else {
+            return Ok(None);
+        };
+        if !cols.is_multiple_of(QK_K) {
+            return Ok(None);
+        }
+        reader.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))?;
+        let mut data = vec![0u8; rows * cols / QK_K * kind.block_bytes()];
+        reader.read_exact(&mut data)?;
+        Self::from_raw(kind, *rows, *cols, data).map(Some)
+    }
+
+    /// From ggml blocks of `kind`, row after row.
+    pub fn from_raw(kind: KQuant, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
+        if !cols.is_multiple_of(QK_K) || data.len() != rows * cols / QK_K * kind.block_bytes() {
+            candle_core::bail!(
+                "{kind:?}: {rows} x {cols} does not fit {} bytes",
+                data.len()
+            )
+        }
+        Ok(Self {
+            kind,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    pub fn kind(&self) -> KQuant {
+        self.kind
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes the weights take (and a decode step reads).
+    pub fn weight_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn row(&self, j: usize) -> &[u8] {
+        let n = self.cols / QK_K * self.kind.block_bytes();
+        &self.data[j * n..(j + 1) * n]
+    }
+
+    /// `x @ W^T` for `x` of shape `(.., cols)`: shape `(.., rows)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    /// The rows named by `ids` (any shape of u32), dequantized: shape `(ids.., cols)`.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let what = match self.kind {
+            KQuant::Q4K => "q4_k",
+            KQuant::Q6K => "q6_k",
+        };
+        crate::storage::gather_rows(ids, self.rows, self.cols, what, |id, dst| {
+            self.dequantize_row(id, dst)
+        })
+    }
+
+    fn dequantize_row(&self, j: usize, dst: &mut [f32]) {
+        let bytes = self.kind.block_bytes();
+        for (block, out) in self
+            .row(j)
+            .chunks_exact(bytes)
+            .zip(dst.chunks_exact_mut(QK_K))
+        {
+            match self.kind {
+                KQuant::Q4K => scalar::dequantize_q4k(block, out),
+                KQuant::Q6K => scalar::dequantize_q6k(block, out),
+            }
+        }
+    }
+
+    /// `dst[r * rows + j] = dot(W[j], x[r])` for the `m` activation rows, quantized. Each
+    /// weight row is read once for up to four activation rows (a prompt's), and each work item
+    /// writes its rows' outputs once per activation row.
+    fn matmul(&self, m: usize, act: &Activations, dst: &mut [f32]) {
+        let rows = self.rows;
+        assert_eq!(dst.len(), m * rows, "k-quant: output of {m} x {rows}");
+        let dst_ptr = SharedOut::new(dst);
+        let kernel = Isa::detect();
+        let kind = self.kind;
+        // The activation rows in sets of up to four, sliced once for every weight row.
+        let sets: Vec<(usize, usize, [ActRow; ROWS_AT_ONCE])> = (0..m)
+            .step_by(ROWS_AT_ONCE)
+            .map(|r| {
+                let n = (m - r).min(ROWS_AT_ONCE);
+                let rows = std::array::from_fn(|t| act.row(r + t.min(n - 1)));
+                (r, n, rows)
+            })
+            .collect();
+        let run = |range: std::ops::Range<usize>| {
+            let (start, len) = (range.start, range.len());
+            let mut out = vec![0f32; m * len];
+            // A tile of weight rows stays in cache while every set of activation rows passes
+            // over it: a prompt's activations are read once per tile, not once per weight row.
+            for tile in range.clone().step_by(TILE_ROWS) {
+                let tile = tile..(tile + TILE_ROWS).min(range.end);
+                for (r, n, rows) in &sets {
+                    for j in tile.clone() {
+                        let v = kernel.kdots(kind, self.row(j), rows, *n);
+                        for (t, v) in v[..*n].iter().enumerate() {
+                            out[(r + t) * len + j - start] = *v;
+                        }
+                    }
+                }
+            }
+            for (r, out) in out.chunks_exact(len.max(1)).enumerate() {
+                // SAFETY: cells (r, start..start + len) are written by this work item only.
+                unsafe { dst_ptr.write(r * rows + start, out) }
+            }
+        };
+        if rows * m * (self.cols / QK_K) < 2048 {
+            run(0..rows);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(rows, run);
+        }
+    }
+}
+
+/// Activation rows one weight row is dotted with at a time.
+const ROWS_AT_ONCE: usize = 4;
+/// Weight rows a prompt's activation rows pass over together (16 rows of Qwen2.5 1.5B's widest
+/// matrix, 8960 columns of Q6_K, take 115 KB: within L2).
+const TILE_ROWS: usize = 16;
+
+/// Activation rows quantized to Q8_K blocks.
+struct Activations {
+    blocks: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+    /// Sums of each 16 consecutive `q`.
+    bsums: Vec<i16>,
+}
+
+impl Activations {
+    /// As candle's `BlockQ8K::from_float` (ggml's `quantize_row_q8_K_ref`): the value of
+    /// largest magnitude maps to -127 (its sign kept in the scale), values rounded half away
+    /// from zero.
+    fn quantize(x: &[f32], cols: usize) -> Self {
+        let blocks = cols / QK_K;
+        let n = x.len() / QK_K;
+        let mut q = vec![0i8; x.len()];
+        let mut d = vec![0f32; n];
+        let mut bsums = vec![0i16; n * QK_K / 16];
+        for (((xs, qs), d), bs) in x
+            .chunks_exact(QK_K)
+            .zip(q.chunks_exact_mut(QK_K))
+            .zip(&mut d)
+            .zip(bsums.chunks_exact_mut(QK_K / 16))
+        {
+            let mut max = 0f32;
+            let mut amax = 0f32;
+            for &v in xs {
+                if amax < v.abs() {
+                    amax = v.abs();
+                    max = v;
+                }
+            }
+            if amax == 0.0 {
+                continue;
+            }
+            let iscale = -127f32 / max;
+            for (q, &v) in qs.iter_mut().zip(xs) {
+                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+            }
+            for (s, qs) in bs.iter_mut().zip(qs.chunks_exact(16)) {
+                *s = qs.iter().map(|&v| v as i16).sum();
+            }
+            *d = 1.0 / iscale;
+        }
+        Self {
+            blocks,
+            q,
+            d,
+            bsums,
+        }
+    }
+
+    /// Row `r`: its int8 values, block scales and sums of 16.
+    fn row(&self, r: usize) -> ActRow<'_> {
+        let b = self.blocks;
+        (
+            &self.q[r * b * QK_K..(r + 1) * b * QK_K],
+            &self.d[r * b..(r + 1) * b],
+            &self.bsums[r * b * 16..(r + 1) * b * 16],
+        )
+    }
+}
+
+impl Isa {
+    /// The dots of weight row `w` with the first `n` (1 to 4) of `rows`.
+    #[inline]
+    fn kdots(self, kind: KQuant, w: &[u8], rows: &[ActRow; 4], n: usize) -> [f32; 4] {
+        let mut out = [0f32; 4];
+        match self {
+            Isa::Scalar => {
+                for (o, &(q, d, bs)) in out[..n].iter_mut().zip(rows) {
+                    *o = match kind {
+                        KQuant::Q4K => scalar::dot_q4k(w, q, d, bs),
+                        KQuant::Q6K => scalar::dot_q6k(w, q, d, bs),
+                    };
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked in `detect`); the kernels
+                // check the slices' lengths.
+                unsafe {
+                    match (kind, n) {
+                        (KQuant::Q4K, 1) => out[..1].copy_from_slice(&avx2::dot_q4k::<1>(w, rows)),
+                        (KQuant::Q4K, 2) => out[..2].copy_from_slice(&avx2::dot_q4k::<2>(w, rows)),
+                        (KQuant::Q4K, 3) => out[..3].copy_from_slice(&avx2::dot_q4k::<3>(w, rows)),
+                        (KQuant::Q4K, _) => out = avx2::dot_q4k::<4>(w, rows),
+                        (KQuant::Q6K, 1) => out[..1].copy_from_slice(&avx2::dot_q6k::<1>(w, rows)),
+                        (KQuant::Q6K, 2) => out[..2].copy_from_slice(&avx2::dot_q6k::<2>(w, rows)),
+                        (KQuant::Q6K, 3) => out[..3].copy_from_slice(&avx2::dot_q6k::<3>(w, rows)),
+                        (KQuant::Q6K, _) => out = avx2::dot_q6k::<4>(w, rows),
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One activation row: its int8 values, block scales and sums of 16.
+type ActRow<'a> = (&'a [i8], &'a [f32], &'a [i16]);
+
+/// The eight 6-bit scales and eight 6-bit mins of a Q4_K block, from its 12 packed bytes
+/// (ggml's `get_scale_min_k4`).
+fn q4k_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        if j < 4 {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+            mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+    }
+    (sc, mn)
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+mod scalar {
+    use super::*;
+
+    pub fn dequantize_q4k(b: &[u8], out: &mut [f32]) {
+        let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+        let (sc, mn) = q4k_scales_mins(&b[4..16]);
+        for i in 0..4 {
+            let qs = &b[16 + 32 * i..16 + 32 * (i + 1)];
+            let (d1, m1) = (d * sc[2 * i] as f32, dmin * mn[2 * i] as f32);
+            let (d2, m2) = (d * sc[2 * i + 1] as f32, dmin * mn[2 * i + 1] as f32);
+            for (l, &q) in qs.iter().enumerate() {
+                out[64 * i + l] = d1 * (q & 0x0F) as f32 - m1;
+                out[64 * i + 32 + l] = d2 * (q >> 4) as f32 - m2;
+            }
+        }
+    }
+
+    /// The 256 unsigned 6-bit codes of a Q6_K block, in weight order.
+    fn q6k_codes(b: &[u8]) -> [u8; QK_K] {
+        let mut q = [0u8; QK_K];
+        for n in 0..2 {
+            let ql = &b[64 * n..64 * (n + 1)];
+            let qh = &b[128 + 32 * n..128 + 32 * (n + 1)];
+            let q = &mut q[128 * n..128 * (n + 1)];
+            for l in 0..32 {
+                q[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+                q[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+                q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        q
+    }
+
+    pub fn dequantize_q6k(b: &[u8], out: &mut [f32]) {
+        let d = f16_at(b, 208);
+        let q = q6k_codes(b);
+        for (i, (out, q)) in out.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
+            let s = d * b[192 + i] as i8 as f32;
+            for (o, &q) in out.iter_mut().zip(q) {
+                *o = s * (q as i32 - 32) as f32;
+            }
+        }
+    }
+
+    pub fn dot_q4k(w: &[u8], yq: &[i8], yd: &[f32], bs: &[i16]) -> f32 {
+        let mut sum = 0f32;
+        for ((b, y), (&dy, bs)) in w
+            .chunks_exact(144)
+            .zip(yq.chunks_exact(QK_K))
+            .zip(yd.iter().zip(bs.chunks_exact(16)))
+        {
+            let (sc, mn) = q4k_scales_mins(&b[4..16]);
+            let mut sumi = 0i32;
+            let mut mins = 0i32;
+            for i in 0..4 {
+                let qs = &b[16 + 32 * i..16 + 32 * (i + 1)];
+                let (mut lo, mut hi) = (0i32, 0i32);
+                for (l, &q) in qs.iter().enumerate() {
+                    lo += (q & 0x0F) as i32 * y[64 * i + l] as i32;
+                    hi += (q >> 4) as i32 * y[64 * i + 32 + l] as i32;
+                }
+                sumi += sc[2 * i] as i32 * lo + sc[2 * i + 1] as i32 * hi;
+            }
+            for j in 0..8 {
+                mins += mn[j] as i32 * (bs[2 * j] as i32 + bs[2 * j + 1] as i32);
+            }
+            sum += dy * (f16_at(b, 0) * sumi as f32 - f16_at(b, 2) * mins as f32);
+        }
+        sum
+    }
+
+    pub fn dot_q6k(w: &[u8], yq: &[i8], yd: &[f32], bs: &[i16]) -> f32 {
+        let mut sum = 0f32;
+        for ((b, y), (&dy, bs)) in w
+            .chunks_exact(210)
+            .zip(yq.chunks_exact(QK_K))
+            .zip(yd.iter().zip(bs.chunks_exact(16)))
+        {
+            let q = q6k_codes(b);
+            let mut sumi = 0i32;
+            for i in 0..16 {
+                let s: i32 = (0..16)
+                    .map(|l| q[16 * i + l] as i32 * y[16 * i + l] as i32)
+                    .sum();
+                sumi += b[192 + i] as i8 as i32 * (s - 32 * bs[i] as i32);
+            }
+            sum += dy * f16_at(b, 208) * sumi as f32;
+        }
+        sum
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Sum of the eight f32 lanes.
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        // SAFETY: only called from the `avx2,fma,f16c` kernels below, on a CPU that has them.
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+
+    /// The two f16 at `p` as f32.
+    #[inline(always)]
+    unsafe fn two_f16(p: *const u8) -> (f32, f32) {
+        // SAFETY: `p` points to 4 readable bytes (the callers); the CPU has F16C.
+        unsafe {
+            let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+            (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+        }
+    }
+
+    /// A Q4_K block's scales (bytes 0..8) and mins (8..16) from its 12 packed bytes at `p`,
+    /// as ggml unpacks them (`get_scale_min_k4` for all eight at once).
+    #[inline(always)]
+    unsafe fn q4k_unpack(p: *const u8) -> [u32; 4] {
+        const M1: u32 = 0x3f3f3f3f;
+        const M2: u32 = 0x0f0f0f0f;
+        const M3: u32 = 0x03030303;
+        // SAFETY: `p` points to the block's 12 scale bytes (the caller).
+        let u: [u32; 3] =
+            std::array::from_fn(|i| unsafe { (p.add(4 * i) as *const u32).read_unaligned() });
+        [
+            u[0] & M1,
+            (u[2] & M2) | (((u[0] >> 6) & M3) << 4),
+            u[1] & M1,
+            ((u[2] >> 4) & M2) | (((u[1] >> 6) & M3) << 4),
+        ]
+    }
+
+    /// Q4_K row `w` against `N` activation rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4k<const N: usize>(w: &[u8], rows: &[ActRow; 4]) -> [f32; N] {
+        let blocks = rows[0].1.len();
+        assert!(w.len() >= blocks * 144);
+        for (q, d, bs) in rows {
+            assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
+        }
+        let low = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut acc_m = [_mm_setzero_ps(); N];
+        for k in 0..blocks {
+            // SAFETY: block `k` of `w` (144 bytes) and of each activation row (256 values, 16
+            // sums, one scale) are in bounds (the asserts); the CPU has AVX2, FMA and F16C.
+            unsafe {
+                let b = w.as_ptr().add(k * 144);
+                let (d, dmin) = two_f16(b);
+                let sm = q4k_unpack(b.add(4));
+                let sm: [u8; 16] = std::mem::transmute(sm);
+                let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i));
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for i in 0..4 {
+                    let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
+                    let lo = _mm256_and_si256(bits, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+                    let s_lo = _mm256_set1_epi16(sm[2 * i] as i16);
+                    let s_hi = _mm256_set1_epi16(sm[2 * i + 1] as i16);
+                    for t in 0..N {
+                        let y = rows[t].0.as_ptr().add(k * QK_K + 64 * i);
+                        let ylo = _mm256_loadu_si256(y as *const __m256i);
+                        let yhi = _mm256_loadu_si256(y.add(32) as *const __m256i);
+                        let p = _mm256_add_epi32(
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), s_lo),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), s_hi),
+                        );
+                        sumi[t] = _mm256_add_epi32(sumi[t], p);
+                    }
+                }
+                for t in 0..N {
+                    let dy = *rows[t].1.get_unchecked(k);
+                    acc[t] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(d * dy),
+                        _mm256_cvtepi32_ps(sumi[t]),
+                        acc[t],
+                    );
+                    // The mins: each against the sum of its 32 activations (two sums of 16).
+                    let bs = _mm256_loadu_si256(rows[t].2.as_ptr().add(16 * k) as *const __m256i);
+                    let pairs =
+                        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+                    let prod = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
+                    acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * dy), prod, acc_m[t]);
+                }
+            }
+        }
+        std::array::from_fn(|t| {
+            // SAFETY: this CPU has AVX2 (the caller's promise).
+            unsafe {
+                let m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                hsum(acc[t]) - _mm_cvtss_f32(m)
+            }
+        })
+    }
+
+    /// Q6_K row `w` against `N` activation rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q6k<const N: usize>(w: &[u8], rows: &[ActRow; 4]) -> [f32; N] {
+        let blocks = rows[0].1.len();
+        assert!(w.len() >= blocks * 210);
+        for (q, d, bs) in rows {
+            assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
+        }
+        let low = _mm256_set1_epi8(0x0F);
+        let two = _mm256_set1_epi8(0x03);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for k in 0..blocks {
+            // SAFETY: block `k` of `w` (210 bytes: ql at 0, qh at 128, scales at 192, d at
+            // 208) and of each activation row are in bounds (the asserts); the CPU has AVX2,
+            // FMA and F16C.
+            unsafe {
+                let b = w.as_ptr().add(k * 210);
+                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                    (b.add(208) as *const u16).read_unaligned() as i32,
+                )));
+                let scales = _mm_loadu_si128(b.add(192) as *const __m128i);
+                let sc: [i8; 16] = std::mem::transmute(scales);
+                // The offset of 32 on every code, through the activation sums: 32 x
+                // sum(scale x sum of 16).
+                let sc16 = _mm256_cvtepi8_epi16(scales);
+                let mut sumi = [_mm256_setzero_si256(); N];
+                for t in 0..N {
+                    let bs = _mm256_loadu_si256(rows[t].2.as_ptr().add(16 * k) as *const __m256i);
+                    sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+                    sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
+                }
+                for n in 0..2 {
+                    let ql0 = _mm256_loadu_si256(b.add(64 * n) as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(b.add(64 * n + 32) as *const __m256i);
+                    let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
+                    // The two high bits of each code, at bits 4 and 5.
+                    let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, two), 4);
+                    let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4);
+                    let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4);
+                    let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4);
+                    let codes = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, low), h0),
+                        _mm256_or_si256(_mm256_and_si256(ql1, low), h1),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low), h2),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low), h3),
+                    ];
+                    for (c, q) in codes.into_iter().enumerate() {
+                        let s = 8 * n + 2 * c;
+                        let scale = _mm256_set_m128i(
+                            _mm_set1_epi16(sc[s + 1] as i16),
+                            _mm_set1_epi16(sc[s] as i16),
+                        );
+                        for t in 0..N {
+                            let y = rows[t].0.as_ptr().add(k * QK_K + 128 * n + 32 * c);
+                            let yv = _mm256_loadu_si256(y as *const __m256i);
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scale);
+                            sumi[t] = _mm256_add_epi32(sumi[t], p);
+                        }
+                    }
+                }
+                for t in 0..N {
+                    let dy = *rows[t].1.get_unchecked(k);
+                    acc[t] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(d * dy),
+                        _mm256_cvtepi32_ps(sumi[t]),
+                        acc[t],
+                    );
+                }
+            }
+        }
+        // SAFETY: this CPU has AVX2 (the caller's promise).
+        std::array::from_fn(|t| unsafe { hsum(acc[t]) })
+    }
+}
+
+impl CustomOp1 for KMatrix {
+    fn name(&self) -> &'static str {
+        "k-quant-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, m) = crate::storage::input(storage, layout, self.cols, "k-quant")?;
+        let act = Activations::quantize(x, self.cols);
+        let mut dst = vec![0f32; m * self.rows];
+        self.matmul(m, &act, &mut dst);
+        Ok(crate::storage::output(dst, layout, self.rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use candle_core::quantized::{QMatMul, QTensor};
+    use candle_core::{Device, Module};
+
+    fn weights(rows: usize, cols: usize, seed: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| ((((i + seed) * 7919) % 1000) as f32 - 500.0) / 300.0)
+            .collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn input(m: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..m * cols)
+            .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
+            .collect();
+        Tensor::from_vec(v, (m, cols), &Device::Cpu).unwrap()
+    }
+
+    fn mine(w: &QTensor) -> KMatrix {
+        let (rows, cols) = w.shape().dims2().unwrap();
+        KMatrix::from_raw(
+            KQuant::of(w.dtype()).unwrap(),
+            rows,
+            cols,
+            w.data().unwrap().to_vec(),
+        )
+        .unwrap()
+    }
+
+    /// Odd shapes: rows not a multiple of anything, several super-blocks, one and many
+    /// activation rows, leading dimensions kept; against candle's product on the same blocks.
+    #[test]
+    fn products_match_candles_for_q4_k_and_q6_k() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            for (rows, cols) in [(7, 256), (13, 768), (130, 512), (64, 512)] {
+                let w = QTensor::quantize(&weights(rows, cols, rows), dtype).unwrap();
+                let k = mine(&w);
+                let reference = QMatMul::from_qtensor(w).unwrap();
+                for m in [1, 2, 5] {
+                    let x = input(m, cols);
+                    assert_close(&k.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+                }
+                let x = input(6, cols).reshape((2, 3, cols)).unwrap();
+                let y = k.forward(&x).unwrap();
+                assert_eq!(y.dims(), &[2, 3, rows]);
+                assert_close(&y, &reference.forward(&x).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn the_scalar_kernels_agree_with_the_detected_ones() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let w = QTensor::quantize(&weights(3, 1024, 5), dtype).unwrap();
+            let k = mine(&w);
+            let x = input(6, 1024)
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let act = Activations::quantize(&x, 1024);
+            for j in 0..3 {
+                for (r, n) in [(0, 4), (1, 4), (2, 3), (3, 2), (5, 1)] {
+                    let rows = std::array::from_fn(|t| act.row(r + t.min(n - 1)));
+                    let fast = Isa::detect().kdots(k.kind, k.row(j), &rows, n);
+                    let slow = Isa::Scalar.kdots(k.kind, k.row(j), &rows, n);
+                    for (f, s) in fast[..n].iter().zip(&slow[..n]) {
+                        assert!(
+                            (f - s).abs() <= 1e-4 * (1.0 + s.abs()),
+                            "{dtype:?} row {j}, rows {r}..{}: {f} against {s}",
+                            r + n
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_dequantize_as_candle_does() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let w = QTensor::quantize(&weights(6, 512, 3), dtype).unwrap();
+            let full = w.dequantize(&Device::Cpu).unwrap();
+            let k = mine(&w);
+            let ids = Tensor::new(&[[5u32, 0], [2, 2]], &Device::Cpu).unwrap();
+            let rows = k.embedding(&ids).unwrap();
+            let want = full
+                .index_select(&ids.flatten_all().unwrap(), 0)
+                .unwrap()
+                .reshape((2, 2, 512))
+                .unwrap();
+            assert_eq!(
+                rows.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "{dtype:?}"
+            );
+            assert!(k
+                .embedding(&Tensor::new(&[6u32], &Device::Cpu).unwrap())
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn tensors_read_from_a_gguf_give_candles_products() {
+        let q4 = QTensor::quantize(&weights(9, 512, 1), GgmlDType::Q4K).unwrap();
+        let q6 = QTensor::quantize(&weights(5, 256, 2), GgmlDType::Q6K).unwrap();
+        let q8 = QTensor::quantize(&weights(4, 256, 3), GgmlDType::Q8_0).unwrap();
+        let mut file = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut file, &[], &[("a", &q4), ("b", &q6), ("c", &q8)]).unwrap();
+        file.set_position(0);
+        let ct = gguf_file::Content::read(&mut file).unwrap();
+        for (name, reference, cols) in [("a", q4, 512), ("b", q6, 256)] {
+            let k = KMatrix::from_gguf(&ct, &mut file, name).unwrap().unwrap();
+            let reference = QMatMul::from_qtensor(reference).unwrap();
+            let x = input(3, cols);
+            assert_close(&k.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+        }
+        assert!(KMatrix::from_gguf(&ct, &mut file, "c").unwrap().is_none());
+    }
+}

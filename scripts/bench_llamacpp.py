@@ -8,6 +8,10 @@ a fresh process, so that load time and peak RSS are its own.
 
 llama.cpp comes from llama-cpp-python (PyPI; it builds llama.cpp from source, ~20 minutes, once):
     python3 -m venv /opt/llref && /opt/llref/bin/pip install llama-cpp-python==0.3.36
+or, where llama.cpp is already built as shared libraries (as for scripts/bench_remote.sh's
+llama-server: cmake -DBUILD_SHARED_LIBS=ON), the Python package alone pointed at them:
+    CMAKE_ARGS="-DLLAMA_BUILD=OFF" pip install llama-cpp-python==0.3.36
+    export LLAMA_CPP_LIB_PATH=/path/to/llama.cpp/build/bin
     cargo build --release
     /opt/llref/bin/python scripts/bench_llamacpp.py --model M.gguf --prompt-file F --gen-tokens 64 --threads 2
 

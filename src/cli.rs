@@ -244,6 +244,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// GGUF chat models: also measure the memory bandwidth (a copy of 256 MiB by --threads
+    /// threads, after the model's run so that it does not count in its peak RSS), and report
+    /// decode speed as a share of its bound: bandwidth / weight bytes read per token.
+    #[arg(long)]
+    pub bandwidth: bool,
+
     /// Use only models already in the cache.
     #[arg(long)]
     pub offline: bool,
@@ -323,6 +329,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict: bool,
 
+    /// Refuse an article of more than N words (whitespace-separated) before any model runs:
+    /// in a batch it is recorded as failed with the reason and the others go on, so that one
+    /// runaway file (a whole archive pasted into one) does not hold up a day's feed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_words: Option<u64>,
+
     /// What the summary is made from when the article is also translated: the English
     /// translation, or the Turkish source [default: translation].
     #[arg(long, value_enum, value_name = "FROM")]
@@ -358,6 +370,7 @@ impl RunArgs {
             resume: self.resume || outer.resume,
             quiet: self.quiet || outer.quiet,
             strict: self.strict || outer.strict,
+            max_words: self.max_words.or(outer.max_words),
             summary_from: self.summary_from.or(outer.summary_from),
             no_cite: self.no_cite || outer.no_cite,
         }

@@ -33,6 +33,12 @@ pub enum Error {
     UnknownEncoding { label: String },
     #[error("{0} holds no text to translate")]
     EmptyInput(String),
+    #[error("{what} has {words} words, more than --max-words {max}; raise the limit, or split the file into articles")]
+    TooLong {
+        what: String,
+        words: usize,
+        max: usize,
+    },
     #[error("model file {path} not found; pass the path of a .gguf file, or a model name from `tercuman models list`")]
     ModelNotFound { path: PathBuf },
     #[error("model `{name}` is not known; `tercuman models list` shows the known ones (or pass a .gguf path, or hf:OWNER/REPO/FILE.gguf)")]

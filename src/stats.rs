@@ -12,6 +12,14 @@ pub struct Stats {
     pub prefill_time: Duration,
     #[serde(with = "secs")]
     pub decode_time: Duration,
+    /// Wall time finding and loading models (a batch loads them for its first article).
+    #[serde(with = "secs")]
+    pub load_time: Duration,
+    /// Wall time of the translation, and of the summary (its model's load not included).
+    #[serde(with = "secs")]
+    pub translate_time: Duration,
+    #[serde(with = "secs")]
+    pub summarize_time: Duration,
 }
 
 mod secs {
@@ -30,6 +38,9 @@ impl Stats {
         self.generated_tokens += other.generated_tokens;
         self.prefill_time += other.prefill_time;
         self.decode_time += other.decode_time;
+        self.load_time += other.load_time;
+        self.translate_time += other.translate_time;
+        self.summarize_time += other.summarize_time;
     }
 
     /// The work done since `earlier` was taken from the same models.
@@ -41,6 +52,9 @@ impl Stats {
                 .saturating_sub(earlier.generated_tokens),
             prefill_time: self.prefill_time.saturating_sub(earlier.prefill_time),
             decode_time: self.decode_time.saturating_sub(earlier.decode_time),
+            load_time: self.load_time.saturating_sub(earlier.load_time),
+            translate_time: self.translate_time.saturating_sub(earlier.translate_time),
+            summarize_time: self.summarize_time.saturating_sub(earlier.summarize_time),
         }
     }
 

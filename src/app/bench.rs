@@ -30,6 +30,15 @@ pub struct BenchReport {
     pub gen_tokens: usize,
     pub decode_tps: f64,
     pub peak_rss_bytes: u64,
+    /// GGUF: bytes of weights one decoded token reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_bytes_per_token: Option<usize>,
+    /// `--bandwidth`: bytes read and written per second by a large copy (STREAM's count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_bandwidth_bytes_per_s: Option<f64>,
+    /// `--bandwidth`: decode speed as a share of bandwidth / weight_bytes_per_token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_share_of_bound: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beams: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +73,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     report.model = resolved.label;
     report.threads = threads;
     report.peak_rss_bytes = peak_rss_bytes();
+    if let (true, Some(bytes)) = (args.bandwidth, report.weight_bytes_per_token) {
+        let bw = copy_bandwidth(threads);
+        report.copy_bandwidth_bytes_per_s = Some(bw);
+        report.decode_share_of_bound = Some(report.decode_tps / (bw / bytes as f64));
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &report).map_err(std::io::Error::other)?;
@@ -96,6 +110,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "article      {s} sentences, {w} source words in {wall:.2} s: {wps:.1} words/s (beams {}, batch {})",
                 report.beams.unwrap_or(1),
                 report.batch_size.unwrap_or(1)
+            )?;
+        }
+        if let Some(bytes) = report.weight_bytes_per_token {
+            writeln!(
+                out,
+                "weights      {:.1} MB read per token",
+                bytes as f64 / 1e6
+            )?;
+        }
+        if let (Some(bw), Some(share)) = (
+            report.copy_bandwidth_bytes_per_s,
+            report.decode_share_of_bound,
+        ) {
+            writeln!(
+                out,
+                "bandwidth    {:.2} GB/s (copy, {threads} threads): decode at {:.0}% of its bound",
+                bw / 1e9,
+                share * 100.0
             )?;
         }
         writeln!(
@@ -153,8 +185,32 @@ fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<BenchReport> {
         prefill_tps: ids.len() as f64 / prefill.max(1e-9),
         gen_tokens: gen,
         decode_tps: gen as f64 / decode.max(1e-9),
+        weight_bytes_per_token: Some(model.network.weight_bytes_per_token()),
         ..BenchReport::default()
     })
+}
+
+/// Memory bandwidth as STREAM's copy counts it (bytes read plus bytes written per second):
+/// `threads` threads copying their share of a 256 MiB buffer, far larger than the caches;
+/// the best of five rounds (the first also faults the destination's pages in).
+fn copy_bandwidth(threads: usize) -> f64 {
+    const BYTES: usize = 256 << 20;
+    let n = BYTES / 8;
+    let src: Vec<u64> = (0..n as u64).collect();
+    let mut dst = vec![0u64; n];
+    let share = n.div_ceil(threads.max(1));
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for (d, from) in dst.chunks_mut(share).zip(src.chunks(share)) {
+                s.spawn(move || d.copy_from_slice(from));
+            }
+        });
+        best = best.max(2.0 * BYTES as f64 / t.elapsed().as_secs_f64());
+        std::hint::black_box(&dst);
+    }
+    best
 }
 
 fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {

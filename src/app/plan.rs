@@ -63,6 +63,8 @@ pub struct Plan {
     pub cite: bool,
     /// Exit 1 when any flag or finding remains (`--strict`).
     pub strict: bool,
+    /// `--max-words`: longer articles are refused.
+    pub max_words: Option<usize>,
     /// Requests in flight to a remote engine.
     pub concurrency: usize,
 }
@@ -147,6 +149,7 @@ impl Plan {
             summary_from: a.summary_from.unwrap_or(DEFAULT_SUMMARY_FROM),
             cite: !a.no_cite,
             strict: a.strict,
+            max_words: a.max_words.map(|n| n as usize),
             concurrency: a
                 .decoding
                 .concurrency

@@ -23,7 +23,7 @@ use crate::translate::TranslatedBlock;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Runs the whole job of a plan and writes its output. [`Outcome::Findings`] when `--strict`
 /// and a block or bullet kept a flag or a finding.
@@ -75,17 +75,28 @@ pub struct Models {
     summarizer: Summarizer,
     /// Figures of models already dropped.
     dropped_stats: Stats,
+    /// Wall time spent finding and loading the models, not yet counted in an article's
+    /// figures (the article that needed them takes it).
+    load_time: Duration,
 }
 
 impl Models {
     /// Finds (or fetches) the models the job of `plan` needs and loads them.
     pub fn load(plan: &Plan, progress: &ProgressBar) -> Result<Models> {
+        let t = Instant::now();
+        let mut models = Self::find_and_load(plan, progress)?;
+        models.load_time = t.elapsed();
+        Ok(models)
+    }
+
+    fn find_and_load(plan: &Plan, progress: &ProgressBar) -> Result<Models> {
         let hub = Hub::from_env(plan.offline, plan.quiet);
         let mut models = Models {
             translator: None,
             translator_report: None,
             summarizer: Summarizer::None,
             dropped_stats: Stats::default(),
+            load_time: Duration::ZERO,
         };
         if plan.translates() {
             let resolved = spec::resolve(&plan.model_spec()?, &hub)?;
@@ -189,6 +200,7 @@ impl Models {
             translator_report: self.translator_report.clone(),
             summarizer: Summarizer::None,
             dropped_stats: Stats::default(),
+            load_time: Duration::ZERO,
         })
     }
 
@@ -227,6 +239,10 @@ pub struct Runner<'p> {
     translations: Vec<String>,
     /// Flags and findings kept, by kind.
     kinds: std::collections::BTreeMap<String, usize>,
+    /// Wall time of the loads this article waited for, and of its translation and summary.
+    load_time: Duration,
+    translate_time: Duration,
+    summarize_time: Duration,
     /// The models' figures before this article (a batch's models did other articles).
     stats_before: Stats,
     /// Blocks a resumed run found done.
@@ -240,6 +256,23 @@ impl<'p> Runner<'p> {
         let started = Instant::now();
         let article =
             crate::text::read_article_as(&plan.input, plan.encoding.as_deref(), plan.quiet)?;
+        if let Some(max) = plan.max_words {
+            let words = article
+                .blocks
+                .iter()
+                .map(|b| b.text.split_whitespace().count())
+                .sum::<usize>();
+            if words > max {
+                return Err(Error::TooLong {
+                    what: match plan.input.to_str() {
+                        Some("-") => "standard input".to_string(),
+                        _ => plan.input.display().to_string(),
+                    },
+                    words,
+                    max,
+                });
+            }
+        }
         let lock = match &plan.output {
             Some(out) => {
                 output::check_writable(out)?;
@@ -268,6 +301,9 @@ impl<'p> Runner<'p> {
             translations: Vec::new(),
             kinds: Default::default(),
             stats_before: Stats::default(),
+            load_time: Duration::ZERO,
+            translate_time: Duration::ZERO,
+            summarize_time: Duration::ZERO,
             resumed: 0,
         };
         // Blocks a resumed run finds done count as if just translated.
@@ -315,20 +351,28 @@ impl<'p> Runner<'p> {
     /// before the summary.
     pub fn work(mut self, m: &mut Models, progress: &ProgressBar, alone: bool) -> Result<Done> {
         self.stats_before = m.stats();
+        self.load_time = std::mem::take(&mut m.load_time);
         if self.plan.translates() {
+            let t = Instant::now();
             if let Err(e) = self.translate(m, progress) {
                 return Err(self.stopped(e, m, None));
             }
+            self.translate_time = t.elapsed();
             if alone {
                 m.drop_marian();
             }
         }
         let mut summary = None;
         if self.plan.summarizes() {
+            let t = Instant::now();
             match self.summarize(m, progress) {
                 Ok(s) => summary = Some(s),
                 Err(e) => return Err(self.stopped(e, m, Some("while summarizing"))),
             }
+            // A summary model loaded only now counts as loading, not summarizing.
+            let loaded = std::mem::take(&mut m.load_time);
+            self.load_time += loaded;
+            self.summarize_time = t.elapsed().saturating_sub(loaded);
         }
         progress.set_message("writing");
         self.finish(m, summary)
@@ -374,7 +418,9 @@ impl<'p> Runner<'p> {
     fn summarize(&self, m: &mut Models, progress: &ProgressBar) -> Result<Summary> {
         if let Summarizer::Pending(resolved) = &m.summarizer {
             progress.set_message(format!("loading {}", resolved.label));
+            let t = Instant::now();
             m.summarizer = Summarizer::Own(Box::new(load::chat(resolved, &settings(self.plan))?));
+            m.load_time += t.elapsed();
         }
         progress.set_message("summarizing");
         crate::cancel::check()?;
@@ -418,7 +464,7 @@ impl<'p> Runner<'p> {
                 None => None,
             },
             summary,
-            stats: m.stats().since(&self.stats_before),
+            stats: self.stats(m),
             wall_seconds: self.started.elapsed().as_secs_f64(),
             review: self.review.clone(),
         }
@@ -457,7 +503,7 @@ impl<'p> Runner<'p> {
             let _ = std::fs::remove_file(sidecar);
         }
         if !self.plan.quiet {
-            let s = &m.stats();
+            let s = &self.stats(m);
             let mut flagged = Vec::new();
             if self.flagged > 0 {
                 let total = self.article.blocks.len();
@@ -473,13 +519,23 @@ impl<'p> Runner<'p> {
                     flagged.join(", ")
                 ),
             };
+            let parts: Vec<String> = [
+                ("load", s.load_time),
+                ("translate", s.translate_time),
+                ("summarize", s.summarize_time),
+            ]
+            .iter()
+            .filter(|(_, t)| !t.is_zero())
+            .map(|(what, t)| format!("{what} {:.1} s", t.as_secs_f64()))
+            .collect();
             eprintln!(
-                "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall{flagged}",
+                "tercuman: {} prompt tokens ({:.1} tok/s), {} generated ({:.1} tok/s), {:.1} s wall ({}){flagged}",
                 s.prompt_tokens,
                 s.prefill_tps(),
                 s.generated_tokens,
                 s.decode_tps(),
-                self.started.elapsed().as_secs_f64()
+                self.started.elapsed().as_secs_f64(),
+                parts.join(", ")
             );
         }
         Ok(Done {
@@ -489,8 +545,17 @@ impl<'p> Runner<'p> {
             flagged_blocks: self.flagged,
             flagged_bullets,
             kinds: std::mem::take(&mut self.kinds),
-            stats: m.stats().since(&self.stats_before),
+            stats: self.stats(m),
         })
+    }
+
+    /// The models' figures for this article, with its translation and summary times.
+    fn stats(&self, m: &Models) -> Stats {
+        let mut s = m.stats().since(&self.stats_before);
+        s.load_time = self.load_time;
+        s.translate_time = self.translate_time;
+        s.summarize_time = self.summarize_time;
+        s
     }
 
     /// Turns a stop asked by the user into [`Error::Interrupted`], saying what was kept and

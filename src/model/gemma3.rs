@@ -208,6 +208,22 @@ impl Model {
         &self.config
     }
 
+    /// Bytes of weights one decoded token reads: every layer's matrices and the output
+    /// projection (of the embedding table, only one row).
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.qkv.weight_bytes()
+                    + l.wo.weight_bytes()
+                    + l.mlp.gate_up.weight_bytes()
+                    + l.mlp.down.weight_bytes()
+            })
+            .sum();
+        layers + self.output.weight_bytes()
+    }
+
     /// Whether the sliding layers' caches drop the keys their window no longer sees (the
     /// default). Off, every layer keeps every position, as before this cache existed: for the
     /// tests that compare the two, and for measuring what it saves. Empties the cache.

@@ -51,6 +51,15 @@ impl Network {
         }
     }
 
+    /// Bytes of weights one decoded token reads (the bound on decode speed is memory
+    /// bandwidth divided by this).
+    pub fn weight_bytes_per_token(&self) -> usize {
+        match self {
+            Network::Gemma3(m) => m.weight_bytes_per_token(),
+            Network::Qwen2(m) => m.weight_bytes_per_token(),
+        }
+    }
+
     pub fn clear_kv_cache(&mut self) {
         match self {
             Network::Gemma3(m) => m.clear_kv_cache(),

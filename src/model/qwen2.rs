@@ -167,6 +167,22 @@ impl Model {
         &self.config
     }
 
+    /// Bytes of weights one decoded token reads: every layer's matrices and the output
+    /// projection (of the embedding table, only one row).
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.qkv.weight_bytes()
+                    + l.wo.weight_bytes()
+                    + l.gate_up.weight_bytes()
+                    + l.down.weight_bytes()
+            })
+            .sum();
+        layers + self.output.weight_bytes()
+    }
+
     pub fn clear_kv_cache(&mut self) {
         self.truncate_kv_cache(0);
     }

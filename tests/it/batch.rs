@@ -238,3 +238,36 @@ fn a_batch_needs_an_output_directory_and_no_stdin() {
         stderr(&o)
     );
 }
+
+/// `--max-words`: an article over the limit is refused before any model runs and recorded as
+/// failed with its word count; the batch goes on and exits 1. A single article over it is an
+/// input error (exit 2).
+#[test]
+fn an_article_over_max_words_is_recorded_as_failed_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = feed(dir.path());
+    std::fs::remove_file(feed.join("bad.txt")).unwrap();
+    let out = dir.path().join("out");
+    // a.txt has 7 words, 2026/12/b.md has 4.
+    let o = batch(&[&feed], &out, &["--max-words", "6"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("a.txt") && err.contains("has 7 words, more than --max-words 6"),
+        "{err}"
+    );
+    assert!(out.join("2026/12/b.en.txt").exists());
+    assert!(!out.join("a.en.txt").exists());
+    let lines = manifest(&out.join("tercuman-manifest.jsonl"));
+    let a = lines.iter().find(|l| l["article"] == "a.txt").unwrap();
+    assert_eq!(a["status"], "failed");
+    assert!(a["error"].as_str().unwrap().contains("7 words"), "{a}");
+
+    let o = tercuman()
+        .args(["translate", "--max-words", "6", "--model", &marian()])
+        .arg(feed.join("a.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("raise the limit"), "{}", stderr(&o));
+}

@@ -7,7 +7,8 @@
 #
 #   BINS="old/tercuman target/release/tercuman" bash scripts/bench_prompt_memory.sh MODEL.gguf [MODEL2.gguf ...]
 #
-# Not run in CI (minutes per model on 2 cores).
+# WORDS (default "260 1030 2060") sets the prompt lengths in words. Not run in CI (minutes per
+# model on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: bash scripts/bench_prompt_memory.sh MODEL.gguf [...]" >&2; exit 2; }
@@ -16,7 +17,8 @@ threads=${THREADS:-$(nproc)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Words per prompt: Turkish news text runs at about 2 tokens per word on these vocabularies.
-for words in 260 1030 2060; do
+sizes=${WORDS:-260 1030 2060}
+for words in $sizes; do
   python3 - "$words" tests/fixtures/pekin-zirvesi.tr.txt > "$work/p$words.txt" <<'PY'
 import sys
 n, path = int(sys.argv[1]), sys.argv[2]
@@ -29,7 +31,7 @@ echo "|---|---|---|---|---|"
 for model in "$@"; do
   for bin in $bins; do
     first=
-    for words in 260 1030 2060; do
+    for words in $sizes; do
       json=$("$bin" bench --model "$model" --prompt-file "$work/p$words.txt" --gen-tokens 16 \
         --threads "$threads" --json)
       read -r tokens rss < <(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["prompt_tokens"], r["peak_rss_bytes"])' "$json")

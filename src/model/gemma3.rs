@@ -33,7 +33,7 @@ use candle_transformers::quantized_nn::RmsNorm;
 use super::gguf::Meta;
 pub use super::layers::Precision;
 use super::layers::{
-    check_positions, embedding_and_output, grouped_attention, prefill_chunks, KvCache, Linear,
+    check_positions, embedding_and_output, grouped_attention, in_chunks, KvCache, Linear,
     PassMasks, Projections, Rope,
 };
 
@@ -279,17 +279,7 @@ impl Model {
         for layer in &mut self.layers {
             layer.kv_cache.expect(index_pos + tokens.len());
         }
-        let mut last = None;
-        for (chunk, pos) in prefill_chunks(tokens, index_pos) {
-            match self.pass(chunk, pos) {
-                Ok(h) => last = Some(h),
-                Err(e) => {
-                    self.truncate_kv_cache(index_pos);
-                    return Err(e);
-                }
-            }
-        }
-        let last = last.expect("check_positions refuses an empty pass");
+        let last = in_chunks(self, tokens, index_pos, Self::pass, Self::truncate_kv_cache)?;
         let last = self.norm.forward(&last)?;
         self.output.forward(&last)?.squeeze(0)
     }

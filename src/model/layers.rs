@@ -424,12 +424,32 @@ impl PassMasks {
 /// with the square of the prompt.
 pub(crate) const PREFILL_CHUNK: usize = 512;
 
-/// `tokens` at `index_pos..` as the passes a forward runs one after another: each chunk and its
-/// first position.
-pub(crate) fn prefill_chunks(
+/// Runs `tokens` at `index_pos..` through `pass` of decoder `m`, chunk after chunk, and returns
+/// what the last pass returned (the hidden state of the last position). A pass that fails cuts
+/// the cache back to `index_pos` (`truncate`), so the call leaves it as it found it.
+pub(crate) fn in_chunks<M>(
+    m: &mut M,
     tokens: &[u32],
     index_pos: usize,
-) -> impl Iterator<Item = (&[u32], usize)> {
+    pass: fn(&mut M, &[u32], usize) -> Result<Tensor>,
+    truncate: fn(&mut M, usize) -> usize,
+) -> Result<Tensor> {
+    let mut last = None;
+    for (chunk, pos) in prefill_chunks(tokens, index_pos) {
+        match pass(m, chunk, pos) {
+            Ok(h) => last = Some(h),
+            Err(e) => {
+                truncate(m, index_pos);
+                return Err(e);
+            }
+        }
+    }
+    last.ok_or_else(|| candle_core::Error::Msg("no tokens to run".into()))
+}
+
+/// `tokens` at `index_pos..` as the passes a forward runs one after another: each chunk and its
+/// first position.
+fn prefill_chunks(tokens: &[u32], index_pos: usize) -> impl Iterator<Item = (&[u32], usize)> {
     tokens
         .chunks(PREFILL_CHUNK)
         .enumerate()

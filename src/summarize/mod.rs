@@ -344,15 +344,19 @@ fn continue_list(engine: &mut Engine, stop: StopReason, more: bool) -> Result<()
     engine.feed(&ids)
 }
 
+/// The rest of a numbered list line (`2. …`, `3) …`), or `None` when `line` is not one.
+pub(crate) fn after_number(line: &str) -> Option<&str> {
+    let digits = line.find(|c: char| !c.is_ascii_digit())?;
+    let rest = line[digits..].strip_prefix(['.', ')'])?;
+    (digits > 0 && rest.starts_with(char::is_whitespace)).then(|| rest.trim_start())
+}
+
 /// The first sentence of a generated line, without list markers.
 fn one_sentence(line: &str) -> String {
     let line = line
         .trim()
         .trim_start_matches(|c: char| matches!(c, '-' | '*' | '•') || c.is_whitespace());
-    let line = match line.find(". ") {
-        Some(i) if line[..i].chars().all(|c| c.is_ascii_digit()) => &line[i + 2..],
-        _ => line,
-    };
+    let line = after_number(line).unwrap_or(line);
     let first = chunk::sentences(line, false)
         .into_iter()
         .next()
@@ -397,5 +401,13 @@ mod tests {
             "Putin met Kim in Beijing."
         );
         assert_eq!(one_sentence("   "), "");
+        // A small base model numbers its list, even backwards, after the marker it was given.
+        assert_eq!(
+            one_sentence("- 3)  Putin and Kim Jong Un were together."),
+            "Putin and Kim Jong Un were together."
+        );
+        assert_eq!(one_sentence("12. Bir."), "Bir.");
+        assert_eq!(one_sentence("2025 yılında."), "2025 yılında.");
+        assert_eq!(one_sentence("3.5 percent."), "3.5 percent.");
     }
 }

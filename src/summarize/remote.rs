@@ -132,9 +132,7 @@ impl RemoteSummarizer {
         let mut first = self.client.api() == Api::Completions;
         for line in answer.lines() {
             let t = line.trim();
-            let marked = t.starts_with(['-', '*', '•'])
-                || t.split_once(". ")
-                    .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            let marked = t.starts_with(['-', '*', '•']) || super::after_number(t).is_some();
             if !(marked || (first && !t.is_empty())) {
                 if !out.is_empty() && t.is_empty() {
                     continue;

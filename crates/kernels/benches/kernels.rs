@@ -1,5 +1,7 @@
-//! The f32 product kernel (`PackedLinear`) on the shapes of the tc-big Marian model, in
-//! GFLOP/s: the encoder's products (942 rows, the sample article), a beam-4 decoding step
+//! Two parts. The k-quant products (`KMatrix`, Q4_K and Q6_K) on Qwen2.5 1.5B's FFN shapes, one
+//! row (a decode step: GB/s of weights read) and 128 rows (a prompt: GFLOP/s), beside candle's
+//! `QMatMul` on the same blocks. Then the f32 product kernel (`PackedLinear`) on the shapes of
+//! the tc-big Marian model, in GFLOP/s: the encoder's products (942 rows, the sample article), a beam-4 decoding step
 //! (13 sentences x 4 beams = 52 rows) and a greedy one (13 rows), through the layers and the
 //! 57000-word output layer. Each shape runs 7 times and the fastest counts (these machines
 //! are noisy). Compare runs of this with each other, on the same machine, in one session.
@@ -7,10 +9,65 @@
 //!     cargo bench -p tercuman-kernels --bench kernels
 //!     RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=2 cargo bench -p tercuman-kernels --bench kernels
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
 use std::time::Instant;
+use tercuman_kernels::kquant::KMatrix;
 use tercuman_kernels::packed::PackedLinear;
 
+/// The fastest of 7 rounds of `reps` calls of `f`, in seconds per call.
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..7 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    best
+}
+
+fn kquants() {
+    for (dtype, rows, cols) in [(GgmlDType::Q4K, 8960, 1536), (GgmlDType::Q6K, 1536, 8960)] {
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let bytes = q.storage_size_in_bytes();
+        let ours = KMatrix::from_gguf_blocks(&q).unwrap().unwrap();
+        let theirs = QMatMul::from_qtensor(q).unwrap();
+        for m in [1, 128] {
+            let x: Vec<f32> = (0..m * cols)
+                .map(|i| (i % 89) as f32 * 0.01 - 0.4)
+                .collect();
+            let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+            let reps = if m == 1 { 50 } else { 3 };
+            let a = best_of(reps, || {
+                std::hint::black_box(ours.forward(&x).unwrap());
+            });
+            let b = best_of(reps, || {
+                std::hint::black_box(theirs.forward(&x).unwrap());
+            });
+            let unit = if m == 1 { "GB/s of weights" } else { "GFLOP/s" };
+            let of = |s: f64| match m {
+                1 => bytes as f64 / s / 1e9,
+                _ => 2.0 * (m * rows * cols) as f64 / s / 1e9,
+            };
+            println!(
+                "{dtype:?} {m:3} x {cols:4} x {rows:4}: ours {:7.2} ms ({:6.1} {unit}), candle {:7.2} ms ({:6.1})",
+                a * 1e3,
+                of(a),
+                b * 1e3,
+                of(b)
+            );
+        }
+    }
+}
+
 fn main() {
+    kquants();
     for (m, k, n) in [
         (942, 1024, 1024),
         (942, 1024, 4096),

@@ -85,6 +85,14 @@ impl KMatrix {
         Self::from_raw(kind, *rows, *cols, data).map(Some)
     }
 
+    /// The blocks of a candle `QTensor` of a k-quant type (a copy; `None` for another type).
+    pub fn from_gguf_blocks(q: &candle_core::quantized::QTensor) -> Result<Option<Self>> {
+        let (Some(kind), [rows, cols]) = (KQuant::of(q.dtype()), q.shape().dims()) else {
+            return Ok(None);
+        };
+        Self::from_raw(kind, *rows, *cols, q.data()?.to_vec()).map(Some)
+    }
+
     /// From ggml blocks of `kind`, row after row.
     pub fn from_raw(kind: KQuant, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
         if !cols.is_multiple_of(QK_K) || data.len() != rows * cols / QK_K * kind.block_bytes() {

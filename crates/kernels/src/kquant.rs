@@ -636,19 +636,7 @@ mod tests {
     use candle_core::quantized::{QMatMul, QTensor};
     use candle_core::{Device, Module};
 
-    fn weights(rows: usize, cols: usize, seed: usize) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|i| ((((i + seed) * 7919) % 1000) as f32 - 500.0) / 300.0)
-            .collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-    }
-
-    fn input(m: usize, cols: usize) -> Tensor {
-        let v: Vec<f32> = (0..m * cols)
-            .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
-            .collect();
-        Tensor::from_vec(v, (m, cols), &Device::Cpu).unwrap()
-    }
+    use crate::{test_input as input, test_weights as weights};
 
     fn mine(w: &QTensor) -> KMatrix {
         let (rows, cols) = w.shape().dims2().unwrap();

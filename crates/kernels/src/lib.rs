@@ -22,6 +22,24 @@ pub mod storage;
 
 pub use isa::Isa;
 
+/// Test data: a `rows x cols` weight matrix of values in about [-1.7, 1.7], varied by `seed`.
+#[cfg(test)]
+pub(crate) fn test_weights(rows: usize, cols: usize, seed: usize) -> candle_core::Tensor {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|i| ((((i + seed) * 7919) % 1000) as f32 - 500.0) / 300.0)
+        .collect();
+    candle_core::Tensor::from_vec(v, (rows, cols), &candle_core::Device::Cpu).unwrap()
+}
+
+/// Test data: `m` activation rows of `cols` values in about [-2, 2].
+#[cfg(test)]
+pub(crate) fn test_input(m: usize, cols: usize) -> candle_core::Tensor {
+    let v: Vec<f32> = (0..m * cols)
+        .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
+        .collect();
+    candle_core::Tensor::from_vec(v, (m, cols), &candle_core::Device::Cpu).unwrap()
+}
+
 /// Test helper: `a` equals `b` to 1e-4 relative, element by element.
 #[cfg(test)]
 pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {

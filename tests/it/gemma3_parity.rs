@@ -311,6 +311,43 @@ fn gemma3_windowed_cache_equals_keeping_every_position() {
     close(&rerun, &whole[0], "the prompt run again");
 }
 
+/// The generator going back to a mark whose window the sliding layers have since dropped (600
+/// tokens fed after it) runs the 600 tokens up to the mark again, and then goes on exactly as
+/// a fresh run from the same point does.
+#[test]
+fn a_rewind_past_the_dropped_window_runs_the_prefix_again() {
+    use tercuman::chat::generate::{Engine, Params};
+
+    let base = common::ids(&common::reference()["model_cases"][0]["prompt_ids"]);
+    let mut ids = base.clone();
+    while ids.len() < 1200 {
+        ids.extend_from_slice(&base[1..]);
+    }
+    let params = Params {
+        max_new_tokens: 8,
+        temperature: 0.0,
+        seed: 1,
+    };
+    let mut fresh = Engine::new(load_gguf(&common::test_gguf()).unwrap(), params.clone());
+    fresh.start(&ids[..600]).unwrap();
+    let want = fresh.generate(8, false).unwrap();
+
+    let mut engine = Engine::new(load_gguf(&common::test_gguf()).unwrap(), params);
+    engine.start(&ids[..600]).unwrap();
+    let mark = engine.mark();
+    engine.feed(&ids[600..1200]).unwrap();
+    let fed = engine.stats.prompt_tokens;
+    assert!(engine.rewind(&mark).unwrap());
+    assert_eq!(
+        engine.stats.prompt_tokens - fed,
+        600,
+        "the tokens up to the mark run again"
+    );
+    let got = engine.generate(8, false).unwrap();
+    assert!(got.tokens > 0);
+    assert_eq!(got.text, want.text);
+}
+
 /// The hand-written 8-bit kernels (`q8::Q8Matrix`) give candle's products on the test model's
 /// own Q8_0 and Q5_0 tensors, for one row (decoding) and several (a prompt).
 #[test]

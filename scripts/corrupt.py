@@ -25,10 +25,15 @@ Kinds and modes (one mode is drawn per line among those that apply):
                 punctuation) or `clause` drops a comma-delimited clause of >= 40% of the words
                 (the sentence still ends with its full stop).
   addition      `sentence`: appends the English of another line (a whole sentence).
-  name          `swap`: a capitalised name of the line (also found in its Turkish) is replaced
-                by a name of another line that neither side of this line contains.
-  invented_name `pronoun` replaces he/she/they with a name found nowhere in the source, or
-                `according` adds ", according to NAME" before the final punctuation.
+  name          `swap`: a capitalised name of the line (also found in its Turkish, and only
+                once in its English, so that it is gone after the swap) is replaced by a
+                proper name of another line that neither side of this line contains.
+  invented_name `pronoun` replaces he/she/they with a proper name found nowhere in the source,
+                or `according` adds ", according to NAME" before the final punctuation.
+  A proper name, put in by these two kinds, is a capitalised English word or run of them whose
+  last word the Turkish of the same line writes with a suffix after an apostrophe (`Putin'in`,
+  `Fife'den`): Turkish spelling marks proper names so, which keeps capitalised common words
+  (`Olympic`, `Assembly`, `Verb`) out of the pool without a word list of the checker's.
   untranslated  `line` replaces the English with the Turkish source; `sentence` replaces one
                 English sentence by the Turkish sentence at the same position (lines whose two
                 sides have the same number of sentences, two or more).
@@ -185,25 +190,28 @@ def corrupt_addition(rng, tr, en, ctx):
 
 
 def corrupt_name(rng, tr, en, ctx):
-    own = [n for n in names_of(en) if mentions(tr, n[2])]
+    own = [n for n in names_of(en) if mentions(tr, n[2]) and en.count(n[2]) == 1]
     if not own:
         return None
     start, end, name = rng.choice(own)
-    for _ in range(50):
-        j = ctx["other"](lambda j: True)
-        pool = [n[2] for n in names_of(ctx["en"][j])
-                if not mentions(tr, n[2]) and not mentions(en, n[2])]
-        if pool:
-            new = rng.choice(pool)
-            return en[:start] + new + en[end:], {"mode": "swap", "old": name, "new": new}
-    return None
+    new = fresh_name(rng, tr, en, ctx)
+    if new is None:
+        return None
+    return en[:start] + new + en[end:], {"mode": "swap", "old": name, "new": new}
+
+
+def proper_names(tr, en):
+    """The names of `en` (names_of) whose last word its Turkish `tr` writes with a suffix
+    after an apostrophe: `Putin` of a line with `Putin'in`."""
+    marked = {stem(w) for w in re.findall(r"([^\W\d_]+)['’][^\W\d_]", tr)}
+    return [n[2] for n in names_of(en) if stem(re.split(r"[- ]", n[2])[-1]) in marked]
 
 
 def fresh_name(rng, tr, en, ctx):
     for _ in range(50):
         j = ctx["other"](lambda j: True)
-        pool = [n[2] for n in names_of(ctx["en"][j])
-                if not mentions(tr, n[2]) and not mentions(en, n[2])]
+        pool = [n for n in proper_names(ctx["tr"][j], ctx["en"][j])
+                if not mentions(tr, n) and not mentions(en, n)]
         if pool:
             return rng.choice(pool)
     return None
@@ -327,7 +335,7 @@ def main():
                     return j
             return (i + 1) % len(en)
 
-        ctx = {"en": en, "other": other}
+        ctx = {"tr": tr, "en": en, "other": other}
         result = None
         if e.strip() and rng.random() < args.rate:
             result = KINDS[args.kind](rng, t, e, ctx)

@@ -466,6 +466,63 @@ Filipinler	Philippines|Filipino|Filipinos|Philippine
 Galatasaray	Galatasaray
 Fenerbahçe	Fenerbahce|Fenerbahçe
 Beşiktaş	Besiktas|Beşiktaş
+Dünya	World|Earth|world|earth|global|worldwide
+Güneş Sistemi	Solar System|solar system
+Samanyolu	Milky Way
+Jüpiter	Jupiter
+Satürn	Saturn
+Venüs	Venus
+Merkür	Mercury
+Neptün	Neptune
+Uranüs	Uranus
+Plüton	Pluto
+Orta Çağ	Middle Ages|medieval|Medieval
+Ortaçağ	Middle Ages|medieval|Medieval
+Taş Devri	Stone Age
+Buz Devri	Ice Age
+Tunç Çağı	Bronze Age
+Bronz Çağı	Bronze Age
+Demir Çağı	Iron Age
+Sanayi Devrimi	Industrial Revolution
+Fransız Devrimi	French Revolution
+Aydınlanma	Enlightenment
+Rönesans	Renaissance
+Nil	Nile
+Tuna	Danube
+Ren	Rhine
+Fırat	Euphrates
+Dicle	Tigris
+Himalayalar	Himalayas|Himalaya|Himalayan
+Alpler	Alps|Alpine
+And Dağları	Andes
+Sahra	Sahara
+Karayipler	Caribbean
+Karayip	Caribbean
+Arktik	Arctic
+Kuzey Kutbu	North Pole|Arctic
+Güney Kutbu	South Pole|Antarctic
+Hint Okyanusu	Indian Ocean
+Atlas Okyanusu	Atlantic|Atlantic Ocean
+Büyük Okyanus	Pacific|Pacific Ocean
+Kaliforniya	California|Californian|Calif
+Teksas	Texas|Texan
+Mississipi	Mississippi
+Latince	Latin
+İspanyolca	Spanish
+İtalyanca	Italian
+Portekizce	Portuguese
+Yunanca	Greek
+İbranice	Hebrew
+Farsça	Persian|Farsi
+Korece	Korean
+Hintçe	Hindi
+Felemenkçe	Dutch
+Hindu	Hindu|Hindus|Hinduism
+Hinduizm	Hinduism|Hindu
+Budizm	Buddhism|Buddhist
+İncil	Bible|Gospel|Gospels
+Tevrat	Torah
+Vatikan	Vatican|Holy See
 """
 
 # Turkish -> English words that trace to a name without translating it: the capital for its
@@ -496,6 +553,8 @@ Suriye	Damascus
 Irak	Baghdad
 İsrail	Israeli|Israelis|Tel Aviv
 Japonya	Tokyo
+Güneş	Sun|sun|solar
+Ay	Moon|moon|lunar
 """
 
 

@@ -57,6 +57,11 @@ const ENGLISH_WORDS: &str = include_str!("english_words.txt");
 /// listed. From wordfreq's Turkish list by `scripts/make_wordlists.py`.
 const TURKISH_WORDS: &str = include_str!("turkish_words.txt");
 
+/// Turkish common-word lemmas of four letters or more, folded, one a line after a `#` header:
+/// Zemberek-NLP's dictionaries less its names, by `scripts/make_wordlists.py`. For the rarer
+/// words of a title (`Fotosentez`, `Ödeneği`) that [`TURKISH_WORDS`] lacks.
+const TURKISH_LEMMAS: &str = include_str!("turkish_lemmas.txt");
+
 /// Turkish titles, words of institution names, days and months: capitalised, but not names.
 /// Matched as stems followed by inflection (`bakan` covers Bakan, Bakanı, Bakanlığı).
 #[rustfmt::skip]
@@ -226,7 +231,7 @@ const INFLECTION: &[&str] = &[
     "i", "u", "a", "e", "n", "si", "su", "yi", "yu", "ya", "ye", "na", "ne", "in", "un",
     "nin", "nun", "da", "de", "ta", "te", "nda", "nde", "dan", "den", "tan", "ten", "ndan",
     "nden", "ki", "la", "le", "yla", "yle", "ler", "lar", "lik", "luk", "lig", "lug", "im",
-    "um", "imiz", "umuz", "iniz", "unuz", "miz", "muz", "niz", "nuz",
+    "um", "imiz", "umuz", "iniz", "unuz", "miz", "muz", "niz", "nuz", "nca", "nce",
 ];
 
 /// Derivational suffixes of names (folded): demonyms (`Suriyeli`), languages (`Türkçe`).
@@ -461,6 +466,7 @@ impl<'a> Side<'a> {
                     .iter()
                     .any(|&e| table.entries[e].key.len() > 1);
                 let common = tr_not_name(&t.key.fold)
+                    || numeral_group(&t.key.fold)
                     || house_compound(&t.key.fold)
                     || !t.suffixed && !listed && common_tail(&t.key.fold)
                     || t.acronym && en_not_name(&t.key.fold);
@@ -664,10 +670,13 @@ impl<'a> Side<'a> {
     /// itself (folded, inflected, transliterated) or an English form from the exonym table.
     fn found_in(&self, i: usize, tgt: &Side) -> bool {
         let key = &self.tokens[i].key;
-        // Capitalised English words may be inflected or transliterated forms; a lower-case one
+        // Capitalised English words may be inflected or transliterated forms; so may a
+        // lower-case one when both are long (`Hepatit` as `hepatitis`, `Trambolin` as
+        // `trampoline`: loanwords that Turkish capitalises in a title); a shorter one
         // (`twitter`) must be the same word.
         let same = |t: &Token| {
-            if t.cap {
+            let long = |k: &Key| k.fold.chars().count() >= 6;
+            if t.cap || long(key) && long(&t.key) {
                 similar(key, &t.key)
             } else {
                 t.key.skel == key.skel && key.fold.chars().count() >= 4
@@ -1071,6 +1080,24 @@ fn tr_not_name(folded: &str) -> bool {
     })
 }
 
+/// Whether a folded Turkish word is a number word made a noun of a group (`Yedili`, the
+/// seven; `Beşli`, `Üçlü`), inflected or not: capitalised in the name of a team or a prize
+/// (`Büyük Yedili`, `Son Beşli`), translated (`Magnificent Seven`), never kept.
+fn numeral_group(folded: &str) -> bool {
+    const NUMBERS: &[&str] = &[
+        "bir", "iki", "uc", "dort", "bes", "alti", "yedi", "sekiz", "dokuz", "on", "yirmi", "otuz",
+        "kirk", "elli", "altmis", "yetmis", "seksen", "doksan", "yuz", "bin",
+    ];
+    NUMBERS.iter().any(|n| {
+        folded.strip_prefix(n).is_some_and(|rest| {
+            ["li", "lu"].iter().any(|d| {
+                rest.strip_prefix(d)
+                    .is_some_and(|r| suffix_chain(r, &[INFLECTION]))
+            })
+        })
+    })
+}
+
 /// Whether an English word is a function word that translates no capitalised Turkish word:
 /// one of [`EN_FUNCTION`] other than the forms of address (`Mr`, `Dr`), which translate
 /// `Sayın`, `Bay`, `Dr.`.
@@ -1227,8 +1254,52 @@ fn turkish_words() -> &'static HashMap<&'static str, TrForm> {
 fn tr_word(folded: &str) -> bool {
     let words = turkish_words();
     let listed = |w: &str| words.get(w) == Some(&TrForm::Word);
-    listed(folded) || inflected_from(folded, 5, listed)
+    listed(folded) || inflected_from(folded, 5, listed) || lemma_form(folded)
 }
+
+/// Whether a folded Turkish word that the wordfreq list does not know as a name is a lemma of
+/// [`TURKISH_LEMMAS`], itself or inflected (`hepatit`, `fotosentezin`), its last consonant
+/// softened before a vowel (`ödeneği` of `ödenek`). A stem the list knows as a name is none.
+fn lemma_form(folded: &str) -> bool {
+    static LEMMAS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let lemmas = LEMMAS.get_or_init(|| {
+        TURKISH_LEMMAS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    });
+    let words = turkish_words();
+    if words.get(folded) == Some(&TrForm::Name) {
+        return false;
+    }
+    let known = |stem: &str| lemmas.contains(stem) && words.get(stem) != Some(&TrForm::Name);
+    folded
+        .char_indices()
+        .skip(4)
+        .map(|(cut, _)| cut)
+        .chain([folded.len()])
+        .any(|cut| {
+            let (stem, rest) = folded.split_at(cut);
+            if !suffix_chain(rest, &[INFLECTION, DERIVATION]) {
+                return false;
+            }
+            let hard = match stem.chars().last() {
+                Some('b') if rest.starts_with(VOWELS) => Some('p'),
+                Some('d') if rest.starts_with(VOWELS) => Some('t'),
+                Some('g') if rest.starts_with(VOWELS) => Some('k'),
+                _ => None,
+            };
+            known(stem)
+                || hard.is_some_and(|h| {
+                    let mut s = stem[..stem.len() - 1].to_string();
+                    s.push(h);
+                    known(&s)
+                })
+        })
+}
+
+/// Vowels of folded Turkish.
+const VOWELS: [char; 5] = ['a', 'e', 'i', 'o', 'u'];
 
 /// Whether a folded Turkish word is in the list as a word or a form with no sign either way
 /// (`geçtiğimiz`), itself or inflected after such a stem of four letters or more.
@@ -1254,7 +1325,7 @@ fn opens_with_name(plain: &str, folded: &str) -> bool {
                     .get(&folded[..cut])
                     .is_some_and(|f| *f != TrForm::Name)
             });
-            !turkish && !known_start && !tr_form(folded)
+            !turkish && !known_start && !tr_form(folded) && !lemma_form(folded)
         }
     }
 }
@@ -1362,7 +1433,24 @@ fn entry_matches(entry: &Entry, tokens: &[Token], i: usize, cut: usize) -> Optio
         let ok = match entry.key[0].chars().count() {
             0..=2 => rest.is_empty(),
             3 => suffix_chain(rest, &[DERIVATION, &["lar", "ler"]]),
-            _ => suffix_chain(rest, &[INFLECTION, DERIVATION]),
+            // A name takes its case endings after an apostrophe (`Boğaz'a`); written without
+            // one they make a common noun (`boğazına`, to the throat). What a name takes
+            // without one is a derivation or the plural first (`Çinliler`, `Türklerin`).
+            // The part before an apostrophe is all the name's (`Kızılayı'na`), and a plural
+            // name takes its endings as written (`Balkanlarda`).
+            _ if first.suffixed
+                || entry.key[0].ends_with("lar")
+                || entry.key[0].ends_with("ler") =>
+            {
+                suffix_chain(rest, &[INFLECTION, DERIVATION])
+            }
+            _ => {
+                rest.is_empty()
+                    || DERIVATION.iter().chain(&["lar", "ler"]).any(|d| {
+                        rest.strip_prefix(d)
+                            .is_some_and(|r| suffix_chain(r, &[INFLECTION, DERIVATION]))
+                    })
+            }
         };
         return ok.then_some(1);
     }
@@ -1650,6 +1738,50 @@ mod tests {
             .iter()
             .any(|n| n.span.text == "Barış Manço"));
         assert!(names("Dün Barış görüşmesi oldu.", Lang::Tr).is_empty());
+    }
+
+    #[test]
+    fn rarer_words_of_a_title_are_no_names() {
+        // Zemberek's lemmas, inflected and softened, where wordfreq's forms say nothing.
+        assert!(lemma_form("hepatit") && lemma_form("fotosentezin") && lemma_form("odenegi"));
+        assert!(!lemma_form("erdogan") && !lemma_form("mizrachi") && !lemma_form("banff"));
+        // A number made a group's noun (`Büyük Yedili`, `Son Beşli`) is translated.
+        let tr = "Bu, 'Büyük Yedili' zaferiydi ve onlar \"Son Beşli\" oldu.";
+        let en = "It was the 'Magnificent Seven' win and they became the \"Final Five\".";
+        assert_eq!(kinds(tr, en), []);
+        assert!(numeral_group("yedili") && numeral_group("ucluden") && !numeral_group("yediler"));
+        // A loanword capitalised in a title, lower case in English.
+        let tr = "Merck ile Hepatit C patenti mücadelesinde Gilead kazandı.";
+        assert_eq!(
+            kinds(tr, "Gilead won the hepatitis C patent fight with Merck."),
+            []
+        );
+    }
+
+    #[test]
+    fn a_case_ending_without_an_apostrophe_makes_no_listed_name() {
+        // `Boğazına` (to his palate) opens the sentence with a case ending and no apostrophe:
+        // a common noun, though `Boğaz` is listed; `Boğaz'a` is the Bosphorus.
+        let tr = "Boğazına düşkün biri olan Başkan Roosevelt, Fifth Avenue yemeklerini seviyordu.";
+        assert!(names(tr, Lang::Tr)
+            .iter()
+            .all(|n| n.span.text != "Boğazına"));
+        let tr = "Gemiler dün Boğaz'a girdi.";
+        assert_eq!(
+            kinds(tr, "The ships sailed in yesterday."),
+            [(Kind::Name, "Boğaz".to_string())]
+        );
+        // Before an apostrophe the part is all the name's; a plural name inflects as written.
+        let tr = "Bağışını Türk Kızılayı'na verdi, Balkanlarda 7 ülkede.";
+        let en = "He gave it to the Turkish Red Crescent, in 7 countries in the Balkans.";
+        assert_eq!(kinds(tr, en), []);
+        assert_eq!(
+            kinds(
+                tr,
+                "He gave it to the Turkish Red Crescent, in 7 countries."
+            ),
+            [(Kind::Name, "Balkanlarda".to_string())]
+        );
     }
 
     #[test]

@@ -523,6 +523,7 @@ Budizm	Buddhism|Buddhist
 İncil	Bible|Gospel|Gospels
 Tevrat	Torah
 Vatikan	Vatican|Holy See
+MÖ	BC|B.C.|BCE
 """
 
 # Turkish -> English words that trace to a name without translating it: the capital for its

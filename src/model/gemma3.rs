@@ -166,9 +166,9 @@ impl Layer {
             },
             sliding,
             kv_cache: if sliding {
-                KvCache::windowed(config.sliding_window)
+                KvCache::windowed(config.sliding_window, precision.kv_dtype())
             } else {
-                KvCache::default()
+                KvCache::new(precision.kv_dtype())
             },
         })
     }
@@ -229,10 +229,11 @@ impl Model {
     /// tests that compare the two, and for measuring what it saves. Empties the cache.
     pub fn set_windowed_cache(&mut self, windowed: bool) {
         for layer in &mut self.layers {
+            let dtype = layer.kv_cache.dtype();
             layer.kv_cache = if windowed && layer.sliding {
-                KvCache::windowed(self.config.sliding_window)
+                KvCache::windowed(self.config.sliding_window, dtype)
             } else {
-                KvCache::default()
+                KvCache::new(dtype)
             };
         }
         self.cached = 0;
@@ -240,6 +241,18 @@ impl Model {
 
     pub fn clear_kv_cache(&mut self) {
         self.truncate_kv_cache(0);
+    }
+
+    /// Empties the caches and has them hold `dtype` from now on (see `Precision::kv_dtype`).
+    pub fn set_kv_dtype(&mut self, dtype: candle_core::DType) {
+        for layer in &mut self.layers {
+            layer.kv_cache = if layer.sliding {
+                KvCache::windowed(self.config.sliding_window, dtype)
+            } else {
+                KvCache::new(dtype)
+            };
+        }
+        self.cached = 0;
     }
 
     /// Keeps the first `len` cached positions and drops the rest, so that a prompt sharing a

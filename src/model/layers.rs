@@ -30,6 +30,18 @@ pub enum Precision {
     CandleKernels,
 }
 
+impl Precision {
+    /// What the KV cache holds: half precision as llama.cpp's default cache does (half the
+    /// memory, and half the bytes attention reads per token) when the model runs as stored;
+    /// f32 for the numerics reference and for the comparison with candle's models.
+    pub fn kv_dtype(self) -> DType {
+        match self {
+            Precision::Quantized => DType::F16,
+            Precision::Dequantized | Precision::CandleKernels => DType::F32,
+        }
+    }
+}
+
 /// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks and for Q4_K and
 /// Q6_K, candle's for the other types, or dequantized f32 (`Precision::Dequantized`).
 #[derive(Clone)]
@@ -241,9 +253,10 @@ impl Rope {
 /// cache does. Its memory then stays the same however long the prompt (on Gemma 3, five layers
 /// in six). Going back to a position whose window it has dropped ([`KvCache::truncate`]
 /// returning false) empties it; the caller runs the sequence again from the start.
-#[derive(Default)]
 pub(crate) struct KvCache {
     buffers: Option<(Tensor, Tensor)>,
+    /// What the buffers hold (`Precision::kv_dtype`); rows are converted as they come in.
+    dtype: DType,
     /// Absolute position of the first row held (0 unless a window dropped older rows).
     start: usize,
     /// Absolute position after the last row held.
@@ -261,12 +274,28 @@ fn round_up(n: usize) -> usize {
 }
 
 impl KvCache {
+    /// An empty cache holding `dtype` rows.
+    pub(crate) fn new(dtype: DType) -> Self {
+        Self {
+            buffers: None,
+            dtype,
+            start: 0,
+            end: 0,
+            window: None,
+            expect: 0,
+        }
+    }
+
     /// The cache of a layer whose queries see only the keys fewer than `window` positions back.
-    pub(crate) fn windowed(window: usize) -> Self {
+    pub(crate) fn windowed(window: usize, dtype: DType) -> Self {
         Self {
             window: Some(window.max(1)),
-            ..Self::default()
+            ..Self::new(dtype)
         }
+    }
+
+    pub(crate) fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The most rows a windowed cache holds: what the queries of one prefill chunk can see.
@@ -304,6 +333,7 @@ impl KvCache {
     /// Appends `k` and `v` (contiguous, same shape) at position `end` and returns views of the
     /// rows held, with the absolute position of the first.
     pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor, usize)> {
+        let (k, v) = (&k.to_dtype(self.dtype)?, &v.to_dtype(self.dtype)?);
         let (b, h, n, d) = k.dims4()?;
         let capacity = self.capacity();
         if self.end + n - self.start > capacity {
@@ -494,11 +524,34 @@ pub(crate) fn grouped_attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
+    if k.dtype() == DType::F16 {
+        if q.dim(0)? == 1 && q.dim(2)? == 1 && mask.is_none() {
+            return decode_over_f16(q, k, v, scale);
+        }
+        // A prompt's chunk: one f32 copy of this layer's rows, read by many queries; the query
+        // and the weights rounded to f16 as llama.cpp's products with an f16 cache round them.
+        let (k, v) = (k.to_dtype(DType::F32)?, v.to_dtype(DType::F32)?);
+        let q = q.to_dtype(DType::F16)?.to_dtype(DType::F32)?;
+        return blocks_of_attention(&q, &k, &v, mask, scale, true);
+    }
+    blocks_of_attention(q, k, v, mask, scale, false)
+}
+
+/// [`grouped_attention`] on f32 keys and values, a block of query rows at a time;
+/// `half_weights` rounds the attention weights to f16 before they meet the values.
+fn blocks_of_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+    half_weights: bool,
+) -> Result<Tensor> {
     let seq_len = q.dim(2)?;
     let kv_len = k.dim(2)?;
     let rows = (SCORES_PER_HEAD / kv_len).max(1);
     if seq_len <= rows {
-        return attend(q, k, v, mask, scale);
+        return attend(q, k, v, mask, scale, half_weights);
     }
     // Query rows a block at a time, so that the scores of a long prompt's chunk against a long
     // cache stay small (each row's result is the same as in one product).
@@ -512,16 +565,64 @@ pub(crate) fn grouped_attention(
             v,
             mask.as_ref(),
             scale,
+            half_weights,
         )?);
     }
     Tensor::cat(&parts, 1)
+}
+
+/// One decoding step over a half-precision cache, read where it lies (see
+/// `tercuman_kernels::attention::attend_f16_cache`): `q` `(1, n_head, 1, head_dim)`, `k` and `v`
+/// views `(1, n_kv_head, len, head_dim)` of the cache's buffers.
+fn decode_over_f16(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    let (_, n_head, _, head_dim) = q.dims4()?;
+    let (_, n_kv_head, len, _) = k.dims4()?;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (candle_core::Storage::Cpu(ks), candle_core::Storage::Cpu(vs)) = (&*ks, &*vs) else {
+        candle_core::bail!("the half-precision KV cache runs on the CPU only")
+    };
+    let (Ok(kd), Ok(vd)) = (ks.as_slice::<half::f16>(), vs.as_slice::<half::f16>()) else {
+        candle_core::bail!("KV cache: expected f16 rows")
+    };
+    // Each head's rows one after another; the heads `stride` values apart.
+    let rows = |l: &candle_core::Layout| {
+        let st = l.stride();
+        (st[2] == head_dim && st[3] == 1).then_some(st[1])
+    };
+    let (Some(stride), Some(vstride)) = (rows(kl), rows(vl)) else {
+        candle_core::bail!("KV cache: rows of a head are not contiguous")
+    };
+    if stride != vstride {
+        candle_core::bail!("KV cache: keys and values laid out differently")
+    }
+    let out = tercuman_kernels::attention::attend_f16_cache(
+        &q,
+        n_head,
+        head_dim,
+        n_head / n_kv_head,
+        &kd[kl.start_offset()..],
+        &vd[vl.start_offset()..],
+        stride,
+        len,
+        scale as f32,
+    );
+    Tensor::from_vec(out, (1, 1, n_head * head_dim), &Device::Cpu)
 }
 
 /// Attention scores held at once per head (query rows x keys): a 512-token chunk against a
 /// 4096-position cache goes in blocks of 64 query rows.
 const SCORES_PER_HEAD: usize = 512 * 512;
 
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+    half_weights: bool,
+) -> Result<Tensor> {
     let (b, n_head, seq_len, head_dim) = q.dims4()?;
     let (_, n_kv_head, kv_len, _) = k.dims4()?;
     let n_rep = n_head / n_kv_head;
@@ -533,7 +634,10 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64)
             .broadcast_add(mask)?
             .reshape((b, n_kv_head, n_rep * seq_len, kv_len))?;
     }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let mut probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    if half_weights {
+        probs = probs.to_dtype(DType::F16)?.to_dtype(DType::F32)?;
+    }
     probs
         .matmul(v)?
         .reshape((b, n_head, seq_len, head_dim))?
@@ -575,7 +679,7 @@ mod tests {
     fn windowed_cache_keeps_the_window_and_no_more() {
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let window = 300;
-        let mut c = KvCache::windowed(window);
+        let mut c = KvCache::windowed(window, DType::F32);
         let mut end = 0;
         let mut appends: Vec<usize> = vec![512, 512, 100, 512];
         appends.extend(std::iter::repeat_n(1, 700));
@@ -618,9 +722,9 @@ mod tests {
                 .contiguous()
                 .unwrap()
         };
-        let mut whole = KvCache::default();
+        let mut whole = KvCache::new(DType::F32);
         let (k_all, v_all, _) = whole.append(&rows(0, 301), &rows(1000, 301)).unwrap();
-        let mut grown = KvCache::default();
+        let mut grown = KvCache::new(DType::F32);
         for (start, n) in [(0, 200), (200, 100), (300, 1)] {
             grown
                 .append(&rows(start, n), &rows(1000 + start, n))
@@ -656,7 +760,7 @@ mod tests {
         const { assert!(70 > SCORES_PER_HEAD / 4000, "the product must go in blocks") };
         let m = mask(70, 3930, 0, Some(1000), &Device::Cpu).unwrap();
         let blocks = grouped_attention(&q, &k, &v, Some(&m), 0.3).unwrap();
-        let whole = attend(&q, &k, &v, Some(&m), 0.3).unwrap();
+        let whole = attend(&q, &k, &v, Some(&m), 0.3, false).unwrap();
         assert_eq!(blocks.dims(), &[1, 70, 32]);
         let (a, b) = (
             blocks.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -665,6 +769,71 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-5, "{x} against {y}");
         }
+    }
+
+    #[test]
+    fn a_half_precision_cache_is_attended_as_llama_cpp_attends_it() {
+        let t = |shape: (usize, usize, usize, usize), seed: usize| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f32> = (0..n)
+                .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 300.0)
+                .collect();
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        };
+        let close = |a: &Tensor, b: &Tensor, tol: f32| {
+            let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= tol, "{x} against {y}");
+            }
+        };
+        // As llama.cpp computes with an f16 cache: the query and the weights rounded to f16.
+        let half = |x: &Tensor| {
+            x.to_dtype(DType::F16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+        };
+        // 6 query heads over 2 key/value heads; a prompt of 300 rows, then one more.
+        let mut cache = KvCache::new(DType::F16);
+        cache.expect(301);
+        let (k, v) = (t((1, 2, 300, 16), 2), t((1, 2, 300, 16), 3));
+        let (hk, hv, _) = cache.append(&k, &v).unwrap();
+        assert_eq!(hk.dtype(), DType::F16);
+        let q = t((1, 6, 300, 16), 1);
+        let m = mask(300, 0, 0, None, &Device::Cpu).unwrap();
+        let wide = |x: &Tensor| x.to_dtype(DType::F32).unwrap();
+        close(
+            &grouped_attention(&q, &hk, &hv, Some(&m), 0.3).unwrap(),
+            &attend(&half(&q), &wide(&hk), &wide(&hv), Some(&m), 0.3, true).unwrap(),
+            1e-5,
+        );
+        let (k1, v1) = (t((1, 2, 1, 16), 4), t((1, 2, 1, 16), 5));
+        let (hk, hv, _) = cache.append(&k1, &v1).unwrap();
+        let q1 = t((1, 6, 1, 16), 6);
+        // Read in place: all rows, and a window of the last 100 (a view that starts inside
+        // the buffer, as a sliding layer's decoding step reads it).
+        for start in [0, 201] {
+            let (wk, wv) = (
+                hk.narrow(2, start, 301 - start).unwrap(),
+                hv.narrow(2, start, 301 - start).unwrap(),
+            );
+            close(
+                &grouped_attention(&q1, &wk, &wv, None, 0.3).unwrap(),
+                &attend(&half(&q1), &wide(&wk), &wide(&wv), None, 0.3, true).unwrap(),
+                // Another kernel's softmax: a weight may round to the next f16 (2^-11).
+                1e-3,
+            );
+        }
+        // What the cache holds is the rows rounded to half precision.
+        let back = wide(&hk.narrow(2, 300, 1).unwrap());
+        let want = k1
+            .to_dtype(DType::F16)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        close(&back, &want, 0.0);
     }
 
     #[test]

@@ -66,6 +66,14 @@ impl Network {
             Network::Qwen2(m) => m.clear_kv_cache(),
         }
     }
+
+    /// Empties the KV caches and has them hold `dtype` (f16 by default, as llama.cpp's).
+    pub fn set_kv_dtype(&mut self, dtype: candle_core::DType) {
+        match self {
+            Network::Gemma3(m) => m.set_kv_dtype(dtype),
+            Network::Qwen2(m) => m.set_kv_dtype(dtype),
+        }
+    }
 }
 
 /// What the rest of the pipeline needs to know about a model.

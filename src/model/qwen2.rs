@@ -132,7 +132,7 @@ impl Layer {
             ffn_norm: norm(reader, "ffn_norm.weight")?,
             gate_up: projections(reader, &["ffn_gate", "ffn_up"])?,
             down: linear(reader, "ffn_down.weight")?,
-            kv_cache: KvCache::default(),
+            kv_cache: KvCache::new(precision.kv_dtype()),
         })
     }
 }
@@ -185,6 +185,15 @@ impl Model {
 
     pub fn clear_kv_cache(&mut self) {
         self.truncate_kv_cache(0);
+    }
+
+    /// Empties the caches and has them hold `dtype` from now on (see `Precision::kv_dtype`):
+    /// for the tests that compare with llama.cpp run with either cache.
+    pub fn set_kv_dtype(&mut self, dtype: candle_core::DType) {
+        for layer in &mut self.layers {
+            layer.kv_cache = KvCache::new(dtype);
+        }
+        self.cached = 0;
     }
 
     /// Keeps the first `len` cached positions and drops the rest; returns the positions kept

@@ -140,11 +140,21 @@ fn gemma3_logits_match_llama_cpp() {
 /// The quantized path's cache: a prompt fed in two parts, or decoded one token at a time past
 /// the 512-token sliding window, gives the prompt's logits fed at once, to the noise of the
 /// 8-bit activations (the kernels sum in an order that depends on the number of rows; the tight
-/// version of this check runs on the dequantized weights, in the test after this one). The
-/// last token decoded alone after the rest is exact: every kernel then sees the rows of the
-/// whole pass.
+/// version of this check runs on the dequantized weights, in the test after this one). On an
+/// f32 cache the last token decoded alone after the rest is exact: every kernel then sees the
+/// rows of the whole pass. On the f16 cache (the default) the decoding step's attention runs in
+/// its own kernel (`attend_f16_cache`), whose sums run in another order than the pass's
+/// product: measured 0.22 on the last token (0.29 before the query and weights were rounded
+/// to f16 as llama.cpp rounds them), within the noise bound of
+/// the other checks.
 #[test]
 fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
+    for dtype in [candle_core::DType::F32, candle_core::DType::F16] {
+        cache_agrees_with_one_pass(dtype);
+    }
+}
+
+fn cache_agrees_with_one_pass(dtype: candle_core::DType) {
     let mut model = load_gguf(&common::test_gguf()).unwrap();
     let reference = common::reference();
     let base = common::ids(&reference["model_cases"][0]["prompt_ids"]);
@@ -155,6 +165,7 @@ fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
     }
     ids.truncate(600);
     let net = &mut model.network;
+    net.set_kv_dtype(dtype);
 
     net.clear_kv_cache();
     let whole = forward(net, &ids, 0);
@@ -189,7 +200,11 @@ fn gemma3_cache_and_sliding_window_agree_with_one_pass() {
     forward(net, &ids[..599], 0);
     let last = forward(net, &ids[599..], 599);
     let d = worst_diff(&last, &top);
-    assert!(d < 0.01, "the last token decoded alone differs by {d}");
+    eprintln!("{dtype:?} cache: the last token decoded alone differs by {d}");
+    match dtype {
+        candle_core::DType::F32 => assert!(d < 0.01, "the last token decoded alone differs by {d}"),
+        _ => check(&last, "the last token decoded alone".to_string()),
+    }
 }
 
 /// The GGUF's model computed without 8-bit activation rounding (`Precision::Dequantized`)

@@ -41,15 +41,41 @@ fn qwen2_token_ids_match_llama_cpp() {
     }
 }
 
-/// Logits against llama.cpp run with an F32 KV cache, so that both sides do the same
-/// arithmetic: Q8_0 weights, activations rounded to Q8_0, f32 elsewhere. llama.cpp's chosen
-/// token is fed back at every step, so the comparison covers all eight steps.
+/// Logits against llama.cpp run with the same KV cache, so that both sides do the same
+/// arithmetic: Q8_0 weights, activations rounded to Q8_0, the cache in f16 (both engines'
+/// default) or f32, f32 elsewhere. llama.cpp's chosen token is fed back at every step, so the
+/// comparison covers all eight steps.
 #[test]
 fn qwen2_logits_match_llama_cpp() {
     let mut model = load_gguf(&dir().join("tiny-qwen2.gguf")).unwrap();
     let reference = reference();
+    // On the f16 cache the prompt's pass does llama.cpp's arithmetic (the query and the
+    // weights rounded to f16 before their products) and agrees to 1e-3; each decoding step runs
+    // in our own kernel (`attend_f16_cache`), which sums in another order than ggml's
+    // `vec_dot_f16` (one 8-lane accumulator against four; values added row by row, where ggml
+    // takes a dot product over the transposed values), and the Q8_0 rounding of the
+    // activations after it turns such last-bit differences into logit differences (as for our
+    // k-quant kernels below: 0.31-0.71). Measured: 0.053 worst over the 24 steps, the same
+    // greedy token at each; bound 0.1.
+    for (cases, dtype, decode_bound) in [
+        ("model_cases", candle_core::DType::F16, 0.1),
+        ("model_cases_f32_kv", candle_core::DType::F32, 1e-3),
+    ] {
+        model.network.set_kv_dtype(dtype);
+        let worst = logits_against(&mut model, &reference[cases], decode_bound);
+        eprintln!("{cases}: worst top-5 logit difference {worst}");
+    }
+}
+
+/// The worst top-5 logit difference over `cases`, asserted below 1e-3 after the prompt and
+/// below `decode_bound` after each decoded token, and the greedy token at every step.
+fn logits_against(
+    model: &mut tercuman::model::LoadedModel,
+    cases: &serde_json::Value,
+    decode_bound: f32,
+) -> f32 {
     let mut worst = 0f32;
-    for case in reference["model_cases_f32_kv"].as_array().unwrap() {
+    for case in cases.as_array().unwrap() {
         let prompt = common::ids(&case["prompt_ids"]);
         model.network.clear_kv_cache();
         let mut logits = model
@@ -66,8 +92,9 @@ fn qwen2_logits_match_llama_cpp() {
                 );
                 let d = (logits[id] - l).abs();
                 worst = worst.max(d);
+                let bound = if step == 0 { 1e-3 } else { decode_bound };
                 assert!(
-                    d < 1e-3,
+                    d < bound,
                     "step {step}: token {id} logit {} vs llama.cpp {l}",
                     logits[id]
                 );
@@ -85,7 +112,7 @@ fn qwen2_logits_match_llama_cpp() {
                 .unwrap();
         }
     }
-    eprintln!("worst top-5 logit difference: {worst}");
+    worst
 }
 
 /// The KV cache: a prompt fed in two parts gives llama.cpp's logits as the one-pass prompt
@@ -102,6 +129,8 @@ fn qwen2_cache_parts_and_cut_back_prefix_agree() {
             .to_vec1::<f32>()
             .unwrap()
     };
+    // The cache's mechanics, on the f32 cache (llama.cpp's f32 run as the reference).
+    model.network.set_kv_dtype(candle_core::DType::F32);
     for case in reference["model_cases_f32_kv"].as_array().unwrap() {
         let prompt = common::ids(&case["prompt_ids"]);
         let step0 = &case["steps"][0];

@@ -365,8 +365,18 @@ fn translated_terms(src: &Side, tgt: &Side, trace: &Trace) -> bool {
         .into_iter()
         .flat_map(|run| src.required(run))
         .collect();
+    // A title and the words that make it up (`Devlet Başkanı`, `Dışişleri Bakanı`) come out
+    // as an English title (`President`, `Foreign Minister`), which is never counted below:
+    // they leave no English word to excuse.
+    let title = |i: usize| {
+        let t = |k: usize| src.tokens.get(k).filter(|t| t.cap);
+        t(i).is_some_and(|t| tr_title(&t.key.fold))
+            || t(i + 1).is_some_and(|n| n.joined && tr_title(&n.key.fold))
+    };
     let source = (0..src.tokens.len())
-        .filter(|&i| counted(&src.tokens[i]) && !names.contains(&i) && !src.found_in(i, tgt))
+        .filter(|&i| {
+            counted(&src.tokens[i]) && !names.contains(&i) && !title(i) && !src.found_in(i, tgt)
+        })
         .count();
     let english = tgt
         .tokens
@@ -1816,6 +1826,22 @@ mod tests {
             kinds(tr, "Gilead won the hepatitis C patent fight with Merck."),
             []
         );
+    }
+
+    #[test]
+    fn a_title_excuses_no_invented_name() {
+        // `Devlet Başkanı` comes out as `President`: it leaves nothing to excuse `Xi Jinping`,
+        // which the source does not have.
+        let tr = "Rusya Devlet Başkanı Vladimir Putin, Çin'in başkenti Pekin'de konuştu.";
+        let en = "Russian President Vladimir Putin and Chinese leader Xi Jinping spoke in Beijing.";
+        assert_eq!(
+            kinds(tr, en),
+            [(Kind::InventedName, "Xi Jinping".to_string())]
+        );
+        // Words of an institution's name translated (`Varlık Fonu` → Wealth Fund) still do.
+        let tr = "Türkiye Varlık Fonu açıklama yaptı.";
+        let en = "The Turkey Wealth Fund made a statement.";
+        assert_eq!(kinds(tr, en), []);
     }
 
     #[test]

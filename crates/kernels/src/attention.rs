@@ -39,20 +39,12 @@ pub fn attend<'a>(
         let (r, h) = (item / heads, item % heads);
         let head = h * head_dim..(h + 1) * head_dim;
         let q = &queries[r * q_stride..][head.clone()];
-        scores.clear();
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..len(r) {
-            let v = isa.dot(q, &kv(r, j).0[head.clone()]) * scale;
-            max = max.max(v);
-            scores.push(v);
-        }
-        let mut sum = 0f32;
-        for v in scores.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        for (j, &e) in scores.iter().enumerate() {
-            isa.axpy(e / sum, &kv(r, j).1[head.clone()], o);
+        softmax_into(
+            scores,
+            (0..len(r)).map(|j| isa.dot(q, &kv(r, j).0[head.clone()]) * scale),
+        );
+        for (j, &p) in scores.iter().enumerate() {
+            isa.axpy(p, &kv(r, j).1[head.clone()], o);
         }
     });
     out
@@ -96,23 +88,28 @@ pub fn attend_f16_cache(
         fn row(m: &[half::f16], at: usize, head_dim: usize) -> &[half::f16] {
             &m[at..][..head_dim]
         }
-        scores.clear();
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..len {
-            let s = isa.dot_f16(q, row(k, base + j * head_dim, head_dim)) * scale;
-            max = max.max(s);
-            scores.push(s);
-        }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        for (j, &e) in scores.iter().enumerate() {
-            isa.axpy_f16(half(e / sum), row(v, base + j * head_dim, head_dim), o);
+        let keys = (0..len).map(|j| isa.dot_f16(q, row(k, base + j * head_dim, head_dim)) * scale);
+        softmax_into(scores, keys);
+        for (j, &p) in scores.iter().enumerate() {
+            isa.axpy_f16(half(p), row(v, base + j * head_dim, head_dim), o);
         }
     });
     out
+}
+
+/// The softmax of `logits`, written to `weights` (cleared first; a thread's scratch buffer).
+fn softmax_into(weights: &mut Vec<f32>, logits: impl Iterator<Item = f32>) {
+    weights.clear();
+    weights.extend(logits);
+    let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for w in weights.iter_mut() {
+        *w = (*w - max).exp();
+        sum += *w;
+    }
+    for w in weights.iter_mut() {
+        *w /= sum;
+    }
 }
 
 impl Isa {

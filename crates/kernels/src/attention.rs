@@ -191,12 +191,18 @@ mod avx2 {
                     acc,
                 );
             }
-            let hi = _mm256_extractf128_ps(acc, 1);
-            let s = _mm_add_ps(_mm256_castps256_ps128(acc), hi);
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-            _mm_cvtss_f32(s) + super::scalar_dot(&a[full..n], &b[full..n])
+            hsum(acc) + super::scalar_dot(&a[full..n], &b[full..n])
         }
+    }
+
+    /// The sum of the eight lanes of `acc`.
+    #[target_feature(enable = "avx2")]
+    fn hsum(acc: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps(acc, 1);
+        let s = _mm_add_ps(_mm256_castps256_ps128(acc), hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -211,11 +217,7 @@ mod avx2 {
                 let h = _mm_loadu_si128(b.as_ptr().add(i).cast());
                 acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_cvtph_ps(h), acc);
             }
-            let hi = _mm256_extractf128_ps(acc, 1);
-            let s = _mm_add_ps(_mm256_castps256_ps128(acc), hi);
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-            _mm_cvtss_f32(s) + super::scalar_dot_f16(&a[full..n], &b[full..n])
+            hsum(acc) + super::scalar_dot_f16(&a[full..n], &b[full..n])
         }
     }
 

@@ -742,16 +742,18 @@ mod tests {
         assert_eq!(flat(&v), flat(&v_all));
     }
 
+    /// A tensor of `shape` with spread-out values, distinct per `seed`.
+    fn t(shape: (usize, usize, usize, usize), seed: usize) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 300.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
     /// Query rows taken a block at a time against a long cache give the rows of one product.
     #[test]
     fn attention_in_query_blocks_equals_one_product() {
-        let t = |shape: (usize, usize, usize, usize), seed: usize| {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            let v: Vec<f32> = (0..n)
-                .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 300.0)
-                .collect();
-            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-        };
         let (q, k, v) = (
             t((1, 4, 70, 8), 1),
             t((1, 2, 4000, 8), 2),
@@ -773,13 +775,6 @@ mod tests {
 
     #[test]
     fn a_half_precision_cache_is_attended_as_llama_cpp_attends_it() {
-        let t = |shape: (usize, usize, usize, usize), seed: usize| {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            let v: Vec<f32> = (0..n)
-                .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 300.0)
-                .collect();
-            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-        };
         let close = |a: &Tensor, b: &Tensor, tol: f32| {
             let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();

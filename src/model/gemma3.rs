@@ -23,8 +23,10 @@
 //! attention) live in `decoder.rs`, and so do fixes 2 (`Rope`) and 3 (`mask`).
 //!
 //! Not fixes but speed: Q8_0 and Q5_0 weights (the embeddings and output projection, and most
-//! of the layer weights in Q4_K_M files) go through `q8::Q8Matrix` instead of candle's
-//! `QMatMul`; see there for why.
+//! of the layer weights in Q4_K_M files) and Q4_0 ones (every layer weight of Google's QAT
+//! files) go through `q8::Q8Matrix` instead of candle's `QMatMul`, and an F16 embedding table
+//! (the QAT files') through `f16w::F16Matrix`, which keeps it 16-bit where candle made it f32;
+//! see there for why.
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
+use tercuman_kernels::f16w::F16Matrix;
 use tercuman_kernels::kquant::KMatrix;
 use tercuman_kernels::q8::Q8Matrix;
 
@@ -42,12 +43,14 @@ impl Precision {
     }
 }
 
-/// A weight matrix applied as `x @ W^T`: ours for 8-bit (and 5-bit) blocks and for Q4_K and
-/// Q6_K, candle's for the other types, or dequantized f32 (`Precision::Dequantized`).
+/// A weight matrix applied as `x @ W^T`: ours for 8-, 5- and 4-bit blocks (Q8_0, Q5_0, Q4_0),
+/// for Q4_K and Q6_K and for F16, candle's for the other types, or dequantized f32
+/// (`Precision::Dequantized`).
 #[derive(Clone)]
 pub(crate) enum Linear {
     Q8(Arc<Q8Matrix>),
     K(Arc<KMatrix>),
+    F16(Arc<F16Matrix>),
     Candle(QMatMul),
     Dense(candle_nn::Linear),
 }
@@ -71,6 +74,9 @@ impl Linear {
             if let Some(m) = KMatrix::from_gguf(ct, reader, name)? {
                 return Ok(Self::K(Arc::new(m)));
             }
+            if let Some(m) = F16Matrix::from_gguf(ct, reader, name)? {
+                return Ok(Self::F16(Arc::new(m)));
+            }
         }
         let t = tercuman_kernels::requant::with_fast_kernel(ct.tensor(reader, name, device)?)?;
         Ok(Self::Candle(QMatMul::from_qtensor(t)?))
@@ -81,6 +87,7 @@ impl Linear {
         match self {
             Self::Q8(m) => m.weight_bytes(),
             Self::K(m) => m.weight_bytes(),
+            Self::F16(m) => m.weight_bytes(),
             Self::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes(),
             Self::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
                 t.elem_count() * t.dtype().size_in_bytes()
@@ -93,6 +100,7 @@ impl Linear {
         match self {
             Self::Q8(m) => m.embedding(ids),
             Self::K(m) => m.embedding(ids),
+            Self::F16(m) => m.embedding(ids),
             Self::Candle(m) => m.embedding(ids),
             Self::Dense(l) => {
                 let rows = l.weight().index_select(&ids.flatten_all()?, 0)?;
@@ -109,6 +117,7 @@ impl Module for Linear {
         match self {
             Self::Q8(m) => m.forward(xs),
             Self::K(m) => m.forward(xs),
+            Self::F16(m) => m.forward(xs),
             Self::Candle(m) => m.forward(xs),
             Self::Dense(l) => l.forward(xs),
         }
@@ -133,7 +142,8 @@ pub(crate) fn embedding_and_output<R: std::io::Seek + std::io::Read>(
 }
 
 /// Weight matrices applied to the same input (q, k, v; gate, up): one product over their
-/// rows laid end to end when all are 8-bit (see `Q8Matrix::concat_rows`), else one each.
+/// rows laid end to end when all are 8-bit, or all 4-bit (see `Q8Matrix::concat_rows`), else
+/// one each.
 pub(crate) enum Projections {
     Fused(Q8Matrix, Vec<usize>),
     Separate(Vec<Linear>),
@@ -155,10 +165,10 @@ impl Projections {
             .iter()
             .filter_map(|l| match l {
                 Linear::Q8(m) => Some(m.as_ref()),
-                Linear::K(_) | Linear::Candle(_) | Linear::Dense(_) => None,
+                Linear::K(_) | Linear::F16(_) | Linear::Candle(_) | Linear::Dense(_) => None,
             })
             .collect();
-        if q8.len() < linears.len() {
+        if q8.len() < linears.len() || q8.iter().any(|m| !m.joins(q8[0])) {
             return Ok(Self::Separate(linears));
         }
         let rows = q8.iter().map(|m| m.rows()).collect();

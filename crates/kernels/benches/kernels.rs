@@ -1,6 +1,9 @@
-//! Two parts. The k-quant products (`KMatrix`, Q4_K and Q6_K) on Qwen2.5 1.5B's FFN shapes, one
-//! row (a decode step: GB/s of weights read) and 128 rows (a prompt: GFLOP/s), beside candle's
-//! `QMatMul` on the same blocks. Then the f32 product kernel (`PackedLinear`) on the shapes of
+//! Two parts. The products with weights kept as the GGUF stores them, beside candle's
+//! `QMatMul` on the same weights: the k-quants (`KMatrix`, Q4_K and Q6_K) on Qwen2.5 1.5B's
+//! FFN shapes, Q4_0 (`Q8Matrix`) on Gemma 3 1B's, and F16 (`F16Matrix`) on a 32768-row slice of
+//! Gemma 3 1B's embedding table (the output projection of Google's QAT files; candle turns it
+//! into f32); one row (a decode step: GB/s of weights read, as stored) and 128 rows (a prompt:
+//! GFLOP/s). Then the f32 product kernel (`PackedLinear`) on the shapes of
 //! the tc-big Marian model, in GFLOP/s: the encoder's products (942 rows, the sample article), a beam-4 decoding step
 //! (13 sentences x 4 beams = 52 rows) and a greedy one (13 rows), through the layers and the
 //! 57000-word output layer. Each shape runs 7 times and the fastest counts (these machines
@@ -12,8 +15,10 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use std::time::Instant;
+use tercuman_kernels::f16w::F16Matrix;
 use tercuman_kernels::kquant::KMatrix;
 use tercuman_kernels::packed::PackedLinear;
+use tercuman_kernels::q8::Q8Matrix;
 
 /// The fastest of 7 rounds of `reps` calls of `f`, in seconds per call.
 fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -28,46 +33,68 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
     best
 }
 
-fn kquants() {
-    for (dtype, rows, cols) in [(GgmlDType::Q4K, 8960, 1536), (GgmlDType::Q6K, 1536, 8960)] {
-        let w: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&w, dtype).unwrap();
-        let bytes = q.storage_size_in_bytes();
-        let ours = KMatrix::from_gguf_blocks(&q).unwrap().unwrap();
-        let theirs = QMatMul::from_qtensor(q).unwrap();
-        for m in [1, 128] {
-            let x: Vec<f32> = (0..m * cols)
-                .map(|i| (i % 89) as f32 * 0.01 - 0.4)
-                .collect();
-            let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
-            let reps = if m == 1 { 50 } else { 3 };
-            let a = best_of(reps, || {
-                std::hint::black_box(ours.forward(&x).unwrap());
-            });
-            let b = best_of(reps, || {
-                std::hint::black_box(theirs.forward(&x).unwrap());
-            });
-            let unit = if m == 1 { "GB/s of weights" } else { "GFLOP/s" };
-            let of = |s: f64| match m {
-                1 => bytes as f64 / s / 1e9,
-                _ => 2.0 * (m * rows * cols) as f64 / s / 1e9,
-            };
-            println!(
-                "{dtype:?} {m:3} x {cols:4} x {rows:4}: ours {:7.2} ms ({:6.1} {unit}), candle {:7.2} ms ({:6.1})",
-                a * 1e3,
-                of(a),
-                b * 1e3,
-                of(b)
-            );
+/// A product of ours: `x @ W^T`.
+type Product = Box<dyn Fn(&Tensor) -> Tensor>;
+
+/// Ours against candle's on `rows x cols` weights of `dtype`.
+fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, dtype).unwrap();
+    let bytes = q.storage_size_in_bytes();
+    let ours: Product = match dtype {
+        GgmlDType::Q4K | GgmlDType::Q6K => {
+            let m = KMatrix::from_gguf_blocks(&q).unwrap().unwrap();
+            Box::new(move |x| m.forward(x).unwrap())
         }
+        GgmlDType::Q4_0 => {
+            let m = Q8Matrix::from_q4_0_rows(rows, cols, &q.data().unwrap()).unwrap();
+            Box::new(move |x| m.forward(x).unwrap())
+        }
+        GgmlDType::F16 => {
+            let v = w.to_dtype(candle_core::DType::F16).unwrap();
+            let v = v.flatten_all().unwrap().to_vec1().unwrap();
+            let m = F16Matrix::from_f16(rows, cols, v).unwrap();
+            Box::new(move |x| m.forward(x).unwrap())
+        }
+        other => panic!("no kernel of ours for {other:?}"),
+    };
+    let theirs = QMatMul::from_qtensor(q).unwrap();
+    for m in [1, 128] {
+        let x: Vec<f32> = (0..m * cols)
+            .map(|i| (i % 89) as f32 * 0.01 - 0.4)
+            .collect();
+        let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+        let reps = if m == 1 { 50 } else { 3 };
+        let a = best_of(reps, || {
+            std::hint::black_box(ours(&x));
+        });
+        let b = best_of(reps, || {
+            std::hint::black_box(theirs.forward(&x).unwrap());
+        });
+        let unit = if m == 1 { "GB/s of weights" } else { "GFLOP/s" };
+        let of = |s: f64| match m {
+            1 => bytes as f64 / s / 1e9,
+            _ => 2.0 * (m * rows * cols) as f64 / s / 1e9,
+        };
+        println!(
+            "{dtype:?} {m:3} x {cols:4} x {rows:5}: ours {:7.2} ms ({:6.1} {unit}), candle {:7.2} ms ({:6.1})",
+            a * 1e3,
+            of(a),
+            b * 1e3,
+            of(b)
+        );
     }
 }
 
 fn main() {
-    kquants();
+    stored_weights(GgmlDType::Q4K, 8960, 1536);
+    stored_weights(GgmlDType::Q6K, 1536, 8960);
+    stored_weights(GgmlDType::Q4_0, 6912, 1152);
+    stored_weights(GgmlDType::Q4_0, 1152, 6912);
+    stored_weights(GgmlDType::F16, 32768, 1152);
     for (m, k, n) in [
         (942, 1024, 1024),
         (942, 1024, 4096),

@@ -1,7 +1,9 @@
 //! tercuman's hand-written CPU kernels: every `unsafe` block and SIMD intrinsic of the project
 //! lives in this crate, behind strict lints, so that the models read as math.
 //!
-//! - [`q8`]: products with 8-bit weights (ggml Q8_0, and Q5_0 re-encoded by [`requant`]);
+//! - [`q8`]: products with 8-bit and 4-bit block weights (ggml Q8_0, Q4_0, and Q5_0 re-encoded
+//!   by [`requant`]);
+//! - [`f16w`]: products with 16-bit float weights (ggml F16) kept as stored;
 //! - [`kquant`]: products with k-quant weights (ggml Q4_K, Q6_K) as the GGUF stores them;
 //! - [`packed`]: f32 products on weights packed once at load (Marian);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
@@ -12,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod attention;
+pub mod f16w;
 pub mod isa;
 pub mod kquant;
 pub mod packed;

@@ -1,5 +1,7 @@
-//! Matrix products with 8-bit weights (ggml's Q8_0: blocks of 32 int8 and one f16 scale),
-//! stored four output rows at a time, block by block.
+//! Matrix products with 8-bit and 4-bit block weights against activations quantized to 8 bits
+//! (ggml's Q8_0 and Q4_0: blocks of 32 int8, or of 32 4-bit values, and one f16 scale), stored
+//! four output rows at a time, block by block. The module is named for what both share: the
+//! activations are ggml's Q8_0 blocks, as ggml dots both weight types with.
 //!
 //! Written by hand because candle 0.11.1's CPU path for these weights was most of Gemma's run
 //! time (perf: `vec_dot_q8_0_q8_0` 56% of decode and of prefill on the 270M model, where the
@@ -13,6 +15,12 @@
 //!
 //! Q5_0 weights are read into the same layout, value for value (see `requant`), which is how
 //! most of Gemma 3's layer weights ship in Q4_K_M files.
+//!
+//! Q4_0 (Google's quantization-aware-trained Gemma 3 files hold every layer weight in it) stays
+//! 4-bit: a four-row chunk is the four f16 scales and the four rows' 16 bytes of nibbles, read
+//! as stored, no wider copy. The kernel widens a row's nibbles to the int8 values `q - 8` as
+//! it loads them and from there runs the Q8_0 arithmetic, so the integer sums are ggml's
+//! `vec_dot_q4_0_q8_0` ones.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -31,13 +39,54 @@ const GROUP: usize = 4;
 const Q8_BLOCK: usize = 2 + QK;
 /// Bytes of one block of one row in ggml's Q5_0 layout.
 const Q5_BLOCK: usize = 22;
-/// Bytes of one block of a four-row group: four f16 scales, then the four rows' int8.
-const CHUNK: usize = GROUP * Q8_BLOCK;
+/// Bytes of one block of one row in ggml's Q4_0 layout: f16 scale, 16 bytes of nibbles.
+const Q4_BLOCK: usize = 2 + QK / 2;
+
+/// How the weights' values are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// 32 int8 per row and block (Q8_0, and Q5_0 re-encoded).
+    Int8,
+    /// 16 bytes per row and block: value `j` is the low nibble of byte `j` minus 8, value
+    /// `j + 16` its high nibble minus 8 (Q4_0).
+    Int4,
+}
+
+impl Format {
+    /// Bytes of one row's values in a block.
+    const fn value_bytes(self) -> usize {
+        match self {
+            Format::Int8 => QK,
+            Format::Int4 => QK / 2,
+        }
+    }
+
+    /// Bytes of one block of a four-row group: four f16 scales, then the four rows' values.
+    const fn chunk(self) -> usize {
+        2 * GROUP + GROUP * self.value_bytes()
+    }
+
+    /// Value `j` of row `r` of a chunk.
+    fn value(self, chunk: &[u8], r: usize, j: usize) -> i8 {
+        let q = &chunk[2 * GROUP + r * self.value_bytes()..][..self.value_bytes()];
+        match self {
+            Format::Int8 => q[j] as i8,
+            Format::Int4 if j < QK / 2 => (q[j] & 0x0F) as i8 - 8,
+            Format::Int4 => (q[j - QK / 2] >> 4) as i8 - 8,
+        }
+    }
+
+    /// The scale of row `r` of a chunk.
+    fn scale(chunk: &[u8], r: usize) -> f32 {
+        f16::from_le_bytes([chunk[2 * r], chunk[2 * r + 1]]).to_f32()
+    }
+}
 
 /// A `rows x cols` weight matrix; `forward` computes `x @ W^T` like a linear layer.
 pub struct Q8Matrix {
     rows: usize,
     cols: usize,
+    format: Format,
     /// `rows / 4` groups of `cols / 32` chunks.
     data: Vec<u8>,
 }
@@ -57,9 +106,10 @@ impl Q8Matrix {
             [rows, cols] => (*rows, *cols),
             _ => return Ok(None),
         };
-        let block_bytes = match info.ggml_dtype {
-            GgmlDType::Q8_0 => Q8_BLOCK,
-            GgmlDType::Q5_0 => Q5_BLOCK,
+        let (block_bytes, format) = match info.ggml_dtype {
+            GgmlDType::Q8_0 => (Q8_BLOCK, Format::Int8),
+            GgmlDType::Q5_0 => (Q5_BLOCK, Format::Int8),
+            GgmlDType::Q4_0 => (Q4_BLOCK, Format::Int4),
             _ => return Ok(None),
         };
         if !rows.is_multiple_of(GROUP) || !cols.is_multiple_of(QK) {
@@ -71,7 +121,7 @@ impl Q8Matrix {
         let groups_per_read = (256 * 1024 / (GROUP * row_bytes)).max(1);
         let mut raw = vec![0u8; groups_per_read * GROUP * row_bytes];
         let mut rows_q8 = vec![0u8; GROUP * cols / QK * Q8_BLOCK];
-        let mut m = Self::empty(rows, cols);
+        let mut m = Self::empty(rows, cols, format);
         let n_groups = rows / GROUP;
         let mut g = 0;
         while g < n_groups {
@@ -97,6 +147,22 @@ impl Q8Matrix {
         Ok(Some(m))
     }
 
+    /// From ggml Q4_0 rows laid end to end (`rows * cols / 32` blocks of 18 bytes).
+    pub fn from_q4_0_rows(rows: usize, cols: usize, q4_0: &[u8]) -> Result<Self> {
+        if !rows.is_multiple_of(GROUP)
+            || !cols.is_multiple_of(QK)
+            || q4_0.len() != rows * cols / QK * Q4_BLOCK
+        {
+            candle_core::bail!("q4: {rows} x {cols} does not fit {} bytes", q4_0.len())
+        }
+        let mut m = Self::empty(rows, cols, Format::Int4);
+        let group_bytes = GROUP * cols / QK * Q4_BLOCK;
+        for (g, four) in q4_0.chunks_exact(group_bytes).enumerate() {
+            m.set_group(g, four);
+        }
+        Ok(m)
+    }
+
     /// From ggml Q8_0 rows laid end to end (`rows * cols / 32` blocks of 34 bytes).
     pub fn from_q8_0_rows(rows: usize, cols: usize, q8_0: &[u8]) -> Result<Self> {
         if !rows.is_multiple_of(GROUP)
@@ -105,7 +171,7 @@ impl Q8Matrix {
         {
             candle_core::bail!("q8: {rows} x {cols} does not fit {} bytes", q8_0.len())
         }
-        let mut m = Self::empty(rows, cols);
+        let mut m = Self::empty(rows, cols, Format::Int8);
         let group_bytes = GROUP * cols / QK * Q8_BLOCK;
         for (g, four) in q8_0.chunks_exact(group_bytes).enumerate() {
             m.set_group(g, four);
@@ -117,9 +183,11 @@ impl Q8Matrix {
     /// applied to the same input run as one product: one quantization of the input and one
     /// hand-off to the threads instead of one per matrix.
     pub fn concat_rows(parts: &[&Self]) -> Result<Self> {
-        let cols = parts.first().map_or(0, |p| p.cols);
-        if parts.iter().any(|p| p.cols != cols) {
-            candle_core::bail!("q8: concatenated matrices must have the same columns")
+        let (cols, format) = parts
+            .first()
+            .map_or((0, Format::Int8), |p| (p.cols, p.format));
+        if parts.iter().any(|p| p.cols != cols || p.format != format) {
+            candle_core::bail!("q8: concatenated matrices must have the same columns and type")
         }
         let rows = parts.iter().map(|p| p.rows).sum();
         let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
@@ -127,31 +195,56 @@ impl Q8Matrix {
             // Groups never straddle two parts: every part has a multiple of four rows.
             data.extend_from_slice(&p.data);
         }
-        Ok(Self { rows, cols, data })
+        Ok(Self {
+            rows,
+            cols,
+            format,
+            data,
+        })
     }
 
-    fn empty(rows: usize, cols: usize) -> Self {
+    /// Whether `concat_rows` can join `self` and `other`.
+    pub fn joins(&self, other: &Self) -> bool {
+        self.cols == other.cols && self.format == other.format
+    }
+
+    fn empty(rows: usize, cols: usize, format: Format) -> Self {
         Self {
             rows,
             cols,
-            data: vec![0u8; rows * cols / QK * Q8_BLOCK],
+            format,
+            data: vec![0u8; rows / GROUP * cols / QK * format.chunk()],
         }
+    }
+
+    /// Bytes of one four-row group.
+    fn group_bytes(&self) -> usize {
+        self.blocks() * self.format.chunk()
+    }
+
+    /// Group `g`'s chunks.
+    fn group(&self, g: usize) -> &[u8] {
+        let n = self.group_bytes();
+        &self.data[g * n..(g + 1) * n]
     }
 
     fn blocks(&self) -> usize {
         self.cols / QK
     }
 
-    /// Stores group `g` from four consecutive rows of ggml Q8_0 blocks.
+    /// Stores group `g` from four consecutive rows of ggml blocks of the matrix's format
+    /// (Q8_0 or Q4_0: an f16 scale, then the values as this layout holds them).
     fn set_group(&mut self, g: usize, four_rows: &[u8]) {
         let blocks = self.blocks();
-        let group = &mut self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
-        for (b, chunk) in group.chunks_exact_mut(CHUNK).enumerate() {
+        let (chunk_bytes, values) = (self.format.chunk(), self.format.value_bytes());
+        let block = 2 + values;
+        let group = &mut self.data[g * blocks * chunk_bytes..(g + 1) * blocks * chunk_bytes];
+        for (b, chunk) in group.chunks_exact_mut(chunk_bytes).enumerate() {
             for r in 0..GROUP {
-                let src = &four_rows[(r * blocks + b) * Q8_BLOCK..][..Q8_BLOCK];
+                let src = &four_rows[(r * blocks + b) * block..][..block];
                 chunk[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
-                let q = 2 * GROUP + r * QK;
-                chunk[q..q + QK].copy_from_slice(&src[2..]);
+                let q = 2 * GROUP + r * values;
+                chunk[q..q + values].copy_from_slice(&src[2..]);
             }
         }
     }
@@ -176,15 +269,14 @@ impl Q8Matrix {
 
     /// The rows named by `ids` (any shape of u32), dequantized: shape `(ids.., cols)`.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
-        let blocks = self.blocks();
+        let format = self.format;
         crate::storage::gather_rows(ids, self.rows, self.cols, "q8", |id, dst| {
             let (g, r) = (id / GROUP, id % GROUP);
-            let group = &self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
-            for (chunk, dst) in group.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(QK)) {
-                let d = f16::from_le_bytes([chunk[2 * r], chunk[2 * r + 1]]).to_f32();
-                let q = &chunk[2 * GROUP + r * QK..][..QK];
-                for (v, &q) in dst.iter_mut().zip(q) {
-                    *v = d * (q as i8) as f32;
+            let chunks = self.group(g).chunks_exact(format.chunk());
+            for (chunk, dst) in chunks.zip(dst.chunks_exact_mut(QK)) {
+                let d = Format::scale(chunk, r);
+                for (j, v) in dst.iter_mut().enumerate() {
+                    *v = d * format.value(chunk, r, j) as f32;
                 }
             }
         })
@@ -201,12 +293,12 @@ impl Q8Matrix {
         let run = |range: std::ops::Range<usize>| {
             let dst_ptr = &dst_ptr;
             for g in range {
-                let group = &self.data[g * blocks * CHUNK..(g + 1) * blocks * CHUNK];
+                let group = self.group(g);
                 let mut r = 0;
                 while r < m {
                     let take = (m - r).min(2);
                     let mut out = [[0f32; GROUP]; 2];
-                    kernel.dots(group, act, r, take, &mut out);
+                    kernel.dots(self.format, group, act, r, take, &mut out);
                     for (i, out) in out[..take].iter().enumerate() {
                         // SAFETY: each (row, group) cell of `dst` is written by exactly one
                         // work item.
@@ -263,6 +355,7 @@ impl Isa {
     /// Dots of one group's four rows with activation rows `r..r + take` (`take` 1 or 2).
     fn dots(
         self,
+        format: Format,
         group: &[u8],
         act: &Activations,
         r: usize,
@@ -272,25 +365,17 @@ impl Isa {
         match self {
             Isa::Scalar => {
                 for (i, out) in out[..take].iter_mut().enumerate() {
-                    *out = scalar::dots(group, act.row_q(r + i), act.row_d(r + i));
+                    *out = scalar::dots(format, group, act.row_q(r + i), act.row_d(r + i));
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                // SAFETY: the CPU has AVX2, FMA and F16C (checked in `detect`), and the slices
-                // hold `blocks` chunks and blocks (checked in the kernel).
-                unsafe {
-                    if take == 2 {
-                        *out = avx2::dots2(
-                            group,
-                            [act.row_q(r), act.row_q(r + 1)],
-                            [act.row_d(r), act.row_d(r + 1)],
-                        );
-                    } else {
-                        out[0] = avx2::dots1(group, act.row_q(r), act.row_d(r));
-                    }
+            // SAFETY: `Isa::Avx2` is only detected on a CPU with AVX2, FMA and F16C.
+            Isa::Avx2 => unsafe {
+                match format {
+                    Format::Int8 => avx2::dots::<avx2::Int8>(group, act, r, take, out),
+                    Format::Int4 => avx2::dots::<avx2::Int4>(group, act, r, take, out),
                 }
-            }
+            },
         }
     }
 }
@@ -298,18 +383,15 @@ impl Isa {
 mod scalar {
     use super::*;
 
-    pub fn dots(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
+    pub fn dots(format: Format, group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
         let mut out = [0f32; GROUP];
-        for ((chunk, yq), &yd) in group.chunks_exact(CHUNK).zip(yq.chunks_exact(QK)).zip(yd) {
+        let chunks = group.chunks_exact(format.chunk());
+        for ((chunk, yq), &yd) in chunks.zip(yq.chunks_exact(QK)).zip(yd) {
             for (r, out) in out.iter_mut().enumerate() {
-                let d = f16::from_le_bytes([chunk[2 * r], chunk[2 * r + 1]]).to_f32();
-                let q = &chunk[2 * GROUP + r * QK..][..QK];
-                let sum: i32 = q
-                    .iter()
-                    .zip(yq)
-                    .map(|(&a, &b)| a as i8 as i32 * b as i32)
+                let sum: i32 = (0..QK)
+                    .map(|j| format.value(chunk, r, j) as i32 * yq[j] as i32)
                     .sum();
-                *out += d * yd * sum as f32;
+                *out += Format::scale(chunk, r) * yd * sum as f32;
             }
         }
         out
@@ -320,6 +402,73 @@ mod scalar {
 mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
+
+    /// How one row's 32 values of a chunk become 32 int8 in a register.
+    pub(super) trait Values {
+        const FORMAT: Format;
+
+        /// Row `r`'s values of the chunk at `c`.
+        ///
+        /// # Safety
+        /// `c` points to a whole chunk of this format; the CPU has AVX2.
+        unsafe fn load(c: *const u8, r: usize) -> __m256i;
+    }
+
+    /// Q8_0's int8, as stored.
+    pub(super) struct Int8;
+    /// Q4_0's nibbles, widened to `q - 8` (ggml's `bytes_from_nibbles_32`, then the offset).
+    pub(super) struct Int4;
+
+    impl Values for Int8 {
+        const FORMAT: Format = Format::Int8;
+
+        #[inline(always)]
+        unsafe fn load(c: *const u8, r: usize) -> __m256i {
+            // SAFETY: row `r`'s 32 bytes lie in the chunk (the caller's promise).
+            unsafe { _mm256_loadu_si256(c.add(2 * GROUP + r * QK) as *const __m256i) }
+        }
+    }
+
+    impl Values for Int4 {
+        const FORMAT: Format = Format::Int4;
+
+        #[inline(always)]
+        unsafe fn load(c: *const u8, r: usize) -> __m256i {
+            // SAFETY: row `r`'s 16 bytes lie in the chunk (the caller's promise); AVX2 as there.
+            unsafe {
+                let b = _mm_loadu_si128(c.add(2 * GROUP + r * QK / 2) as *const __m128i);
+                let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+                let nibbles = _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+                _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8))
+            }
+        }
+    }
+
+    /// `Isa::dots` on AVX2, for the values `V`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C.
+    pub(super) unsafe fn dots<V: Values>(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+        take: usize,
+        out: &mut [[f32; GROUP]; 2],
+    ) {
+        // SAFETY: the CPU has the features (the caller's promise), and the kernels check the
+        // slices' lengths.
+        unsafe {
+            if take == 2 {
+                *out = dots2::<V>(
+                    group,
+                    [act.row_q(r), act.row_q(r + 1)],
+                    [act.row_d(r), act.row_d(r + 1)],
+                );
+            } else {
+                out[0] = dots1::<V>(group, act.row_q(r), act.row_d(r));
+            }
+        }
+    }
 
     /// The eight i32 partial sums of `x . y` for one row's block (ggml's sign trick:
     /// `maddubs` wants one unsigned operand).
@@ -368,20 +517,20 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dots1(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
+    unsafe fn dots1<V: Values>(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
         let blocks = yd.len();
-        assert!(group.len() >= blocks * CHUNK && yq.len() >= blocks * QK);
-        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (CHUNK bytes) and
-        // of `yq` (QK bytes), and `yd[b]`; the caller runs this on a CPU with AVX2, FMA and F16C.
+        let chunk = V::FORMAT.chunk();
+        assert!(group.len() >= blocks * chunk && yq.len() >= blocks * QK);
+        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk) and of
+        // `yq` (QK bytes), and `yd[b]`; the caller runs this on a CPU with AVX2, FMA and F16C.
         unsafe {
             let mut acc = _mm256_setzero_ps();
             for b in 0..blocks {
-                let c = group.as_ptr().add(b * CHUNK);
+                let c = group.as_ptr().add(b * chunk);
                 let y = _mm256_loadu_si256(yq.as_ptr().add(b * QK) as *const __m256i);
                 let mut p = [_mm256_setzero_si256(); 4];
                 for (i, p) in p.iter_mut().enumerate() {
-                    let x = _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i);
-                    *p = block_sums(x, y);
+                    *p = block_sums(V::load(c, i), y);
                 }
                 acc = _mm256_fmadd_ps(scales(c, *yd.get_unchecked(b)), combine(p), acc);
             }
@@ -391,21 +540,22 @@ mod avx2 {
 
     /// As `dots1` for two activation rows, loading each weight block once.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dots2(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
+    unsafe fn dots2<V: Values>(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
         let blocks = yd[0].len();
-        assert!(group.len() >= blocks * CHUNK);
+        let chunk = V::FORMAT.chunk();
+        assert!(group.len() >= blocks * chunk);
         assert!(yd[1].len() >= blocks && yq[0].len() >= blocks * QK && yq[1].len() >= blocks * QK);
         // SAFETY: as in `dots1`, for both rows (the asserts).
         unsafe {
             let mut acc = [_mm256_setzero_ps(); 2];
             for b in 0..blocks {
-                let c = group.as_ptr().add(b * CHUNK);
+                let c = group.as_ptr().add(b * chunk);
                 let y0 = _mm256_loadu_si256(yq[0].as_ptr().add(b * QK) as *const __m256i);
                 let y1 = _mm256_loadu_si256(yq[1].as_ptr().add(b * QK) as *const __m256i);
                 let mut p0 = [_mm256_setzero_si256(); 4];
                 let mut p1 = [_mm256_setzero_si256(); 4];
                 for i in 0..GROUP {
-                    let x = _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i);
+                    let x = V::load(c, i);
                     p0[i] = block_sums(x, y0);
                     p1[i] = block_sums(x, y1);
                 }
@@ -446,112 +596,152 @@ mod tests {
 
     fn q8(w: &QTensor) -> Q8Matrix {
         let (rows, cols) = w.shape().dims2().unwrap();
-        Q8Matrix::from_q8_0_rows(rows, cols, &w.data().unwrap()).unwrap()
+        match w.dtype() {
+            GgmlDType::Q8_0 => Q8Matrix::from_q8_0_rows(rows, cols, &w.data().unwrap()).unwrap(),
+            GgmlDType::Q4_0 => Q8Matrix::from_q4_0_rows(rows, cols, &w.data().unwrap()).unwrap(),
+            other => panic!("no test matrix of {other:?}"),
+        }
     }
 
+    /// The two types held as they are stored.
+    const TYPES: [GgmlDType; 2] = [GgmlDType::Q8_0, GgmlDType::Q4_0];
+
     #[test]
-    fn products_match_candles_q8_0_matmul_for_one_and_many_rows() {
-        let w = QTensor::quantize(&weights(24, 96), GgmlDType::Q8_0).unwrap();
-        let mine = q8(&w);
-        let reference = QMatMul::from_qtensor(w).unwrap();
-        for m in [1, 2, 3, 7] {
-            let x = input(m, 96);
-            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+    fn products_match_candles_matmul_for_one_and_many_rows() {
+        for dtype in TYPES {
+            // 24 rows: six groups, not a multiple of eight; 96 columns: three blocks.
+            let w = QTensor::quantize(&weights(24, 96), dtype).unwrap();
+            let mine = q8(&w);
+            let reference = QMatMul::from_qtensor(w).unwrap();
+            for m in [1, 2, 3, 7] {
+                let x = input(m, 96);
+                assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
+            }
+            // Leading dimensions are kept.
+            let x = input(6, 96).reshape((2, 3, 96)).unwrap();
+            let y = mine.forward(&x).unwrap();
+            assert_eq!(y.dims(), &[2, 3, 24]);
+            assert_close(&y, &reference.forward(&x).unwrap());
         }
-        // Leading dimensions are kept.
-        let x = input(6, 96).reshape((2, 3, 96)).unwrap();
-        let y = mine.forward(&x).unwrap();
-        assert_eq!(y.dims(), &[2, 3, 24]);
-        assert_close(&y, &reference.forward(&x).unwrap());
     }
 
     #[test]
     fn a_large_product_runs_on_the_pool_and_matches() {
-        let w = QTensor::quantize(&weights(512, 640), GgmlDType::Q8_0).unwrap();
-        let mine = q8(&w);
-        let reference = QMatMul::from_qtensor(w).unwrap();
-        for m in [1, 5] {
-            let x = input(m, 640);
-            assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
-        }
-    }
-
-    #[test]
-    fn the_scalar_kernel_agrees_with_the_detected_one() {
-        let w = QTensor::quantize(&weights(8, 128), GgmlDType::Q8_0).unwrap();
-        let mine = q8(&w);
-        let x = input(3, 128)
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let act = Activations::quantize(&x, 128);
-        let group = &mine.data[..mine.blocks() * CHUNK];
-        for (r, take) in [(0, 2), (2, 1)] {
-            let mut fast = [[0f32; GROUP]; 2];
-            let mut slow = [[0f32; GROUP]; 2];
-            Isa::detect().dots(group, &act, r, take, &mut fast);
-            Isa::Scalar.dots(group, &act, r, take, &mut slow);
-            for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
-                assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} against {s}");
+        for dtype in TYPES {
+            let w = QTensor::quantize(&weights(512, 640), dtype).unwrap();
+            let mine = q8(&w);
+            let reference = QMatMul::from_qtensor(w).unwrap();
+            for m in [1, 5] {
+                let x = input(m, 640);
+                assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
             }
         }
     }
 
     #[test]
-    fn q8_0_and_q5_0_tensors_read_from_a_gguf_give_candles_products() {
+    fn q4_0_keeps_its_size_and_every_value() {
+        let w = QTensor::quantize(&weights(8, 128), GgmlDType::Q4_0).unwrap();
+        let mine = q8(&w);
+        // 18 bytes per 32 weights, as in the file.
+        assert_eq!(mine.weight_bytes(), w.storage_size_in_bytes());
+        let ids = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap();
+        assert_eq!(
+            mine.embedding(&ids).unwrap().to_vec2::<f32>().unwrap(),
+            w.dequantize(&Device::Cpu)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn the_scalar_kernel_agrees_with_the_detected_one() {
+        for dtype in TYPES {
+            let w = QTensor::quantize(&weights(8, 128), dtype).unwrap();
+            let mine = q8(&w);
+            let x = input(3, 128)
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let act = Activations::quantize(&x, 128);
+            let group = mine.group(0);
+            for (r, take) in [(0, 2), (2, 1)] {
+                let mut fast = [[0f32; GROUP]; 2];
+                let mut slow = [[0f32; GROUP]; 2];
+                Isa::detect().dots(mine.format, group, &act, r, take, &mut fast);
+                Isa::Scalar.dots(mine.format, group, &act, r, take, &mut slow);
+                for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
+                    assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} against {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_q5_0_and_q4_0_tensors_read_from_a_gguf_give_candles_products() {
         let q8_0 = QTensor::quantize(&weights(16, 64), GgmlDType::Q8_0).unwrap();
         // An even number of blocks: candle's Q5_0 reference asserts it in debug builds.
         let q5_0 = QTensor::quantize(&weights(8, 128), GgmlDType::Q5_0).unwrap();
-        let q4_0 = QTensor::quantize(&weights(8, 64), GgmlDType::Q4_0).unwrap();
+        let q4_0 = QTensor::quantize(&weights(12, 96), GgmlDType::Q4_0).unwrap();
+        let q4_1 = QTensor::quantize(&weights(8, 64), GgmlDType::Q4_1).unwrap();
         let mut file = std::io::Cursor::new(Vec::new());
-        gguf_file::write(&mut file, &[], &[("a", &q8_0), ("b", &q5_0), ("c", &q4_0)]).unwrap();
+        let tensors = [("a", &q8_0), ("b", &q5_0), ("c", &q4_0), ("d", &q4_1)];
+        gguf_file::write(&mut file, &[], &tensors).unwrap();
         file.set_position(0);
         let ct = gguf_file::Content::read(&mut file).unwrap();
-        for (name, reference, cols) in [("a", q8_0, 64), ("b", q5_0, 128)] {
+        for (name, reference, cols) in [("a", q8_0, 64), ("b", q5_0, 128), ("c", q4_0, 96)] {
             let mine = Q8Matrix::from_gguf(&ct, &mut file, name).unwrap().unwrap();
             let reference = QMatMul::from_qtensor(reference).unwrap();
             let x = input(3, cols);
             assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
         }
         // Another type is left to candle.
-        assert!(Q8Matrix::from_gguf(&ct, &mut file, "c").unwrap().is_none());
+        assert!(Q8Matrix::from_gguf(&ct, &mut file, "d").unwrap().is_none());
     }
 
     #[test]
     fn concatenated_rows_give_each_parts_products() {
-        let a = QTensor::quantize(&weights(8, 64), GgmlDType::Q8_0).unwrap();
-        let b =
-            QTensor::quantize(&weights(12, 64).affine(0.5, 0.1).unwrap(), GgmlDType::Q8_0).unwrap();
-        let both = Q8Matrix::concat_rows(&[&q8(&a), &q8(&b)]).unwrap();
-        assert_eq!((both.rows(), both.cols()), (20, 64));
-        let x = input(3, 64);
-        let y = both.forward(&x).unwrap();
-        assert_close(&y.narrow(1, 0, 8).unwrap(), &q8(&a).forward(&x).unwrap());
-        assert_close(&y.narrow(1, 8, 12).unwrap(), &q8(&b).forward(&x).unwrap());
-        let c = QTensor::quantize(&weights(4, 32), GgmlDType::Q8_0).unwrap();
-        assert!(Q8Matrix::concat_rows(&[&q8(&a), &q8(&c)]).is_err());
+        for dtype in TYPES {
+            let a = QTensor::quantize(&weights(8, 64), dtype).unwrap();
+            let b = QTensor::quantize(&weights(12, 64).affine(0.5, 0.1).unwrap(), dtype).unwrap();
+            let both = Q8Matrix::concat_rows(&[&q8(&a), &q8(&b)]).unwrap();
+            assert_eq!((both.rows(), both.cols()), (20, 64));
+            let x = input(3, 64);
+            let y = both.forward(&x).unwrap();
+            assert_close(&y.narrow(1, 0, 8).unwrap(), &q8(&a).forward(&x).unwrap());
+            assert_close(&y.narrow(1, 8, 12).unwrap(), &q8(&b).forward(&x).unwrap());
+            let c = QTensor::quantize(&weights(4, 32), dtype).unwrap();
+            assert!(Q8Matrix::concat_rows(&[&q8(&a), &q8(&c)]).is_err());
+        }
+        // 8-bit and 4-bit rows do not mix.
+        let a8 = QTensor::quantize(&weights(8, 64), GgmlDType::Q8_0).unwrap();
+        let a4 = QTensor::quantize(&weights(8, 64), GgmlDType::Q4_0).unwrap();
+        assert!(!q8(&a8).joins(&q8(&a4)));
+        assert!(Q8Matrix::concat_rows(&[&q8(&a8), &q8(&a4)]).is_err());
     }
 
     #[test]
     fn embedding_rows_are_the_dequantized_weights() {
-        let w = QTensor::quantize(&weights(12, 64), GgmlDType::Q8_0).unwrap();
-        let full = w.dequantize(&Device::Cpu).unwrap();
-        let mine = q8(&w);
-        let ids = Tensor::new(&[[5u32, 0], [11, 7]], &Device::Cpu).unwrap();
-        let rows = mine.embedding(&ids).unwrap();
-        assert_eq!(rows.dims(), &[2, 2, 64]);
-        let want = full
-            .index_select(&ids.flatten_all().unwrap(), 0)
-            .unwrap()
-            .reshape((2, 2, 64))
-            .unwrap();
-        assert_eq!(
-            rows.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-        );
-        assert!(mine
-            .embedding(&Tensor::new(&[12u32], &Device::Cpu).unwrap())
-            .is_err());
+        for dtype in TYPES {
+            let w = QTensor::quantize(&weights(12, 64), dtype).unwrap();
+            let full = w.dequantize(&Device::Cpu).unwrap();
+            let mine = q8(&w);
+            let ids = Tensor::new(&[[5u32, 0], [11, 7]], &Device::Cpu).unwrap();
+            let rows = mine.embedding(&ids).unwrap();
+            assert_eq!(rows.dims(), &[2, 2, 64]);
+            let want = full
+                .index_select(&ids.flatten_all().unwrap(), 0)
+                .unwrap()
+                .reshape((2, 2, 64))
+                .unwrap();
+            assert_eq!(
+                rows.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
+            assert!(mine
+                .embedding(&Tensor::new(&[12u32], &Device::Cpu).unwrap())
+                .is_err());
+        }
     }
 }

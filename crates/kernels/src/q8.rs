@@ -41,6 +41,8 @@ const Q8_BLOCK: usize = 2 + QK;
 const Q5_BLOCK: usize = 22;
 /// Bytes of one block of one row in ggml's Q4_0 layout: f16 scale, 16 bytes of nibbles.
 const Q4_BLOCK: usize = 2 + QK / 2;
+/// The most activation rows one kernel call takes.
+const MAX_TAKE: usize = 4;
 
 /// How the weights' values are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,15 @@ impl Format {
             Format::Int8 => q[j] as i8,
             Format::Int4 if j < QK / 2 => (q[j] & 0x0F) as i8 - 8,
             Format::Int4 => (q[j - QK / 2] >> 4) as i8 - 8,
+        }
+    }
+
+    /// Activation rows a kernel takes against one load of a group's block: 4-bit values
+    /// leave registers for four, the 8-bit kernel's sign trick for two.
+    const fn rows_at_once(self) -> usize {
+        match self {
+            Format::Int8 => 2,
+            Format::Int4 => MAX_TAKE,
         }
     }
 
@@ -296,8 +307,8 @@ impl Q8Matrix {
                 let group = self.group(g);
                 let mut r = 0;
                 while r < m {
-                    let take = (m - r).min(2);
-                    let mut out = [[0f32; GROUP]; 2];
+                    let take = (m - r).min(self.format.rows_at_once());
+                    let mut out = [[0f32; GROUP]; MAX_TAKE];
                     kernel.dots(self.format, group, act, r, take, &mut out);
                     for (i, out) in out[..take].iter().enumerate() {
                         // SAFETY: each (row, group) cell of `dst` is written by exactly one
@@ -321,6 +332,9 @@ struct Activations {
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
+    /// Per block, 8 times the sum of its values: what a Q4_0 product takes off the sums of its
+    /// unsigned nibbles (`sum (u - 8) y = sum u y - 8 sum y`).
+    s8: Vec<i32>,
 }
 
 impl Activations {
@@ -330,7 +344,9 @@ impl Activations {
         let blocks = cols / QK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; x.len() / QK];
-        for ((xs, qs), d) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).zip(&mut d) {
+        let mut s8 = vec![0i32; x.len() / QK];
+        let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK));
+        for ((xs, qs), (d, s8)) in blocks_of.zip(d.iter_mut().zip(&mut s8)) {
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -338,8 +354,9 @@ impl Activations {
                 *q = (v * inv).round() as i8;
             }
             *d = f16::from_f32(scale).to_f32();
+            *s8 = 8 * qs.iter().map(|&q| q as i32).sum::<i32>();
         }
-        Self { blocks, q, d }
+        Self { blocks, q, d, s8 }
     }
 
     fn row_q(&self, r: usize) -> &[i8] {
@@ -349,10 +366,15 @@ impl Activations {
     fn row_d(&self, r: usize) -> &[f32] {
         &self.d[r * self.blocks..(r + 1) * self.blocks]
     }
+
+    fn row_s8(&self, r: usize) -> &[i32] {
+        &self.s8[r * self.blocks..(r + 1) * self.blocks]
+    }
 }
 
 impl Isa {
-    /// Dots of one group's four rows with activation rows `r..r + take` (`take` 1 or 2).
+    /// Dots of one group's four rows with activation rows `r..r + take` (`take` at most the
+    /// format's `rows_at_once`).
     fn dots(
         self,
         format: Format,
@@ -360,20 +382,21 @@ impl Isa {
         act: &Activations,
         r: usize,
         take: usize,
-        out: &mut [[f32; GROUP]; 2],
+        out: &mut [[f32; GROUP]; MAX_TAKE],
     ) {
+        assert!((1..=format.rows_at_once()).contains(&take));
         match self {
             Isa::Scalar => {
                 for (i, out) in out[..take].iter_mut().enumerate() {
                     *out = scalar::dots(format, group, act.row_q(r + i), act.row_d(r + i));
                 }
             }
-            #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` is only detected on a CPU with AVX2, FMA and F16C.
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe {
                 match format {
-                    Format::Int8 => avx2::dots::<avx2::Int8>(group, act, r, take, out),
-                    Format::Int4 => avx2::dots::<avx2::Int4>(group, act, r, take, out),
+                    Format::Int8 => avx2::int8_dots(group, act, r, take, out),
+                    Format::Int4 => avx2::int4_dots(group, act, r, take, out),
                 }
             },
         }
@@ -403,69 +426,50 @@ mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
-    /// How one row's 32 values of a chunk become 32 int8 in a register.
-    pub(super) trait Values {
-        const FORMAT: Format;
-
-        /// Row `r`'s values of the chunk at `c`.
-        ///
-        /// # Safety
-        /// `c` points to a whole chunk of this format; the CPU has AVX2.
-        unsafe fn load(c: *const u8, r: usize) -> __m256i;
-    }
-
-    /// Q8_0's int8, as stored.
-    pub(super) struct Int8;
-    /// Q4_0's nibbles, widened to `q - 8` (ggml's `bytes_from_nibbles_32`, then the offset).
-    pub(super) struct Int4;
-
-    impl Values for Int8 {
-        const FORMAT: Format = Format::Int8;
-
-        #[inline(always)]
-        unsafe fn load(c: *const u8, r: usize) -> __m256i {
-            // SAFETY: row `r`'s 32 bytes lie in the chunk (the caller's promise).
-            unsafe { _mm256_loadu_si256(c.add(2 * GROUP + r * QK) as *const __m256i) }
-        }
-    }
-
-    impl Values for Int4 {
-        const FORMAT: Format = Format::Int4;
-
-        #[inline(always)]
-        unsafe fn load(c: *const u8, r: usize) -> __m256i {
-            // SAFETY: row `r`'s 16 bytes lie in the chunk (the caller's promise); AVX2 as there.
-            unsafe {
-                let b = _mm_loadu_si128(c.add(2 * GROUP + r * QK / 2) as *const __m128i);
-                let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-                let nibbles = _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-                _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8))
-            }
-        }
-    }
-
-    /// `Isa::dots` on AVX2, for the values `V`.
+    /// `Isa::dots` for 8-bit weights.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C.
-    pub(super) unsafe fn dots<V: Values>(
+    pub(super) unsafe fn int8_dots(
         group: &[u8],
         act: &Activations,
         r: usize,
         take: usize,
-        out: &mut [[f32; GROUP]; 2],
+        out: &mut [[f32; GROUP]; MAX_TAKE],
     ) {
         // SAFETY: the CPU has the features (the caller's promise), and the kernels check the
         // slices' lengths.
         unsafe {
             if take == 2 {
-                *out = dots2::<V>(
+                [out[0], out[1]] = dots2(
                     group,
                     [act.row_q(r), act.row_q(r + 1)],
                     [act.row_d(r), act.row_d(r + 1)],
                 );
             } else {
-                out[0] = dots1::<V>(group, act.row_q(r), act.row_d(r));
+                out[0] = dots1(group, act.row_q(r), act.row_d(r));
+            }
+        }
+    }
+
+    /// `Isa::dots` for 4-bit weights.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C.
+    pub(super) unsafe fn int4_dots(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+        take: usize,
+        out: &mut [[f32; GROUP]; MAX_TAKE],
+    ) {
+        // SAFETY: as in `int8_dots`.
+        unsafe {
+            match take {
+                1 => [out[0]] = int4::<1>(group, act, r),
+                2 => [out[0], out[1]] = int4::<2>(group, act, r),
+                3 => [out[0], out[1], out[2]] = int4::<3>(group, act, r),
+                _ => *out = int4::<4>(group, act, r),
             }
         }
     }
@@ -494,13 +498,13 @@ mod avx2 {
         }
     }
 
+    /// A chunk's four weight scales, in lanes 0..4 and again in 4..8.
     #[inline(always)]
-    unsafe fn scales(chunk: *const u8, yd: f32) -> __m256 {
+    unsafe fn weight_scales(chunk: *const u8) -> __m256 {
         // SAFETY: `chunk` points to a weight chunk, whose first 8 bytes are the four f16 scales;
         // the callers run on a CPU with AVX2, FMA and F16C.
         unsafe {
             let d = _mm_cvtph_ps(_mm_loadl_epi64(chunk as *const __m128i));
-            let d = _mm_mul_ps(d, _mm_set1_ps(yd));
             _mm256_set_m128(d, d)
         }
     }
@@ -516,23 +520,33 @@ mod avx2 {
         }
     }
 
+    const CHUNK8: usize = Format::Int8.chunk();
+    const CHUNK4: usize = Format::Int4.chunk();
+
+    /// Row `i`'s 32 int8 of the 8-bit chunk at `c`.
+    #[inline(always)]
+    unsafe fn int8_row(c: *const u8, i: usize) -> __m256i {
+        // SAFETY: `c` points to a whole chunk (the callers' bounds); AVX2 as they run with.
+        unsafe { _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i) }
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots1<V: Values>(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
+    unsafe fn dots1(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
         let blocks = yd.len();
-        let chunk = V::FORMAT.chunk();
-        assert!(group.len() >= blocks * chunk && yq.len() >= blocks * QK);
+        assert!(group.len() >= blocks * CHUNK8 && yq.len() >= blocks * QK);
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk) and of
         // `yq` (QK bytes), and `yd[b]`; the caller runs this on a CPU with AVX2, FMA and F16C.
         unsafe {
             let mut acc = _mm256_setzero_ps();
             for b in 0..blocks {
-                let c = group.as_ptr().add(b * chunk);
+                let c = group.as_ptr().add(b * CHUNK8);
                 let y = _mm256_loadu_si256(yq.as_ptr().add(b * QK) as *const __m256i);
                 let mut p = [_mm256_setzero_si256(); 4];
                 for (i, p) in p.iter_mut().enumerate() {
-                    *p = block_sums(V::load(c, i), y);
+                    *p = block_sums(int8_row(c, i), y);
                 }
-                acc = _mm256_fmadd_ps(scales(c, *yd.get_unchecked(b)), combine(p), acc);
+                let d = _mm256_mul_ps(weight_scales(c), _mm256_set1_ps(*yd.get_unchecked(b)));
+                acc = _mm256_fmadd_ps(d, combine(p), acc);
             }
             finish(acc)
         }
@@ -540,29 +554,85 @@ mod avx2 {
 
     /// As `dots1` for two activation rows, loading each weight block once.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots2<V: Values>(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
+    unsafe fn dots2(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
         let blocks = yd[0].len();
-        let chunk = V::FORMAT.chunk();
-        assert!(group.len() >= blocks * chunk);
+        assert!(group.len() >= blocks * CHUNK8);
         assert!(yd[1].len() >= blocks && yq[0].len() >= blocks * QK && yq[1].len() >= blocks * QK);
         // SAFETY: as in `dots1`, for both rows (the asserts).
         unsafe {
             let mut acc = [_mm256_setzero_ps(); 2];
             for b in 0..blocks {
-                let c = group.as_ptr().add(b * chunk);
+                let c = group.as_ptr().add(b * CHUNK8);
                 let y0 = _mm256_loadu_si256(yq[0].as_ptr().add(b * QK) as *const __m256i);
                 let y1 = _mm256_loadu_si256(yq[1].as_ptr().add(b * QK) as *const __m256i);
                 let mut p0 = [_mm256_setzero_si256(); 4];
                 let mut p1 = [_mm256_setzero_si256(); 4];
                 for i in 0..GROUP {
-                    let x = V::load(c, i);
+                    let x = int8_row(c, i);
                     p0[i] = block_sums(x, y0);
                     p1[i] = block_sums(x, y1);
                 }
-                acc[0] = _mm256_fmadd_ps(scales(c, *yd[0].get_unchecked(b)), combine(p0), acc[0]);
-                acc[1] = _mm256_fmadd_ps(scales(c, *yd[1].get_unchecked(b)), combine(p1), acc[1]);
+                let d = weight_scales(c);
+                let d0 = _mm256_mul_ps(d, _mm256_set1_ps(*yd[0].get_unchecked(b)));
+                let d1 = _mm256_mul_ps(d, _mm256_set1_ps(*yd[1].get_unchecked(b)));
+                acc[0] = _mm256_fmadd_ps(d0, combine(p0), acc[0]);
+                acc[1] = _mm256_fmadd_ps(d1, combine(p1), acc[1]);
             }
             [finish(acc[0]), finish(acc[1])]
+        }
+    }
+
+    /// Dots of a 4-bit group's four rows with activation rows `r..r + N`, each weight block
+    /// unpacked once for the N.
+    ///
+    /// The nibbles stay unsigned (0..16), so `maddubs` takes them as they are, without the
+    /// sign trick, and the `- 8` is taken off the integer sums as `8 * sum y` (`Activations::s8`).
+    /// A `maddubs` lane is at most 2 x 15 x 127 = 3810 in size, so four rows' lanes are summed
+    /// in 16 bits (two `hadd`s, at most 15240) before one widening `madd`: lanes 0..4 then hold
+    /// rows 0..4's sums over values 0..16, lanes 4..8 over values 16..32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn int4<const N: usize>(group: &[u8], act: &Activations, r: usize) -> [[f32; GROUP]; N] {
+        let blocks = act.blocks;
+        assert!(group.len() >= blocks * CHUNK4 && (r + N) * blocks <= act.d.len());
+        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
+        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
+        let s8: [&[i32]; N] = std::array::from_fn(|i| act.row_s8(r + i));
+        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
+        // of each activation row (`QK` values, one scale, one sum: rows `r..r + N` exist); the
+        // caller runs this on a CPU with AVX2, FMA and F16C.
+        unsafe {
+            let low = _mm256_set1_epi8(0x0F);
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [_mm256_setzero_ps(); N];
+            for b in 0..blocks {
+                let c = group.as_ptr().add(b * CHUNK4);
+                let w: [__m256i; GROUP] = std::array::from_fn(|i| {
+                    let x = _mm_loadu_si128(c.add(2 * GROUP + i * QK / 2) as *const __m128i);
+                    let both = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
+                    _mm256_and_si256(both, low)
+                });
+                let d = weight_scales(c);
+                for i in 0..N {
+                    let y = _mm256_loadu_si256(yq[i].as_ptr().add(b * QK) as *const __m256i);
+                    let m01 = _mm256_hadd_epi16(
+                        _mm256_maddubs_epi16(w[0], y),
+                        _mm256_maddubs_epi16(w[1], y),
+                    );
+                    let m23 = _mm256_hadd_epi16(
+                        _mm256_maddubs_epi16(w[2], y),
+                        _mm256_maddubs_epi16(w[3], y),
+                    );
+                    let sums = _mm256_madd_epi16(_mm256_hadd_epi16(m01, m23), ones);
+                    // The offset once per row: in the low lanes only, which `finish` adds to
+                    // the high ones.
+                    let off = _mm256_set1_epi32(*s8[i].get_unchecked(b));
+                    let off = _mm256_blend_epi32::<0x0F>(_mm256_setzero_si256(), off);
+                    let sums = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, off));
+                    let di = _mm256_mul_ps(d, _mm256_set1_ps(*yd[i].get_unchecked(b)));
+                    acc[i] = _mm256_fmadd_ps(di, sums, acc[i]);
+                }
+            }
+            std::array::from_fn(|i| finish(acc[i]))
         }
     }
 }
@@ -613,7 +683,7 @@ mod tests {
             let w = QTensor::quantize(&weights(24, 96), dtype).unwrap();
             let mine = q8(&w);
             let reference = QMatMul::from_qtensor(w).unwrap();
-            for m in [1, 2, 3, 7] {
+            for m in [1, 2, 3, 6, 7] {
                 let x = input(m, 96);
                 assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
             }
@@ -659,16 +729,20 @@ mod tests {
         for dtype in TYPES {
             let w = QTensor::quantize(&weights(8, 128), dtype).unwrap();
             let mine = q8(&w);
-            let x = input(3, 128)
+            let x = input(5, 128)
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
             let act = Activations::quantize(&x, 128);
             let group = mine.group(0);
-            for (r, take) in [(0, 2), (2, 1)] {
-                let mut fast = [[0f32; GROUP]; 2];
-                let mut slow = [[0f32; GROUP]; 2];
+            let takes = match dtype {
+                GgmlDType::Q4_0 => vec![(0, 4), (1, 3), (3, 2), (4, 1)],
+                _ => vec![(0, 2), (2, 1)],
+            };
+            for (r, take) in takes {
+                let mut fast = [[0f32; GROUP]; MAX_TAKE];
+                let mut slow = [[0f32; GROUP]; MAX_TAKE];
                 Isa::detect().dots(mine.format, group, &act, r, take, &mut fast);
                 Isa::Scalar.dots(mine.format, group, &act, r, take, &mut slow);
                 for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {

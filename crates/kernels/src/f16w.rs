@@ -224,10 +224,13 @@ mod avx2 {
                     *acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(k)), *acc);
                 }
             }
-            std::array::from_fn(|t| {
-                let tail: f32 = (body..cols).map(|k| w[k].to_f32() * xs[t][k]).sum();
-                hsum(acc[t]) + tail
-            })
+            // A loop, not `array::from_fn`: a closure would not inherit the target features.
+            let mut out = [0f32; ROWS_AT_ONCE];
+            for ((out, acc), x) in out.iter_mut().zip(acc).zip(xs) {
+                let tail: f32 = (body..cols).map(|k| w[k].to_f32() * x[k]).sum();
+                *out = hsum(acc) + tail;
+            }
+            out
         }
     }
 }

@@ -606,11 +606,14 @@ mod avx2 {
             let mut acc = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * CHUNK4);
-                let w: [__m256i; GROUP] = std::array::from_fn(|i| {
+                // Loops, not `array::from_fn`: a closure would not inherit the target features,
+                // and the intrinsics in it would become calls.
+                let mut w = [_mm256_setzero_si256(); GROUP];
+                for (i, w) in w.iter_mut().enumerate() {
                     let x = _mm_loadu_si128(c.add(2 * GROUP + i * QK / 2) as *const __m128i);
                     let both = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
-                    _mm256_and_si256(both, low)
-                });
+                    *w = _mm256_and_si256(both, low);
+                }
                 let d = weight_scales(c);
                 for i in 0..N {
                     let y = _mm256_loadu_si256(yq[i].as_ptr().add(b * QK) as *const __m256i);
@@ -632,7 +635,11 @@ mod avx2 {
                     acc[i] = _mm256_fmadd_ps(di, sums, acc[i]);
                 }
             }
-            std::array::from_fn(|i| finish(acc[i]))
+            let mut out = [[0f32; GROUP]; N];
+            for (out, acc) in out.iter_mut().zip(acc) {
+                *out = finish(acc);
+            }
+            out
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - [`kquant`]: products with k-quant weights (ggml Q4_K, Q6_K) as the GGUF stores them;
 //! - [`packed`]: f32 products on weights packed once at load (Marian);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
+//! - [`act`]: Gemma's gated activation, `gelu(gate) * up`;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
 //!
 //! Each kernel has an AVX2/FMA path and a scalar one it is tested against.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+pub mod act;
 pub mod attention;
 pub mod f16w;
 pub mod isa;

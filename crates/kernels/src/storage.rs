@@ -56,3 +56,25 @@ pub fn gather_rows(
     dims.push(width);
     candle_core::Tensor::from_vec(out, dims, &candle_core::Device::Cpu)
 }
+
+/// Where each row (the last dimension) of a tensor with `layout` starts in its storage; the
+/// rows themselves must be contiguous (a view that narrows the last dimension is fine).
+/// `what` names the operation in errors.
+pub fn row_starts(layout: &Layout, what: &str) -> Result<Vec<usize>> {
+    let dims = layout.shape().dims();
+    let stride = layout.stride();
+    let Some((&width, lead)) = dims.split_last() else {
+        return Ok(vec![layout.start_offset()]);
+    };
+    if width > 1 && stride[dims.len() - 1] != 1 {
+        candle_core::bail!("{what}: rows must be contiguous, strides {stride:?}")
+    }
+    let mut starts = vec![layout.start_offset()];
+    for (&n, &s) in lead.iter().zip(stride).rev() {
+        starts = (0..n)
+            .flat_map(|i| starts.iter().map(move |&o| o + i * s))
+            .collect();
+    }
+    // Built from the innermost leading dimension out, so the outer index varies slowest.
+    Ok(starts)
+}

@@ -117,21 +117,28 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         path: path.to_path_buf(),
         message,
     };
-    let tokenizer = gguf_tokenizer::from_gguf(&ct)?;
+    // The tokenizer is built on a thread of its own while the weights are read: on Gemma's
+    // 262144-piece vocabulary it takes as long as reading a 1 GB file (1.4 s against 1.55 s,
+    // Gemma 3 1B shape), and neither waits for the other.
+    let (tokenizer, network) = std::thread::scope(|s| {
+        let tokenizer = s.spawn(|| gguf_tokenizer::from_gguf(&ct));
+        let device = Device::Cpu;
+        let network = match arch {
+            "gemma3" => gemma3::Model::load(&ct, &mut file, &device, Precision::Quantized)
+                .map(|m| Network::Gemma3(Box::new(m))),
+            "qwen2" => qwen2::Model::load(&ct, &mut file, &device, Precision::Quantized)
+                .map(|m| Network::Qwen2(Box::new(m))),
+            _ => unreachable!("checked against SUPPORTED_ARCHITECTURES"),
+        };
+        let tokenizer = tokenizer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (tokenizer, network)
+    });
+    let tokenizer = tokenizer?;
     check_vocabulary(&ct, &tokenizer).map_err(invalid)?;
     let info = model_info(meta, path, &tokenizer).map_err(invalid)?;
-    let device = Device::Cpu;
-    let network = match arch {
-        "gemma3" => Network::Gemma3(Box::new(
-            gemma3::Model::load(&ct, &mut file, &device, Precision::Quantized)
-                .map_err(|e| invalid(e.to_string()))?,
-        )),
-        "qwen2" => Network::Qwen2(Box::new(
-            qwen2::Model::load(&ct, &mut file, &device, Precision::Quantized)
-                .map_err(|e| invalid(e.to_string()))?,
-        )),
-        _ => unreachable!("checked against SUPPORTED_ARCHITECTURES"),
-    };
+    let network = network.map_err(|e| invalid(e.to_string()))?;
     Ok(LoadedModel {
         network,
         tokenizer,

@@ -332,9 +332,10 @@ struct Activations {
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
-    /// Per block, 8 times the sum of its values: what a Q4_0 product takes off the sums of its
-    /// unsigned nibbles (`sum (u - 8) y = sum u y - 8 sum y`).
-    s8: Vec<i32>,
+    /// Per block, `4 d sum y`: half of what a Q4_0 product takes off the scaled sums of its
+    /// unsigned nibbles (`d sum (u - 8) y = d sum u y - 8 d sum y`), once from each half of a
+    /// register (see `avx2::int4`).
+    c: Vec<f32>,
 }
 
 impl Activations {
@@ -344,9 +345,9 @@ impl Activations {
         let blocks = cols / QK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; x.len() / QK];
-        let mut s8 = vec![0i32; x.len() / QK];
+        let mut c = vec![0f32; x.len() / QK];
         let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK));
-        for ((xs, qs), (d, s8)) in blocks_of.zip(d.iter_mut().zip(&mut s8)) {
+        for ((xs, qs), (d, c)) in blocks_of.zip(d.iter_mut().zip(&mut c)) {
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -354,9 +355,9 @@ impl Activations {
                 *q = (v * inv).round() as i8;
             }
             *d = f16::from_f32(scale).to_f32();
-            *s8 = 8 * qs.iter().map(|&q| q as i32).sum::<i32>();
+            *c = *d * (4 * qs.iter().map(|&q| q as i32).sum::<i32>()) as f32;
         }
-        Self { blocks, q, d, s8 }
+        Self { blocks, q, d, c }
     }
 
     fn row_q(&self, r: usize) -> &[i8] {
@@ -367,8 +368,8 @@ impl Activations {
         &self.d[r * self.blocks..(r + 1) * self.blocks]
     }
 
-    fn row_s8(&self, r: usize) -> &[i32] {
-        &self.s8[r * self.blocks..(r + 1) * self.blocks]
+    fn row_c(&self, r: usize) -> &[f32] {
+        &self.c[r * self.blocks..(r + 1) * self.blocks]
     }
 }
 
@@ -586,17 +587,18 @@ mod avx2 {
     /// unpacked once for the N.
     ///
     /// The nibbles stay unsigned (0..16), so `maddubs` takes them as they are, without the
-    /// sign trick, and the `- 8` is taken off the integer sums as `8 * sum y` (`Activations::s8`).
-    /// A `maddubs` lane is at most 2 x 15 x 127 = 3810 in size, so four rows' lanes are summed
-    /// in 16 bits (two `hadd`s, at most 15240) before one widening `madd`: lanes 0..4 then hold
-    /// rows 0..4's sums over values 0..16, lanes 4..8 over values 16..32.
+    /// sign trick. A `maddubs` lane is at most 2 x 15 x 127 = 3810 in size, so four rows' lanes
+    /// are summed in 16 bits (two `hadd`s, at most 15240) before one widening `madd`: lanes
+    /// 0..4 then hold rows 0..4's sums over values 0..16, lanes 4..8 over values 16..32. The
+    /// `- 8` comes off in the same multiply-add as the scales: each lane adds
+    /// `d_w (d_y sum - c)`, with `c = 4 d_y sum y` (`Activations::c`) taken once per half.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn int4<const N: usize>(group: &[u8], act: &Activations, r: usize) -> [[f32; GROUP]; N] {
         let blocks = act.blocks;
         assert!(group.len() >= blocks * CHUNK4 && (r + N) * blocks <= act.d.len());
         let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
         let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
-        let s8: [&[i32]; N] = std::array::from_fn(|i| act.row_s8(r + i));
+        let cy: [&[f32]; N] = std::array::from_fn(|i| act.row_c(r + i));
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
         // of each activation row (`QK` values, one scale, one sum: rows `r..r + N` exist); the
         // caller runs this on a CPU with AVX2, FMA and F16C.
@@ -626,13 +628,12 @@ mod avx2 {
                         _mm256_maddubs_epi16(w[3], y),
                     );
                     let sums = _mm256_madd_epi16(_mm256_hadd_epi16(m01, m23), ones);
-                    // The offset once per row: in the low lanes only, which `finish` adds to
-                    // the high ones.
-                    let off = _mm256_set1_epi32(*s8[i].get_unchecked(b));
-                    let off = _mm256_blend_epi32::<0x0F>(_mm256_setzero_si256(), off);
-                    let sums = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, off));
-                    let di = _mm256_mul_ps(d, _mm256_set1_ps(*yd[i].get_unchecked(b)));
-                    acc[i] = _mm256_fmadd_ps(di, sums, acc[i]);
+                    let t = _mm256_fmsub_ps(
+                        _mm256_set1_ps(*yd[i].get_unchecked(b)),
+                        _mm256_cvtepi32_ps(sums),
+                        _mm256_set1_ps(*cy[i].get_unchecked(b)),
+                    );
+                    acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
                 }
             }
             let mut out = [[0f32; GROUP]; N];

@@ -30,6 +30,9 @@ pub struct BenchReport {
     pub gen_tokens: usize,
     pub decode_tps: f64,
     pub peak_rss_bytes: u64,
+    /// Of the resident memory at the end of the run, what is the model file's mapped pages
+    /// (shared with every process that maps the same file; counted in the peak too).
+    pub file_rss_bytes: u64,
     /// GGUF: bytes of weights one decoded token reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_bytes_per_token: Option<usize>,
@@ -73,6 +76,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     report.model = resolved.label;
     report.threads = threads;
     report.peak_rss_bytes = peak_rss_bytes();
+    report.file_rss_bytes = status_kb("RssFile:").map_or(0, |kb| kb * 1024);
     if let (true, Some(bytes)) = (args.bandwidth, report.weight_bytes_per_token) {
         let bw = copy_bandwidth(threads);
         report.copy_bandwidth_bytes_per_s = Some(bw);
@@ -132,8 +136,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         writeln!(
             out,
-            "peak RSS     {:.1} MB",
-            report.peak_rss_bytes as f64 / 1e6
+            "peak RSS     {:.1} MB (at the end, {:.1} MB of it the model file's mapped pages)",
+            report.peak_rss_bytes as f64 / 1e6,
+            report.file_rss_bytes as f64 / 1e6
         )?;
     }
     Ok(())
@@ -288,13 +293,17 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
 
 /// The process's peak resident memory (VmHWM), 0 where the system does not say.
 pub fn peak_rss_bytes() -> u64 {
+    status_kb("VmHWM:").map_or(0, |kb| kb * 1024)
+}
+
+/// A kB figure from /proc/self/status (Linux), by its label.
+fn status_kb(label: &str) -> Option<u64> {
     std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(label))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }

@@ -31,6 +31,7 @@
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
+use tercuman_kernels::storage::Source;
 
 use super::gguf::Meta;
 pub use super::layers::Precision;
@@ -140,7 +141,7 @@ pub struct Model {
 
 impl Layer {
     /// Layer `i`'s weights.
-    fn load<R: std::io::Seek + std::io::Read>(
+    fn load<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
@@ -183,7 +184,7 @@ impl Layer {
 
 impl Model {
     /// Loads the model from a GGUF file whose header `ct` was read from `reader`.
-    pub fn load<R: std::io::Seek + std::io::Read>(
+    pub fn load<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,

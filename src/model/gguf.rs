@@ -205,6 +205,22 @@ impl Weights {
     }
 }
 
+impl tercuman_kernels::storage::Source for Weights {
+    /// A tensor's bytes mapped from the part that holds them (a tensor never straddles two).
+    fn mapped(&mut self, offset: u64, len: usize) -> Option<tercuman_kernels::storage::Bytes> {
+        let i = self
+            .parts
+            .partition_point(|(_, start)| *start <= offset)
+            .checked_sub(1)?;
+        let end = self.parts.get(i + 1).map_or(self.len, |(_, start)| *start);
+        if offset + len as u64 > end {
+            return None;
+        }
+        let (file, start) = &self.parts[i];
+        tercuman_kernels::storage::map_range(file, offset - start, len).ok()
+    }
+}
+
 impl Read for Weights {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.pos >= self.len || buf.is_empty() {

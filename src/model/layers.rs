@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
+use tercuman_kernels::storage::Source;
 
 use tercuman_kernels::f16w::F16Matrix;
 use tercuman_kernels::kquant::KMatrix;
@@ -56,7 +57,7 @@ pub(crate) enum Linear {
 }
 
 impl Linear {
-    pub(crate) fn load<R: std::io::Seek + std::io::Read>(
+    pub(crate) fn load<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         name: &str,
@@ -126,7 +127,7 @@ impl Module for Linear {
 
 /// The embedding table and the output projection; a model without `output.weight` ties the
 /// output to the embeddings, and one copy serves both.
-pub(crate) fn embedding_and_output<R: std::io::Seek + std::io::Read>(
+pub(crate) fn embedding_and_output<R: Source>(
     ct: &gguf_file::Content,
     reader: &mut R,
     device: &Device,
@@ -150,7 +151,7 @@ pub(crate) enum Projections {
 }
 
 impl Projections {
-    pub(crate) fn load<R: std::io::Seek + std::io::Read>(
+    pub(crate) fn load<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         names: &[String],

@@ -10,13 +10,14 @@
 //! activations. The activations are not rounded (ggml rounds them to f16 for this product), so
 //! the products are those of the dequantized weights in another float order.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use half::f16;
 
 use crate::par::SharedOut;
+use crate::storage::{Bytes, Source};
 use crate::Isa;
 
 /// Activation rows taken together against one weight row.
@@ -30,13 +31,31 @@ pub struct F16Matrix {
     rows: usize,
     cols: usize,
     /// Row after row.
-    data: Vec<f16>,
+    data: Values,
+}
+
+/// The values: read into memory, or the model file's pages mapped (aligned for f16: GGUF
+/// aligns tensor data to 32 bytes).
+enum Values {
+    Owned(Vec<f16>),
+    Mapped(Bytes),
+}
+
+impl Values {
+    fn as_slice(&self) -> &[f16] {
+        match self {
+            Values::Owned(v) => v,
+            // Checked to be aligned when mapped (`from_gguf`).
+            Values::Mapped(b) => bytemuck::cast_slice(b),
+        }
+    }
 }
 
 impl F16Matrix {
-    /// Reads tensor `name` from a GGUF file as it is stored. `None` when it is of another type
-    /// or shape.
-    pub fn from_gguf<R: Read + Seek>(
+    /// Reads tensor `name` from a GGUF file as it is stored, or maps it where `reader` can (see
+    /// [`Source`]; GGUF's f16 values are little-endian, as x86's). `None` when it is of another
+    /// type or shape.
+    pub fn from_gguf<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         name: &str,
@@ -47,7 +66,17 @@ impl F16Matrix {
         let (GgmlDType::F16, [rows, cols]) = (info.ggml_dtype, info.shape.dims()) else {
             return Ok(None);
         };
-        reader.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))?;
+        let offset = ct.tensor_data_offset + info.offset;
+        if cfg!(target_endian = "little") {
+            if let Some(bytes) = reader.mapped(offset, 2 * rows * cols) {
+                if bytemuck::try_cast_slice::<u8, f16>(&bytes).is_ok() {
+                    let (rows, cols) = (*rows, *cols);
+                    let data = Values::Mapped(bytes);
+                    return Ok(Some(Self { rows, cols, data }));
+                }
+            }
+        }
+        reader.seek(SeekFrom::Start(offset))?;
         let mut data = vec![f16::ZERO; rows * cols];
         // Read a few hundred kilobytes at a time into the values' own memory.
         let mut raw = vec![0u8; 256 * 1024];
@@ -66,7 +95,13 @@ impl F16Matrix {
         if data.len() != rows * cols {
             candle_core::bail!("f16: {rows} x {cols} does not fit {} values", data.len())
         }
+        let data = Values::Owned(data);
         Ok(Self { rows, cols, data })
+    }
+
+    /// Whether the weights are the model file's mapped pages.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, Values::Mapped(_))
     }
 
     pub fn rows(&self) -> usize {
@@ -79,11 +114,11 @@ impl F16Matrix {
 
     /// Bytes the weights take (and a decode step reads).
     pub fn weight_bytes(&self) -> usize {
-        2 * self.data.len()
+        2 * self.rows * self.cols
     }
 
     fn row(&self, j: usize) -> &[f16] {
-        &self.data[j * self.cols..(j + 1) * self.cols]
+        &self.data.as_slice()[j * self.cols..(j + 1) * self.cols]
     }
 
     /// `x @ W^T` for `x` of shape `(.., cols)`: shape `(.., rows)`.

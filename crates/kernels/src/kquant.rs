@@ -12,13 +12,14 @@
 //! scale; the minimum (Q4_K) and the offset of 32 (Q6_K) come in through the activation sums.
 //! Only the order of the float additions differs from candle's and ggml's kernels.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use half::f16;
 
 use crate::par::SharedOut;
+use crate::storage::{Bytes, Source};
 use crate::Isa;
 
 /// Weights per super-block.
@@ -58,14 +59,17 @@ pub struct KMatrix {
     kind: KQuant,
     rows: usize,
     cols: usize,
-    /// Row after row, each `cols / 256` super-blocks as the GGUF stores them.
-    data: Vec<u8>,
+    /// Row after row, each `cols / 256` super-blocks as the GGUF stores them: read, or the
+    /// file's pages mapped.
+    data: Bytes,
 }
 
 impl KMatrix {
     /// Reads tensor `name` from a GGUF file as it is stored. `None` when it is of another type
     /// or shape.
-    pub fn from_gguf<R: Read + Seek>(
+    /// Reads tensor `name` from a GGUF file as it is stored, or maps it where `reader` can (see
+    /// [`Source`]). `None` when it is of another type or shape.
+    pub fn from_gguf<R: Source>(
         ct: &gguf_file::Content,
         reader: &mut R,
         name: &str,
@@ -79,10 +83,18 @@ impl KMatrix {
         if !cols.is_multiple_of(QK_K) {
             return Ok(None);
         }
-        reader.seek(SeekFrom::Start(ct.tensor_data_offset + info.offset))?;
-        let mut data = vec![0u8; rows * cols / QK_K * kind.block_bytes()];
-        reader.read_exact(&mut data)?;
-        Self::from_raw(kind, *rows, *cols, data).map(Some)
+        let offset = ct.tensor_data_offset + info.offset;
+        let len = rows * cols / QK_K * kind.block_bytes();
+        let data = match reader.mapped(offset, len) {
+            Some(bytes) => bytes,
+            None => {
+                reader.seek(SeekFrom::Start(offset))?;
+                let mut data = vec![0u8; len];
+                reader.read_exact(&mut data)?;
+                Bytes::Owned(data)
+            }
+        };
+        Self::from_bytes(kind, *rows, *cols, data).map(Some)
     }
 
     /// The blocks of a candle `QTensor` of a k-quant type (a copy; `None` for another type).
@@ -95,6 +107,10 @@ impl KMatrix {
 
     /// From ggml blocks of `kind`, row after row.
     pub fn from_raw(kind: KQuant, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self> {
+        Self::from_bytes(kind, rows, cols, Bytes::Owned(data))
+    }
+
+    fn from_bytes(kind: KQuant, rows: usize, cols: usize, data: Bytes) -> Result<Self> {
         if !cols.is_multiple_of(QK_K) || data.len() != rows * cols / QK_K * kind.block_bytes() {
             candle_core::bail!(
                 "{kind:?}: {rows} x {cols} does not fit {} bytes",
@@ -124,6 +140,11 @@ impl KMatrix {
     /// Bytes the weights take (and a decode step reads).
     pub fn weight_bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// Whether the weights are the model file's mapped pages.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped()
     }
 
     fn row(&self, j: usize) -> &[u8] {

@@ -1,7 +1,78 @@
 //! Reading a linear layer's input from candle's storage and shaping its output: what the
-//! products' `CustomOp1` implementations (`q8`, `packed`) share.
+//! products' `CustomOp1` implementations (`q8`, `packed`) share. And the weights' own bytes:
+//! read into memory, or the model file's pages mapped in place ([`Bytes`], [`Source`]).
+
+use std::io::{Read, Seek};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, Layout, Result, Shape};
+
+/// A weight matrix's bytes as the GGUF stores them: read into memory, or the model file's own
+/// pages, mapped. Mapped, they are the page cache's: loading copies nothing, and every process
+/// that maps the same file shares one copy (as llama.cpp's default `mmap` does).
+pub enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+impl Bytes {
+    /// Whether these are a mapped file's pages.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Bytes::Mapped(_))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Where the loaders read a GGUF's tensors from: a reader that may also hand out a tensor's
+/// bytes mapped in place.
+pub trait Source: Read + Seek {
+    /// The `len` bytes at `offset` as mapped file pages, or `None` where this source cannot
+    /// map them (then the loader reads them).
+    fn mapped(&mut self, _offset: u64, _len: usize) -> Option<Bytes> {
+        None
+    }
+}
+
+impl Source for std::fs::File {
+    fn mapped(&mut self, offset: u64, len: usize) -> Option<Bytes> {
+        map_range(self, offset, len).ok()
+    }
+}
+
+impl<T: AsRef<[u8]>> Source for std::io::Cursor<T> {}
+
+/// Maps `len` bytes of `file` from `offset`, read-only, their pages faulted in now (so the
+/// first product does not take the faults, as llama.cpp's prefetching `mmap`). Off when
+/// `TERCUMAN_NO_MMAP` is set (a model on a network file system, say): then an error, and the
+/// caller reads the bytes.
+pub fn map_range(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    if std::env::var_os("TERCUMAN_NO_MMAP").is_some() || len == 0 {
+        return Err(std::io::Error::other("mapping is off"));
+    }
+    // SAFETY: the map is read-only and private to this process. What `memmap2` cannot promise
+    // is that no other process truncates or rewrites the model file while it is mapped; then
+    // reads see the new bytes, or the process gets SIGBUS. The same holds for llama.cpp's
+    // default. tercuman's hub client only renames a model file into its cache once it is
+    // complete and its checksum matches, and never writes it again.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::Mapped(Arc::new(map)))
+}
 
 /// The f32 input `x` `(.., k)` of a product as one slice of `m * k` values, with `m`; `what`
 /// names the product in errors.
@@ -77,4 +148,39 @@ pub fn row_starts(layout: &Layout, what: &str) -> Result<Vec<usize>> {
     }
     // Built from the innermost leading dimension out, so the outer index varies slowest.
     Ok(starts)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::f16w::F16Matrix;
+    use crate::kquant::KMatrix;
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+
+    /// A k-quant and an F16 tensor from a GGUF file are the file's mapped pages, and give the
+    /// products of the same tensors read into memory (from a byte buffer, which cannot map).
+    #[test]
+    fn tensors_in_a_file_are_mapped_and_give_the_read_ones_products() {
+        let w = crate::test_weights(16, 512, 7);
+        let k = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        let h = QTensor::quantize(&w, GgmlDType::F16).unwrap();
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut bytes, &[], &[("k", &k), ("h", &h)]).unwrap();
+        let path = std::env::temp_dir().join(format!("tercuman-map-{}.gguf", std::process::id()));
+        std::fs::write(&path, bytes.get_ref()).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        let ct = gguf_file::Content::read(&mut file).unwrap();
+        bytes.set_position(0);
+        let x = crate::test_input(3, 512);
+
+        let mapped = KMatrix::from_gguf(&ct, &mut file, "k").unwrap().unwrap();
+        let read = KMatrix::from_gguf(&ct, &mut bytes, "k").unwrap().unwrap();
+        assert!(mapped.is_mapped() && !read.is_mapped());
+        crate::assert_close(&mapped.forward(&x).unwrap(), &read.forward(&x).unwrap());
+
+        let mapped = F16Matrix::from_gguf(&ct, &mut file, "h").unwrap().unwrap();
+        let read = F16Matrix::from_gguf(&ct, &mut bytes, "h").unwrap().unwrap();
+        assert!(mapped.is_mapped() && !read.is_mapped());
+        crate::assert_close(&mapped.forward(&x).unwrap(), &read.forward(&x).unwrap());
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -30,8 +30,9 @@ pub struct BenchReport {
     pub gen_tokens: usize,
     pub decode_tps: f64,
     pub peak_rss_bytes: u64,
-    /// Of the resident memory at the end of the run, what is the model file's mapped pages
-    /// (shared with every process that maps the same file; counted in the peak too).
+    /// GGUF: of the resident memory after decoding, what is mapped files' pages: the model
+    /// file's (shared with every process that maps the same file; counted in the peak too) and
+    /// the program's own.
     pub file_rss_bytes: u64,
     /// GGUF: bytes of weights one decoded token reads.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,7 +77,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     report.model = resolved.label;
     report.threads = threads;
     report.peak_rss_bytes = peak_rss_bytes();
-    report.file_rss_bytes = status_kb("RssFile:").map_or(0, |kb| kb * 1024);
     if let (true, Some(bytes)) = (args.bandwidth, report.weight_bytes_per_token) {
         let bw = copy_bandwidth(threads);
         report.copy_bandwidth_bytes_per_s = Some(bw);
@@ -136,7 +136,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         writeln!(
             out,
-            "peak RSS     {:.1} MB (at the end, {:.1} MB of it the model file's mapped pages)",
+            "peak RSS     {:.1} MB (after decoding, {:.1} MB of it mapped files' pages, the model's and the program's)",
             report.peak_rss_bytes as f64 / 1e6,
             report.file_rss_bytes as f64 / 1e6
         )?;
@@ -185,6 +185,8 @@ fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<BenchReport> {
     let decode = t.elapsed().as_secs_f64();
     Ok(BenchReport {
         kind: "gguf",
+        // While the model still holds its mapped weights.
+        file_rss_bytes: file_rss_bytes(),
         load_s,
         prompt_tokens: ids.len(),
         prefill_tps: ids.len() as f64 / prefill.max(1e-9),
@@ -294,6 +296,12 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
 /// The process's peak resident memory (VmHWM), 0 where the system does not say.
 pub fn peak_rss_bytes() -> u64 {
     status_kb("VmHWM:").map_or(0, |kb| kb * 1024)
+}
+
+/// The resident pages of mapped files (RssFile: the model's weights, and the program), 0 where
+/// the system does not say.
+fn file_rss_bytes() -> u64 {
+    status_kb("RssFile:").map_or(0, |kb| kb * 1024)
 }
 
 /// A kB figure from /proc/self/status (Linux), by its label.

@@ -364,7 +364,10 @@ fn describe(done: &Done, secs: f64) -> String {
         s += &format!(", {} flagged", done.flagged_blocks);
     }
     if done.flagged_bullets > 0 {
-        s += &format!(", {} summary bullets flagged", done.flagged_bullets);
+        s += &match done.flagged_bullets {
+            1 => ", 1 summary bullet flagged".to_string(),
+            n => format!(", {n} summary bullets flagged"),
+        };
     }
     s
 }

@@ -510,7 +510,10 @@ impl<'p> Runner<'p> {
                 flagged.push(format!("{} of {total} blocks flagged", self.flagged));
             }
             if flagged_bullets > 0 {
-                flagged.push(format!("{flagged_bullets} summary bullets flagged"));
+                flagged.push(match flagged_bullets {
+                    1 => "1 summary bullet flagged".to_string(),
+                    n => format!("{n} summary bullets flagged"),
+                });
             }
             let flagged = match flagged.is_empty() {
                 true => String::new(),

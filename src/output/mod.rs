@@ -129,7 +129,7 @@ impl Flagged {
         let what = b
             .flags
             .iter()
-            .map(|f| format!("{f}"))
+            .map(|f| format!("{f}: {}", f.describe()))
             .chain(
                 b.findings
                     .iter()
@@ -383,6 +383,8 @@ mod tests {
         blocks[1].source = "Kim ile 3 kez görüştü.".into();
         blocks[1].findings = crate::check::check_block(&blocks[1].source, &blocks[1].text);
         assert!(!blocks[1].findings.is_empty());
+        // A flag from the generation itself is said in words, not only by its name.
+        blocks[2].flags = vec![crate::translate::Flag::Untranslated];
         let mut r = report(&blocks);
         r.review = blocks
             .iter()
@@ -391,8 +393,13 @@ mod tests {
             .collect();
         let md = render(&r, Format::Markdown).unwrap();
         let review = &md[md.find("## Review").expect("a Review section")..];
-        assert!(review.contains("1 block was flagged"), "{review}");
+        assert!(review.contains("2 blocks were flagged"), "{review}");
         assert!(review.contains("### Block 2"), "{review}");
+        assert!(
+            review
+                .contains("### Block 3\n\n- untranslated: the model's answer was still Turkish\n"),
+            "{review}"
+        );
         assert!(review.contains("number: "), "{review}");
         assert!(review.contains("> Kim ile 3 kez görüştü."), "{review}");
         assert!(review.contains("> He met Kim."), "{review}");

@@ -71,6 +71,23 @@ impl fmt::Display for Flag {
     }
 }
 
+impl Flag {
+    /// What the flag means, for a person reading the Review section.
+    pub fn describe(&self) -> String {
+        match self {
+            Flag::RepetitionCut => "the model looped and its answer was cut".into(),
+            Flag::Untranslated => "the model's answer was still Turkish".into(),
+            Flag::BudgetExhausted => {
+                "the answer ran out of its token budget before it ended".into()
+            }
+            Flag::EmptyOutput => "the model's answer was empty".into(),
+            Flag::ShortSummary { got, asked } => {
+                format!("the summary has {got} of the {asked} bullets asked for")
+            }
+        }
+    }
+}
+
 impl From<Flag> for String {
     fn from(flag: Flag) -> String {
         flag.to_string()

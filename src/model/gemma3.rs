@@ -18,6 +18,11 @@
 //!    `j` when `p - j < window`; both paths now do.
 //! 5. The token embedding table was dequantized to f32 at load (671 MB on the 270M model, and
 //!    a second copy of the tied output weights); it now stays quantized and shared.
+//! 6. The global layers' linear rope scaling (`gemma3.rope.scaling.factor`: 8 in Gemma 3 4B
+//!    and larger, written by llama.cpp's converter from the config's `rope_scaling`) was not
+//!    read: every global layer turned position `p` eight times as far as the model was
+//!    trained to (as `p` where it should be `p / 8`). It is read as llama.cpp reads it,
+//!    and a scaling of another type is refused (`rope_scale`).
 //!
 //! The pieces Gemma shares with Qwen2 (weights, RoPE tables, KV cache, mask, grouped-query
 //! attention) live in `decoder.rs`, and so do fixes 2 (`Rope`) and 3 (`mask`).
@@ -96,6 +101,10 @@ pub struct Config {
     pub sliding_window_type: usize,
     pub rope_base: f32,
     pub rope_local_base: f32,
+    /// Linear rope scaling of the global layers (`rope.scaling.factor`; 8 in Gemma 3 4B and
+    /// larger, 1 where the file has none). The sliding layers are never scaled, as in
+    /// transformers and llama.cpp.
+    pub rope_scale: f32,
 }
 
 impl Config {
@@ -122,9 +131,39 @@ impl Config {
             sliding_window_type: int("attention.sliding_window_type")
                 .unwrap_or(DEFAULT_SLIDING_WINDOW_TYPE),
             rope_base: float("rope.freq_base", DEFAULT_ROPE_FREQUENCY),
-            rope_local_base: float("rope.local_freq_base", DEFAULT_ROPE_FREQUENCY_SLIDING),
+            // llama.cpp's key, then candle's.
+            rope_local_base: md("rope.freq_base_swa")
+                .ok()
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or_else(|| float("rope.local_freq_base", DEFAULT_ROPE_FREQUENCY_SLIDING)),
+            rope_scale: rope_scale(ct)?,
         })
     }
+}
+
+/// The global layers' linear rope scaling factor, read as llama.cpp reads it:
+/// `rope.scaling.factor`, else the older `rope.scale_linear`; 0 or absent is none. A scaling
+/// of another type (`yarn`) is refused rather than run as if it were linear.
+fn rope_scale(ct: &gguf_file::Content) -> Result<f32> {
+    let md = |key: &str| Meta(ct).arch("gemma3", key).ok();
+    let kind = md("rope.scaling.type").and_then(|v| v.to_string().ok().cloned());
+    let factor = md("rope.scaling.factor")
+        .or_else(|| md("rope.scale_linear"))
+        .and_then(|v| v.to_f32().ok())
+        .unwrap_or(0.0);
+    match kind.as_deref() {
+        None | Some("linear") | Some("none") => {}
+        Some(other) => candle_core::bail!(
+            "rope scaling `{other}` is not supported for gemma3 (supported: linear)"
+        ),
+    }
+    if kind.as_deref() == Some("none") || factor == 0.0 {
+        return Ok(1.0);
+    }
+    if !(factor.is_finite() && factor > 0.0) {
+        candle_core::bail!("rope scaling factor {factor} is not a positive number")
+    }
+    Ok(factor)
 }
 
 pub struct Model {
@@ -205,7 +244,12 @@ impl Model {
             layers,
             norm,
             output,
-            rope_global: Rope::new(config.rope_base, config.head_dim, device)?,
+            rope_global: Rope::scaled(
+                config.rope_base,
+                config.rope_scale,
+                config.head_dim,
+                device,
+            )?,
             rope_local: Rope::new(config.rope_local_base, config.head_dim, device)?,
             config,
             cached: 0,
@@ -396,5 +440,61 @@ impl Layer {
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let out = grouped_attention(&q, &k, &v, mask.as_ref(), scale)?;
         self.wo.forward(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::gguf_file::{Value, VersionedMagic};
+
+    fn content(pairs: &[(&str, Value)]) -> gguf_file::Content {
+        gguf_file::Content {
+            magic: VersionedMagic::GgufV3,
+            metadata: pairs
+                .iter()
+                .map(|(k, v)| (format!("gemma3.{k}"), v.clone()))
+                .collect(),
+            tensor_infos: Default::default(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn rope_scaling_is_read_as_llama_cpp_reads_it() {
+        let linear = || Value::String("linear".into());
+        // Gemma 3 4B's: linear, factor 8.
+        let ct = content(&[
+            ("rope.scaling.type", linear()),
+            ("rope.scaling.factor", Value::F32(8.0)),
+        ]);
+        assert_eq!(rope_scale(&ct).unwrap(), 8.0);
+        // The older key; none at all; a factor of 0; type none.
+        assert_eq!(
+            rope_scale(&content(&[("rope.scale_linear", Value::F32(4.0))])).unwrap(),
+            4.0
+        );
+        assert_eq!(rope_scale(&content(&[])).unwrap(), 1.0);
+        assert_eq!(
+            rope_scale(&content(&[("rope.scaling.factor", Value::F32(0.0))])).unwrap(),
+            1.0
+        );
+        let none = [
+            ("rope.scaling.type", Value::String("none".into())),
+            ("rope.scaling.factor", Value::F32(8.0)),
+        ];
+        assert_eq!(rope_scale(&content(&none)).unwrap(), 1.0);
+        // Another kind of scaling is refused, not run as linear.
+        let yarn = [
+            ("rope.scaling.type", Value::String("yarn".into())),
+            ("rope.scaling.factor", Value::F32(8.0)),
+        ];
+        let err = rope_scale(&content(&yarn)).unwrap_err().to_string();
+        assert!(err.contains("yarn"), "{err}");
+        let bad = [
+            ("rope.scaling.type", linear()),
+            ("rope.scaling.factor", Value::F32(-2.0)),
+        ];
+        assert!(rope_scale(&content(&bad)).is_err());
     }
 }

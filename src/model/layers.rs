@@ -206,6 +206,8 @@ impl Projections {
 /// candle's Gemma 3 built one per layer for the model's whole context).
 pub(crate) struct Rope {
     base: f32,
+    /// Linear position scaling: position `p` turns as `p / factor` would (1: none).
+    factor: f32,
     head_dim: usize,
     cos: Tensor,
     sin: Tensor,
@@ -213,9 +215,16 @@ pub(crate) struct Rope {
 
 impl Rope {
     pub(crate) fn new(base: f32, head_dim: usize, device: &Device) -> Result<Self> {
+        Self::scaled(base, 1.0, head_dim, device)
+    }
+
+    /// A table whose positions are divided by `factor` (rope scaling of type `linear`, as
+    /// Gemma 3 4B and larger use on their global layers).
+    pub(crate) fn scaled(base: f32, factor: f32, head_dim: usize, device: &Device) -> Result<Self> {
         let empty = Tensor::zeros((0, head_dim / 2), DType::F32, device)?;
         Ok(Self {
             base,
+            factor,
             head_dim,
             cos: empty.clone(),
             sin: empty,
@@ -234,7 +243,7 @@ impl Rope {
         let device = self.cos.device().clone();
         let inv_freq: Vec<f32> = (0..self.head_dim)
             .step_by(2)
-            .map(|i| 1f32 / self.base.powf(i as f32 / self.head_dim as f32))
+            .map(|i| 1f32 / self.base.powf(i as f32 / self.head_dim as f32) / self.factor)
             .collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, self.head_dim / 2), &device)?;
         let t = Tensor::arange(0u32, len as u32, &device)?
@@ -659,6 +668,28 @@ fn attend(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linearly_scaled_rope_turns_position_p_times_factor_as_the_plain_one_turns_p() {
+        let dev = Device::Cpu;
+        let mut plain = Rope::new(1e6, 8, &dev).unwrap();
+        let mut scaled = Rope::scaled(1e6, 8.0, 8, &dev).unwrap();
+        plain.ensure(16).unwrap();
+        scaled.ensure(128).unwrap();
+        for p in [0usize, 1, 5, 15] {
+            for (a, b) in [(&plain.cos, &scaled.cos), (&plain.sin, &scaled.sin)] {
+                let a = a.get(p).unwrap().to_vec1::<f32>().unwrap();
+                let b = b.get(8 * p).unwrap().to_vec1::<f32>().unwrap();
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-5, "position {p}: {x} against {y}");
+                }
+            }
+        }
+        // And it is not the plain table: position 8 of the plain one turns eight times as far.
+        let a = plain.sin.get(8).unwrap().to_vec1::<f32>().unwrap();
+        let b = scaled.sin.get(8).unwrap().to_vec1::<f32>().unwrap();
+        assert!((a[0] - b[0]).abs() > 0.1, "{} against {}", a[0], b[0]);
+    }
 
     fn visible(m: &Tensor) -> Vec<Vec<u8>> {
         m.to_vec2::<f32>()

@@ -16,6 +16,12 @@ Writes tests/fixtures/transformers-gemma3-270m.json:
     sliding window; for each, transformers' greedy steps with the top-10 (id, logit) and the
     chosen token.
 
+With `--rope-linear FACTOR` the global layers get linear rope scaling (as Gemma 3 4B and larger
+are configured: `rope_scaling` linear, factor 8; the sliding layers unscaled), and it writes
+tests/fixtures/transformers-gemma3-270m-rope-linear.json instead: the short prompts' first
+case and the long one, for the test that reads `gemma3.rope.scaling.factor` into the same
+model (`tests/it/gemma3_parity.rs`).
+
 Run by hand, not in CI (loading dequantizes the GGUF in Python, about a minute):
     python3 -m venv /opt/mref
     /opt/mref/bin/pip install torch transformers accelerate gguf numpy
@@ -28,7 +34,7 @@ import sys
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STEPS = 8
@@ -68,9 +74,20 @@ def greedy(model, prompt, steps):
 
 
 def main():
-    gguf = pathlib.Path(sys.argv[1]).resolve()
+    args = sys.argv[1:]
+    factor = None
+    if "--rope-linear" in args:
+        i = args.index("--rope-linear")
+        factor = float(args[i + 1])
+        del args[i : i + 2]
+    gguf = pathlib.Path(args[0]).resolve()
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if factor is not None:
+        full = dict(config.rope_parameters["full_attention"])
+        full.update({"rope_type": "linear", "factor": factor})
+        config.rope_parameters["full_attention"] = full
     model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        gguf.parent, gguf_file=gguf.name, config=config, dtype=torch.float32
     )
     model = model.to(torch.float64).eval()
     llama = json.loads(
@@ -83,6 +100,8 @@ def main():
         long.extend(base[1:])  # without a second BOS
     prompts.append(long[:LONG_LEN])
 
+    if factor is not None:
+        prompts = [prompts[0], prompts[-1]]
     cases = []
     for prompt in prompts:
         cases.append({"prompt_ids": prompt, "steps": greedy(model, prompt, STEPS)})
@@ -95,9 +114,12 @@ def main():
         "dtype": "float64 (weights dequantized from the GGUF)",
         "hidden_activation": model.config.hidden_activation,
         "model_sha256": sha256(gguf),
+        "rope_linear_factor": factor,
+        "full_attention_rope": model.config.rope_parameters["full_attention"],
         "cases": cases,
     }
-    path = ROOT / "tests/fixtures/transformers-gemma3-270m.json"
+    name = "transformers-gemma3-270m" + ("-rope-linear" if factor is not None else "")
+    path = ROOT / f"tests/fixtures/{name}.json"
     path.write_text(json.dumps(fixture, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
 

@@ -544,3 +544,70 @@ fn gemma3_on_q4_0_weights_and_an_f16_table_matches_candles_kernels() {
     eprintln!("Q4_0 + F16 against candle's kernels: logits within {worst}");
     assert!(worst < NOISE_MAX, "logits off by {worst}");
 }
+
+/// Linear rope scaling on the global layers (`gemma3.rope.scaling.factor`, 8 in Gemma 3 4B
+/// and larger): the test model's own weights and metadata with that key added, dequantized,
+/// against transformers in float64 with the same scaling in its config
+/// (`scripts/record_transformers_gemma3.py --rope-linear 8`), to the tolerance of the unscaled
+/// test. Without the scaling the first step's top logit is 2.4 off (26.85 against 24.48).
+#[test]
+fn gemma3_linear_rope_scaling_matches_transformers_float64() {
+    use candle_core::quantized::gguf_file::{self, Value};
+    use candle_core::quantized::QTensor;
+    use candle_core::Device;
+    use tercuman::model::gemma3::{Model, Precision};
+    const TOL: f32 = 1e-3;
+
+    let path = common::test_gguf();
+    let (ct, mut file) = tercuman::model::gguf::read_header(&path).unwrap();
+    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+    names.sort();
+    let tensors: Vec<(String, QTensor)> = names
+        .into_iter()
+        .map(|n| (n.clone(), ct.tensor(&mut file, n, &Device::Cpu).unwrap()))
+        .collect();
+    let scaling = [
+        ("gemma3.rope.scaling.type", Value::String("linear".into())),
+        ("gemma3.rope.scaling.factor", Value::F32(8.0)),
+    ];
+    let metadata: Vec<(&str, &Value)> = ct
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .chain(scaling.iter().map(|(k, v)| (*k, v)))
+        .collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut scaled = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut scaled, &metadata, &refs).unwrap();
+    drop(tensors);
+    scaled.set_position(0);
+    let sct = gguf_file::Content::read(&mut scaled).unwrap();
+    let mut model = Model::load(&sct, &mut scaled, &Device::Cpu, Precision::Dequantized).unwrap();
+    assert_eq!(model.config().rope_scale, 8.0);
+
+    let text =
+        std::fs::read_to_string(common::fixture("transformers-gemma3-270m-rope-linear.json"))
+            .unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(reference["rope_linear_factor"].as_f64(), Some(8.0));
+    let mut compared = 0;
+    for case in reference["cases"].as_array().unwrap() {
+        let prompt = common::ids(&case["prompt_ids"]);
+        model.clear_kv_cache();
+        let mut logits = model.forward(&prompt, 0).unwrap().to_vec1::<f32>().unwrap();
+        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let d = worst_diff(&logits, &reference_top(s));
+            let at = format!("{} tokens, step {step}", prompt.len());
+            assert!(d < TOL, "{at}: logits off by {d}");
+            let chosen = s["chosen"].as_u64().unwrap() as u32;
+            assert_eq!(top_n(&logits, 1)[0], chosen, "{at}: greedy differs");
+            logits = model
+                .forward(&[chosen], prompt.len() + step)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 16, "steps compared");
+}

@@ -67,6 +67,34 @@ fn worst_diff(logits: &[f32], top: &[(u32, f32)]) -> f32 {
         .fold(0f32, f32::max)
 }
 
+/// Runs each recorded case (a prompt, then its greedy steps) through `model`: every step's
+/// recorded top logits within `tol`, the same greedy token. Returns the steps compared.
+fn follow_reference(
+    model: &mut tercuman::model::gemma3::Model,
+    cases: &[serde_json::Value],
+    tol: f32,
+) -> usize {
+    let logits_of = |m: &mut tercuman::model::gemma3::Model, ids: &[u32], pos: usize| {
+        m.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
+    };
+    let mut compared = 0;
+    for case in cases {
+        let prompt = common::ids(&case["prompt_ids"]);
+        model.clear_kv_cache();
+        let mut logits = logits_of(model, &prompt, 0);
+        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let d = worst_diff(&logits, &reference_top(s));
+            let at = format!("{} tokens, step {step}", prompt.len());
+            assert!(d < tol, "{at}: logits off by {d}");
+            let chosen = s["chosen"].as_u64().unwrap() as u32;
+            assert_eq!(top_n(&logits, 1)[0], chosen, "{at}: greedy differs");
+            logits = logits_of(model, &[chosen], prompt.len() + step);
+            compared += 1;
+        }
+    }
+    compared
+}
+
 fn forward(net: &mut Network, ids: &[u32], pos: usize) -> Vec<f32> {
     net.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
 }
@@ -231,22 +259,11 @@ fn gemma3_dequantized_matches_transformers_float64() {
         m.forward(ids, pos).unwrap().to_vec1::<f32>().unwrap()
     };
     let cases = reference["cases"].as_array().unwrap();
-    let mut compared = 0;
-    for case in cases {
-        let prompt = common::ids(&case["prompt_ids"]);
-        model.clear_kv_cache();
-        let mut logits = logits_of(&mut model, &prompt, 0);
-        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
-            let d = worst_diff(&logits, &reference_top(s));
-            let at = format!("{} tokens, step {step}", prompt.len());
-            assert!(d < TOL, "{at}: logits off by {d}");
-            let chosen = s["chosen"].as_u64().unwrap() as u32;
-            assert_eq!(top_n(&logits, 1)[0], chosen, "{at}: greedy differs");
-            logits = logits_of(&mut model, &[chosen], prompt.len() + step);
-            compared += 1;
-        }
-    }
-    assert_eq!(compared, 32, "steps compared");
+    assert_eq!(
+        follow_reference(&mut model, cases, TOL),
+        32,
+        "steps compared"
+    );
 
     // The long prompt fed in two parts, and decoded one token at a time past the window.
     let long = cases.last().unwrap();
@@ -590,24 +607,10 @@ fn gemma3_linear_rope_scaling_matches_transformers_float64() {
             .unwrap();
     let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(reference["rope_linear_factor"].as_f64(), Some(8.0));
-    let mut compared = 0;
-    for case in reference["cases"].as_array().unwrap() {
-        let prompt = common::ids(&case["prompt_ids"]);
-        model.clear_kv_cache();
-        let mut logits = model.forward(&prompt, 0).unwrap().to_vec1::<f32>().unwrap();
-        for (step, s) in case["steps"].as_array().unwrap().iter().enumerate() {
-            let d = worst_diff(&logits, &reference_top(s));
-            let at = format!("{} tokens, step {step}", prompt.len());
-            assert!(d < TOL, "{at}: logits off by {d}");
-            let chosen = s["chosen"].as_u64().unwrap() as u32;
-            assert_eq!(top_n(&logits, 1)[0], chosen, "{at}: greedy differs");
-            logits = model
-                .forward(&[chosen], prompt.len() + step)
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            compared += 1;
-        }
-    }
-    assert_eq!(compared, 16, "steps compared");
+    let cases = reference["cases"].as_array().unwrap();
+    assert_eq!(
+        follow_reference(&mut model, cases, TOL),
+        16,
+        "steps compared"
+    );
 }

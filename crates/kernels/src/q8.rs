@@ -160,31 +160,28 @@ impl Q8Matrix {
 
     /// From ggml Q4_0 rows laid end to end (`rows * cols / 32` blocks of 18 bytes).
     pub fn from_q4_0_rows(rows: usize, cols: usize, q4_0: &[u8]) -> Result<Self> {
-        if !rows.is_multiple_of(GROUP)
-            || !cols.is_multiple_of(QK)
-            || q4_0.len() != rows * cols / QK * Q4_BLOCK
-        {
-            candle_core::bail!("q4: {rows} x {cols} does not fit {} bytes", q4_0.len())
-        }
-        let mut m = Self::empty(rows, cols, Format::Int4);
-        let group_bytes = GROUP * cols / QK * Q4_BLOCK;
-        for (g, four) in q4_0.chunks_exact(group_bytes).enumerate() {
-            m.set_group(g, four);
-        }
-        Ok(m)
+        Self::from_rows(rows, cols, q4_0, Format::Int4)
     }
 
     /// From ggml Q8_0 rows laid end to end (`rows * cols / 32` blocks of 34 bytes).
     pub fn from_q8_0_rows(rows: usize, cols: usize, q8_0: &[u8]) -> Result<Self> {
+        Self::from_rows(rows, cols, q8_0, Format::Int8)
+    }
+
+    /// From ggml rows of `format`'s blocks (an f16 scale, then the values), laid end to end.
+    fn from_rows(rows: usize, cols: usize, raw: &[u8], format: Format) -> Result<Self> {
+        let block = 2 + format.value_bytes();
         if !rows.is_multiple_of(GROUP)
             || !cols.is_multiple_of(QK)
-            || q8_0.len() != rows * cols / QK * Q8_BLOCK
+            || raw.len() != rows * cols / QK * block
         {
-            candle_core::bail!("q8: {rows} x {cols} does not fit {} bytes", q8_0.len())
+            candle_core::bail!(
+                "{format:?}: {rows} x {cols} does not fit {} bytes",
+                raw.len()
+            )
         }
-        let mut m = Self::empty(rows, cols, Format::Int8);
-        let group_bytes = GROUP * cols / QK * Q8_BLOCK;
-        for (g, four) in q8_0.chunks_exact(group_bytes).enumerate() {
+        let mut m = Self::empty(rows, cols, format);
+        for (g, four) in raw.chunks_exact(GROUP * cols / QK * block).enumerate() {
             m.set_group(g, four);
         }
         Ok(m)

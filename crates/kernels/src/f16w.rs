@@ -141,6 +141,9 @@ impl F16Matrix {
         assert_eq!(dst.len(), m * rows, "f16: output of {m} x {rows}");
         let dst_ptr = SharedOut::new(dst);
         let kernel = Isa::detect();
+        // The values once, not per row: a mapped table is cast (and its alignment checked)
+        // here, not 262144 times a token.
+        let w = self.data.as_slice();
         let run = |range: std::ops::Range<usize>| {
             let (start, len) = (range.start, range.len());
             let mut out = vec![0f32; m * len];
@@ -151,7 +154,7 @@ impl F16Matrix {
                     let xs: [&[f32]; ROWS_AT_ONCE] =
                         std::array::from_fn(|t| &x[(r + t.min(n - 1)) * cols..][..cols]);
                     for j in tile.clone() {
-                        let v = kernel.f16_dots(self.row(j), &xs, n);
+                        let v = kernel.f16_dots(&w[j * cols..(j + 1) * cols], &xs, n);
                         for (t, v) in v[..n].iter().enumerate() {
                             out[(r + t) * len + j - start] = *v;
                         }

@@ -65,8 +65,6 @@ pub struct KMatrix {
 }
 
 impl KMatrix {
-    /// Reads tensor `name` from a GGUF file as it is stored. `None` when it is of another type
-    /// or shape.
     /// Reads tensor `name` from a GGUF file as it is stored, or maps it where `reader` can (see
     /// [`Source`]). `None` when it is of another type or shape.
     pub fn from_gguf<R: Source>(

@@ -16,6 +16,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use std::time::Instant;
 use tercuman_kernels::f16w::F16Matrix;
+use tercuman_kernels::int8::Int8Linear;
 use tercuman_kernels::kquant::KMatrix;
 use tercuman_kernels::packed::PackedLinear;
 use tercuman_kernels::q8::Q8Matrix;
@@ -90,11 +91,14 @@ fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
 }
 
 fn main() {
-    stored_weights(GgmlDType::Q4K, 8960, 1536);
-    stored_weights(GgmlDType::Q6K, 1536, 8960);
-    stored_weights(GgmlDType::Q4_0, 6912, 1152);
-    stored_weights(GgmlDType::Q4_0, 1152, 6912);
-    stored_weights(GgmlDType::F16, 32768, 1152);
+    // `-- marian`: the Marian shapes only.
+    if !std::env::args().any(|a| a == "marian") {
+        stored_weights(GgmlDType::Q4K, 8960, 1536);
+        stored_weights(GgmlDType::Q6K, 1536, 8960);
+        stored_weights(GgmlDType::Q4_0, 6912, 1152);
+        stored_weights(GgmlDType::Q4_0, 1152, 6912);
+        stored_weights(GgmlDType::F16, 32768, 1152);
+    }
     for (m, k, n) in [
         (942, 1024, 1024),
         (942, 1024, 4096),
@@ -107,22 +111,24 @@ fn main() {
         (13, 1024, 57000),
     ] {
         let w: Vec<f32> = (0..n * k).map(|i| (i % 97) as f32 * 0.01).collect();
+        let int8 = Int8Linear::from_rows(&w, n, k, None).unwrap();
         let lin = PackedLinear::from_rows(w, n, k, None).unwrap();
         let x: Vec<f32> = (0..m * k).map(|i| (i % 89) as f32 * 0.01).collect();
         let flop = 2.0 * (m * n * k) as f64;
         let reps = (10e9 / flop).ceil() as usize;
-        let mut best = f64::MAX;
-        for _ in 0..7 {
-            let t = Instant::now();
-            for _ in 0..reps {
-                std::hint::black_box(lin.apply(&x));
-            }
-            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-        }
+        let f32_s = best_of(reps, || {
+            std::hint::black_box(lin.apply(&x));
+        });
+        let int8_s = best_of(reps, || {
+            std::hint::black_box(int8.apply(&x));
+        });
         println!(
-            "{m:4} x {k:5} x {n:6}: {:8.2} ms {:7.1} GFLOP/s",
-            best * 1e3,
-            flop / best / 1e9
+            "{m:4} x {k:5} x {n:6}: f32 {:8.2} ms {:6.1} GFLOP/s, int8 {:8.2} ms {:6.1} GOP/s ({:.2}x)",
+            f32_s * 1e3,
+            flop / f32_s / 1e9,
+            int8_s * 1e3,
+            flop / int8_s / 1e9,
+            f32_s / int8_s
         );
     }
 }

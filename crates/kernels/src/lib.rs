@@ -6,6 +6,8 @@
 //! - [`f16w`]: products with 16-bit float weights (ggml F16) kept as stored;
 //! - [`kquant`]: products with k-quant weights (ggml Q4_K, Q6_K) as the GGUF stores them;
 //! - [`packed`]: f32 products on weights packed once at load (Marian);
+//! - [`int8`]: products with int8 weight rows and int8 input rows, summed in int32 (Marian's
+//!   `--quantize int8`);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
 //! - [`act`]: Gemma's gated activation, `gelu(gate) * up`;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
@@ -17,6 +19,7 @@
 pub mod act;
 pub mod attention;
 pub mod f16w;
+pub mod int8;
 pub mod isa;
 pub mod kquant;
 pub mod packed;

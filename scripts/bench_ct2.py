@@ -12,6 +12,9 @@ CTranslate2 comes from PyPI (its converter needs transformers and torch):
     python3 -m venv /opt/mref && /opt/mref/bin/pip install torch transformers sentencepiece ctranslate2
     cargo build --release
     /opt/mref/bin/python scripts/bench_ct2.py --model DIR --beams 4 --batch-size 16 --threads 2
+    /opt/mref/bin/python scripts/bench_ct2.py --model DIR --quantization int8   # both int8
+
+With --quantization int8 tercuman runs with --quantize int8 too, unless --ours f32.
 
 Not run in CI.
 """
@@ -72,6 +75,11 @@ def main():
     ap.add_argument("--gen-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quantization", default="float32", help="CTranslate2 weights: float32 or int8")
+    ap.add_argument(
+        "--ours",
+        choices=["f32", "int8"],
+        help="tercuman's weights (its --quantize) [default: as --quantization]",
+    )
     ap.add_argument("--runs", type=int, default=2, help="runs of each engine, alternating; the fastest is kept")
     ap.add_argument("--tercuman", default=str(REPO / "target" / "release" / "tercuman"))
     ap.add_argument("--engine", choices=["ct2"], help=argparse.SUPPRESS)
@@ -83,6 +91,7 @@ def main():
         print(json.dumps(ct2(args.ct2_dir, args.tokens, args.beams, args.batch_size, args.gen_tokens, args.threads)))
         return
 
+    ours_weights = args.ours or ("int8" if args.quantization.startswith("int8") else "f32")
     work = Path(tempfile.mkdtemp(prefix="bench-ct2-"))
     sentences = work / "sentences.txt"
 
@@ -93,6 +102,7 @@ def main():
                     args.tercuman, "bench", "--model", args.model, "--beams", str(args.beams),
                     "--batch-size", str(args.batch_size), "--gen-tokens", str(args.gen_tokens),
                     "--threads", str(args.threads), "--dump-sentences", str(sentences), "--json",
+                    "--quantize", "int8" if ours_weights == "int8" else "none",
                 ],
                 check=True, capture_output=True, text=True,
             ).stdout
@@ -140,7 +150,8 @@ def main():
         print(f"warning: CTranslate2 output lengths {ref['output_lengths']}, expected {args.gen_tokens - 1}")
     print(
         f"model {args.model}: {ref['sentences']} sentences, {ref['source_words']} words, {args.gen_tokens} tokens "
-        f"each, beam {args.beams}, batch {args.batch_size}, {args.threads} threads; CTranslate2 {args.quantization}, "
+        f"each, beam {args.beams}, batch {args.batch_size}, {args.threads} threads; tercuman {ours_weights}, "
+        f"CTranslate2 {args.quantization}, "
         f"best of {args.runs}"
     )
     print(f"{'':12} {'tercuman':>12} {'ct2':>12} {'ratio':>8}")

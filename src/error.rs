@@ -47,6 +47,8 @@ pub enum Error {
     BadModelSpec { spec: String },
     #[error("model `{name}` is a {kind} model, and the {kind} backend is not built yet; use opus-mt-tc-big-tr-en, or a gguf-chat model such as qwen2.5-1.5b-instruct (`tercuman models list`)")]
     BackendNotBuilt { name: String, kind: &'static str },
+    #[error("--quantize int8 holds a Marian (OPUS-MT) model's weights as int8; `{model}` is not a Marian model (a GGUF file's weights are quantized in the file, a remote engine's on its server): drop --quantize, or pick a quantized GGUF file")]
+    QuantizeNotMarian { model: String },
     #[error("model card {origin}: {message}")]
     Card { origin: String, message: String },
     #[error("cannot resume from {path}: {message}")]

@@ -343,6 +343,7 @@ fn is_model_error(e: &Error) -> bool {
         Error::ModelNotFound { .. }
             | Error::UnknownModel { .. }
             | Error::BadModelSpec { .. }
+            | Error::QuantizeNotMarian { .. }
             | Error::BackendNotBuilt { .. }
             | Error::Card { .. }
             | Error::Hub(_)

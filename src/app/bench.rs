@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::hub::spec::{self, ModelFiles, ModelSpec};
 use crate::hub::Hub;
 use crate::model::marian::ForcedLength;
+use crate::model::marian::Quantize;
 use crate::translate::marian::{Block, MarianEngine};
 use serde::Serialize;
 use std::io::Write;
@@ -231,6 +232,7 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
         args.beams.map(usize::from),
         args.batch_size
             .map_or(super::plan::DEFAULT_BATCH_SIZE, usize::from),
+        args.quantize.unwrap_or_default(),
     )?;
     let load_s = t.elapsed().as_secs_f64();
     let positions = mt.model.config.max_position_embeddings;
@@ -277,7 +279,10 @@ fn marian(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
         .sum();
     let s = &mt.stats;
     Ok(BenchReport {
-        kind: "marian",
+        kind: match args.quantize.unwrap_or_default() {
+            Quantize::None => "marian",
+            Quantize::Int8 => "marian int8",
+        },
         load_s,
         prompt_tokens: s.prompt_tokens,
         prefill_tps: s.prefill_tps(),

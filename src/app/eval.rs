@@ -16,6 +16,7 @@ use crate::eval::score::{self, ChrfVariant, Corpus};
 use crate::eval::{self as sets, TESTSETS};
 use crate::hub::spec::{self, ModelSpec};
 use crate::hub::Hub;
+use crate::model::marian::Quantize;
 use crate::output::resume::{self, Checkpoint};
 use crate::text::{Block, BlockKind};
 use crate::translate::TranslatedBlock;
@@ -30,6 +31,9 @@ use std::time::Instant;
 #[derive(Debug, Serialize)]
 pub struct ModelScore {
     pub model: String,
+    /// `int8` for a Marian model run with `--quantize int8`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<&'static str>,
     pub sentences: usize,
     pub bleu: f64,
     pub chrf_pp: f64,
@@ -172,6 +176,7 @@ fn scores(model: &str, hyps: &[String], references: &[String]) -> ModelScore {
     let bleu = corpus.bleu();
     ModelScore {
         model: model.to_string(),
+        weights: None,
         sentences: hyps.len(),
         bleu: bleu.score,
         chrf_pp: corpus.chrf(ChrfVariant::ChrfPlusPlus),
@@ -231,6 +236,7 @@ fn evaluate(
     let resolved = spec::resolve(&ModelSpec::parse(model)?, &hub)?;
     let settings = Settings {
         beams: args.decoding.beams.map(usize::from),
+        quantize: args.decoding.quantize.unwrap_or_default(),
         batch_size: args
             .decoding
             .batch_size
@@ -276,6 +282,9 @@ fn evaluate(
     s.sentences_per_s = Some(translated as f64 / seconds);
     s.words_per_s = Some(words as f64 * translated as f64 / hyps.len().max(1) as f64 / seconds);
     s.peak_rss_bytes = Some(super::bench::peak_rss_bytes());
+    if matches!(translator, Translator::Marian(_)) && settings.quantize == Quantize::Int8 {
+        s.weights = Some("int8");
+    }
     let kinds: Vec<Vec<Kind>> = hyps
         .iter()
         .map(|b| b.findings.iter().map(|f| f.kind).collect())
@@ -419,9 +428,12 @@ fn write_table(out: &mut impl Write, r: &Report) -> Result<()> {
             .map(|(k, v)| format!("{k} {:.1}%", 100.0 * v))
             .collect();
         // A model given as a path is named by its file (the JSON has the whole path).
-        let name = Path::new(&m.model)
+        let mut name = Path::new(&m.model)
             .file_name()
             .map_or(m.model.clone(), |n| n.to_string_lossy().into_owned());
+        if let Some(w) = m.weights {
+            name = format!("{name} ({w})");
+        }
         writeln!(
             out,
             "{:32} {:>6.2} {:>7.2} {:>6.2} {:>8} {:>8} {:>9}  {}",

@@ -5,6 +5,7 @@ use crate::chat::generate::{Engine, Params};
 use crate::chat::prompt::Style;
 use crate::error::{Error, Result};
 use crate::hub::spec::{ModelFiles, Resolved};
+use crate::model::marian::Quantize;
 use crate::output::ModelReport;
 use crate::remote::{Client, Endpoint};
 use crate::stats::Stats;
@@ -22,6 +23,8 @@ pub struct Settings {
     pub beams: Option<usize>,
     /// Sentences a Marian model decodes at once.
     pub batch_size: usize,
+    /// How a Marian model holds its weights.
+    pub quantize: Quantize,
     /// Largest prompt context (bounded by the model's own).
     pub context: usize,
     pub params: Params,
@@ -94,12 +97,18 @@ impl Translator {
 
 /// Loads the translator `resolved` names, with its report.
 pub fn translator(resolved: &Resolved, settings: &Settings) -> Result<(Translator, ModelReport)> {
+    if settings.quantize != Quantize::None && !matches!(resolved.files, ModelFiles::Marian(_)) {
+        return Err(Error::QuantizeNotMarian {
+            model: resolved.label.clone(),
+        });
+    }
     Ok(match &resolved.files {
         ModelFiles::Marian(dir) => {
-            let engine = MarianEngine::load(dir, settings.beams, settings.batch_size)?;
+            let engine =
+                MarianEngine::load(dir, settings.beams, settings.batch_size, settings.quantize)?;
             (
                 Translator::Marian(Box::new(engine)),
-                marian_report(resolved, dir),
+                marian_report(resolved, dir, settings.quantize),
             )
         }
         ModelFiles::Remote(endpoint) => {
@@ -178,14 +187,17 @@ pub fn chat(resolved: &Resolved, settings: &Settings) -> Result<ChatModel> {
 }
 
 /// How a Marian model is named in reports.
-fn marian_report(resolved: &Resolved, dir: &Path) -> ModelReport {
+fn marian_report(resolved: &Resolved, dir: &Path, quantize: Quantize) -> ModelReport {
     ModelReport {
         source: resolved.label.clone(),
         name: dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        architecture: "marian".into(),
+        architecture: match quantize {
+            Quantize::None => "marian".into(),
+            Quantize::Int8 => "marian (int8 weights)".into(),
+        },
         path: dir.display().to_string(),
     }
 }

@@ -7,6 +7,7 @@ use crate::cli::{Job, RunArgs, Shard};
 use crate::error::{Error, Result};
 use crate::hub::card::{self, Task};
 use crate::hub::spec::ModelSpec;
+use crate::model::marian::Quantize;
 use crate::output::Format;
 use crate::summarize::SummaryFrom;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub struct Plan {
     pub beams: Option<usize>,
     /// Sentences a Marian model decodes at once.
     pub batch_size: usize,
+    /// How a Marian model holds its weights.
+    pub quantize: Quantize,
     pub offline: bool,
     pub resume: bool,
     pub format: Format,
@@ -108,6 +111,16 @@ impl Plan {
                 });
             }
         }
+        if job == Job::Summarize && a.decoding.quantize.is_some_and(|q| q != Quantize::None) {
+            // Only a translating Marian model holds int8 weights; the summarizer is a chat model.
+            return Err(Error::QuantizeNotMarian {
+                model: a
+                    .summary_model
+                    .clone()
+                    .or_else(|| a.model.clone())
+                    .unwrap_or_else(|| "the summarizer".into()),
+            });
+        }
         if a.resume && output.is_none() && batch.is_none() {
             return Err(Error::Resume {
                 path: PathBuf::from("-"),
@@ -125,6 +138,7 @@ impl Plan {
             model: a.model,
             summary_model: a.summary_model,
             beams: a.decoding.beams.map(usize::from),
+            quantize: a.decoding.quantize.unwrap_or_default(),
             batch_size: a
                 .decoding
                 .batch_size
@@ -206,8 +220,14 @@ impl Plan {
 
     /// What a resumed run must share with the run it continues: model and generation settings.
     pub fn settings(&self) -> String {
+        // Said only when set, so that a checkpoint of an f32 run written before `--quantize`
+        // existed still resumes.
+        let quantize = match self.quantize {
+            Quantize::None => String::new(),
+            q => format!(", weights {q:?}"),
+        };
         format!(
-            "{:?}, model {}, beams {}, temperature {}, seed {}, max new tokens {}, context {}",
+            "{:?}, model {}, beams {}, temperature {}, seed {}, max new tokens {}, context {}{quantize}",
             self.job,
             self.model.as_deref().unwrap_or("(default)"),
             self.beams

@@ -640,6 +640,7 @@ fn settings(plan: &Plan) -> load::Settings {
     load::Settings {
         beams: plan.beams,
         batch_size: plan.batch_size,
+        quantize: plan.quantize,
         context: plan.context,
         params: plan.params.clone(),
         concurrency: plan.concurrency,

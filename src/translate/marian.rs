@@ -6,7 +6,7 @@
 use super::{add_flag, join, Flag, Piece, TranslatedBlock};
 use crate::error::{Error, Result};
 use crate::model::marian::tokenizer::MarianTokenizer;
-use crate::model::marian::Marian;
+use crate::model::marian::{Marian, Quantize};
 use crate::stats::Stats;
 use crate::text::chunk::{self, Unit};
 use crate::text::BlockKind;
@@ -39,8 +39,13 @@ pub struct Block<'a> {
 
 impl MarianEngine {
     /// Loads the model directory; `beams` overrides the model's own beam width.
-    pub fn load(dir: &Path, beams: Option<usize>, batch_size: usize) -> Result<MarianEngine> {
-        let model = Marian::load(dir)?;
+    pub fn load(
+        dir: &Path,
+        beams: Option<usize>,
+        batch_size: usize,
+        quantize: Quantize,
+    ) -> Result<MarianEngine> {
+        let model = Marian::load_with(dir, quantize)?;
         let tokenizer = MarianTokenizer::load(dir)?;
         if tokenizer.vocab_size() != model.config.vocab_size {
             return Err(Error::InvalidModel {

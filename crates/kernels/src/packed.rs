@@ -226,9 +226,16 @@ impl PackedLinear {
                     for (i, p) in panels.enumerate() {
                         let cols = PANEL.min(self.n - p * PANEL);
                         for (j, row) in acc[i * block..i * block + rows].iter().enumerate() {
+                            let at = (start + j) * self.n + p * PANEL;
                             // SAFETY: every (row, panel) cell of `dst` is written by exactly
-                            // one work item.
-                            unsafe { dst_ptr.write((start + j) * self.n + p * PANEL, &row[..cols]) }
+                            // one work item. A whole panel is a copy of constant length (moves,
+                            // not a call to memmove).
+                            unsafe {
+                                match cols {
+                                    PANEL => dst_ptr.write(at, row),
+                                    _ => dst_ptr.write(at, &row[..cols]),
+                                }
+                            }
                         }
                     }
                 }

@@ -36,6 +36,7 @@ impl SharedOut {
     ///
     /// # Safety
     /// No other thread reads or writes those cells while the buffer is shared.
+    #[inline]
     pub unsafe fn write(&self, at: usize, src: &[f32]) {
         assert!(at + src.len() <= self.len, "write past the shared buffer");
         // SAFETY: in bounds (checked above); no other thread touches these cells (the

@@ -33,17 +33,55 @@ pub use config::{Config, ForcedLength, Generation};
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
 use std::path::Path;
+use tercuman_kernels::int8::Int8Linear;
 use tercuman_kernels::packed::PackedLinear;
 use weights::Tensors;
+
+/// How a Marian model's linear layers hold their weights (`--quantize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Quantize {
+    /// f32, as trained.
+    #[default]
+    None,
+    /// int8 weight rows, each with its own scale, as CTranslate2's int8: a quarter of the
+    /// memory, faster.
+    //
+    // Each input row is quantized as it comes and the sums are exact in int32
+    // (`tercuman_kernels::int8`); the output is close to f32's, not identical.
+    Int8,
+}
+
+/// A linear layer, `x @ W^T + b`, its weights as `Quantize` says.
+enum Linear {
+    F32(PackedLinear),
+    Int8(Int8Linear),
+}
+
+impl Linear {
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        match self {
+            Linear::F32(l) => l.apply(x),
+            Linear::Int8(l) => l.apply(x),
+        }
+    }
+
+    /// Row `id` of `W` (the embedding of token `id`, for the output layer) into `dst`.
+    fn row_into(&self, id: usize, dst: &mut [f32]) {
+        match self {
+            Linear::F32(l) => l.row_into(id, dst),
+            Linear::Int8(l) => l.row_into(id, dst),
+        }
+    }
+}
 
 /// Multi-head attention's projections.
 struct Attention {
     /// Of the layer's input: q, k and v as one product, `(3d, d)`, for self-attention; q
     /// alone, `(d, d)`, for cross-attention.
-    in_proj: PackedLinear,
+    in_proj: Linear,
     /// Cross-attention only: k and v of the encoder states as one product, `(2d, d)`.
-    kv_proj: Option<PackedLinear>,
-    o: PackedLinear,
+    kv_proj: Option<Linear>,
+    o: Linear,
     heads: usize,
     head_dim: usize,
     scale: f32,
@@ -97,8 +135,8 @@ impl Attention {
 }
 
 struct FeedForward {
-    fc1: PackedLinear,
-    fc2: PackedLinear,
+    fc1: Linear,
+    fc2: Linear,
     act: candle_nn::Activation,
 }
 
@@ -185,8 +223,8 @@ pub struct Marian {
     pub config: Config,
     pub generation: Generation,
     /// The output layer, with the final logits bias; its weight is also the embedding table
-    /// of encoder and decoder inputs (`PackedLinear::row_into`).
-    output: PackedLinear,
+    /// of encoder and decoder inputs (`Linear::row_into`).
+    output: Linear,
     /// `(max_position_embeddings, d)`.
     positions: Vec<f32>,
     embed_scale: f32,
@@ -257,8 +295,14 @@ impl Marian {
     /// Loads a Marian model directory as the hub ships it: `config.json`, optional
     /// `generation_config.json`, and `model.safetensors` or `pytorch_model.bin`.
     pub fn load(dir: &Path) -> Result<Marian> {
+        Self::load_with(dir, Quantize::None)
+    }
+
+    /// [`Marian::load`], the linear layers' weights held as `quantize` says (the output
+    /// layer, and so the embedding table it shares, included).
+    pub fn load_with(dir: &Path, quantize: Quantize) -> Result<Marian> {
         let (config, generation) = config::read(dir)?;
-        let tensors = weights::read(dir)?;
+        let tensors = weights::read(dir, quantize)?;
         Self::build(config, generation, tensors).map_err(|e| match e {
             Error::Candle(e) => Error::InvalidModel {
                 path: dir.to_path_buf(),
@@ -271,17 +315,22 @@ impl Marian {
     fn build(config: Config, generation: Generation, mut w: Tensors) -> Result<Self> {
         let d = config.d_model;
         let vocab = config.vocab_size;
-        let embed_w = if w.has("model.shared.weight") {
-            w.take_vec("model.shared.weight", &[vocab, d])?
+        let embed = if w.has("model.shared.weight") {
+            "model.shared.weight"
         } else {
-            w.take_vec("model.encoder.embed_tokens.weight", &[vocab, d])?
+            "model.encoder.embed_tokens.weight"
         };
         let final_bias = if w.has("final_logits_bias") {
             Some(w.take_vec("final_logits_bias", &[1, vocab])?)
         } else {
             None
         };
-        let output = PackedLinear::from_rows(embed_w, vocab, d, final_bias.as_deref())?;
+        let output = w.matrix(
+            std::iter::once(embed.to_string()),
+            vocab,
+            d,
+            final_bias.as_deref(),
+        )?;
         let act = config.activation_function;
         let mut encoder = Vec::with_capacity(config.encoder_layers);
         for i in 0..config.encoder_layers {
@@ -706,17 +755,16 @@ mod tests {
     #[test]
     fn f16_weights_are_the_f32_weights_rounded_and_read_exactly() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let f32 = weights::read(&fixtures.join("tiny-marian")).unwrap().0;
-        let f16 = weights::read(&fixtures.join("tiny-marian-f16")).unwrap().0;
-        assert_eq!(
-            f32.keys().collect::<std::collections::BTreeSet<_>>(),
-            f16.keys().collect()
-        );
+        let mut f32 = weights::read(&fixtures.join("tiny-marian"), Quantize::None).unwrap();
+        let mut f16 = weights::read(&fixtures.join("tiny-marian-f16"), Quantize::None).unwrap();
+        let shapes = f32.shapes();
+        assert_eq!(shapes, f16.shapes());
         let mut rounded = 0;
-        for (name, (v32, dims)) in &f32 {
-            let (v16, dims16) = &f16[name];
-            assert_eq!(dims, dims16, "{name}");
-            for (a, b) in v32.iter().zip(v16) {
+        for (name, dims) in &shapes {
+            let v32 = f32.take_vec(name, dims).unwrap();
+            let v16 = f16.take_vec(name, dims).unwrap();
+            assert_eq!(v32.len(), dims.iter().product::<usize>(), "{name}");
+            for (a, b) in v32.iter().zip(&v16) {
                 assert_eq!(half::f16::from_f32(*a).to_f32(), *b, "{name}");
                 rounded += usize::from(a != b);
             }

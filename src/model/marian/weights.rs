@@ -1,28 +1,53 @@
-//! A Marian model's weights: read from `model.safetensors` or `pytorch_model.bin` into f32
-//! buffers (whatever their stored type), and taken out one by one as the layers are built
-//! and packed.
+//! A Marian model's weights: indexed in `model.safetensors` and read tensor by tensor as the
+//! layers are built (or read whole from `pytorch_model.bin`), converted to f32 whatever their
+//! stored type, then packed (f32) or quantized (`--quantize int8`).
 
-use super::{pth, Norm};
+use super::{pth, Linear, Norm, Quantize};
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use tercuman_kernels::int8::Int8Builder;
 use tercuman_kernels::packed::PackedLinear;
 
-/// Tensors by name: values (f32, row-major) and shape.
-type TensorMap = std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>;
+/// Values read at most at once from the file when a matrix is quantized as it is read: 4 MB
+/// of f32, so that no f32 copy of a large matrix (tc-big's 233 MB output layer) ever exists.
+const READ_CHUNK: usize = 1 << 20;
 
-/// The model's tensors by name, each taken out as the layer that uses it is built, so that a
-/// weight matrix's original is freed as soon as its packed copy exists (peak: the weights
-/// plus the largest matrix, the output layer's, or q/k/v's three fused).
-pub(super) struct Tensors(pub(super) TensorMap);
+/// Where a tensor's values are.
+enum Stored {
+    /// Read already (`pytorch_model.bin`).
+    Values(Vec<f32>),
+    /// At `offset` in the safetensors file, as `dtype`.
+    InFile { offset: u64, dtype: pth::Dtype },
+}
+
+/// The model's tensors by name, each taken out as the layer that uses it is built, so that
+/// at most one f32 matrix (or q/k/v's three fused) exists beside the layers built so far.
+pub(super) struct Tensors {
+    map: std::collections::HashMap<String, (Stored, Vec<usize>)>,
+    /// The safetensors file the `InFile` tensors are in.
+    file: Option<(std::fs::File, PathBuf)>,
+    quantize: Quantize,
+}
 
 impl Tensors {
     pub(super) fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.map.contains_key(name)
     }
 
-    pub(super) fn take_vec(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// Every tensor's name and shape.
+    #[cfg(test)]
+    pub(super) fn shapes(&self) -> std::collections::BTreeMap<String, Vec<usize>> {
+        self.map
+            .iter()
+            .map(|(name, (_, dims))| (name.clone(), dims.clone()))
+            .collect()
+    }
+
+    /// The tensor `name`, checked to have `shape`, taken out.
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Stored> {
         let (v, dims) = self
-            .0
+            .map
             .remove(name)
             .ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))?;
         if dims != shape {
@@ -34,13 +59,49 @@ impl Tensors {
         Ok(v)
     }
 
-    /// `prefix.weight` `(out, in)` and `prefix.bias` `(out,)`, packed.
-    pub(super) fn linear(
+    pub(super) fn take_vec(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let mut all = Vec::with_capacity(shape.iter().product());
+        self.take_rows(name, shape, |rows| {
+            all.extend_from_slice(rows);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// Hands the tensor `name`'s values to `f` in order, whole rows (of `shape`'s last
+    /// dimension) at a time, about `READ_CHUNK` values per call when read from the file.
+    fn take_rows(
         &mut self,
-        prefix: &str,
-        d_in: usize,
-        d_out: usize,
-    ) -> Result<PackedLinear> {
+        name: &str,
+        shape: &[usize],
+        mut f: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let (offset, dtype) = match self.take(name, shape)? {
+            Stored::Values(v) => return f(&v),
+            Stored::InFile { offset, dtype } => (offset, dtype),
+        };
+        let (file, path) = self.file.as_ref().expect("tensors in a file come with it");
+        let row = shape.last().copied().unwrap_or(1).max(1);
+        let total: usize = shape.iter().product();
+        let per_read = (READ_CHUNK / row).max(1) * row;
+        let mut bytes = Vec::new();
+        let mut done = 0;
+        while done < total {
+            let n = per_read.min(total - done);
+            bytes.resize(n * dtype.size(), 0);
+            file.read_exact_at(&mut bytes, offset + (done * dtype.size()) as u64)
+                .map_err(|source| Error::ReadInput {
+                    path: path.clone(),
+                    source,
+                })?;
+            f(&pth::to_f32(&bytes, dtype).expect("a floating-point type"))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// `prefix.weight` `(out, in)` and `prefix.bias` `(out,)`, packed or quantized.
+    pub(super) fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
         self.fused_linear(&[prefix], d_in, d_out)
     }
 
@@ -52,19 +113,41 @@ impl Tensors {
         prefixes: &[&str],
         d_in: usize,
         d_out: usize,
-    ) -> Result<PackedLinear> {
-        let mut w = Vec::with_capacity(prefixes.len() * d_out * d_in);
+    ) -> Result<Linear> {
         let mut b = Vec::with_capacity(prefixes.len() * d_out);
         for prefix in prefixes {
-            w.extend(self.take_vec(&format!("{prefix}.weight"), &[d_out, d_in])?);
             b.extend(self.take_vec(&format!("{prefix}.bias"), &[d_out])?);
         }
-        Ok(PackedLinear::from_rows(
-            w,
-            prefixes.len() * d_out,
-            d_in,
-            Some(&b),
-        )?)
+        let weights = prefixes.iter().map(|p| format!("{p}.weight"));
+        self.matrix(weights, prefixes.len() * d_out, d_in, Some(&b))
+    }
+
+    /// The matrices `names`, each `(n / names.len(), k)`, stacked into one layer of `n`
+    /// outputs with `bias`: packed as f32, or quantized as read (`--quantize int8`).
+    pub(super) fn matrix(
+        &mut self,
+        names: impl ExactSizeIterator<Item = String>,
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Linear> {
+        let rows = n / names.len().max(1);
+        Ok(match self.quantize {
+            Quantize::None => {
+                let mut w = Vec::with_capacity(n * k);
+                for name in names {
+                    w.extend(self.take_vec(&name, &[rows, k])?);
+                }
+                Linear::F32(PackedLinear::from_rows(w, n, k, bias)?)
+            }
+            Quantize::Int8 => {
+                let mut q = Int8Builder::new(n, k);
+                for name in names {
+                    self.take_rows(&name, &[rows, k], |v| Ok(q.push(v)?))?;
+                }
+                Linear::Int8(q.finish(bias)?)
+            }
+        })
     }
 
     pub(super) fn layer_norm(&mut self, prefix: &str, d: usize) -> Result<Norm> {
@@ -88,14 +171,19 @@ fn used(name: &str, all: &[&str]) -> bool {
     }
 }
 
-/// Reads the weights in `dir`: `model.safetensors`, else `pytorch_model.bin` (either of
-/// PyTorch's formats). f16 and bf16 weights (tc-big's `model.safetensors` is f16) are widened
-/// to f32 as they are read, exactly, and the network runs in f32: tc-big then holds 0.94 GB
-/// of weights where its file is 0.47 GB.
-pub(super) fn read(dir: &Path) -> Result<Tensors> {
+/// Indexes the weights in `dir`: `model.safetensors` (read tensor by tensor as the layers are
+/// built), else `pytorch_model.bin` (either of PyTorch's formats, read whole). f16 and bf16
+/// weights (tc-big's `model.safetensors` is f16) are widened to f32 as they are read, exactly:
+/// as f32, tc-big holds 0.94 GB of weights where its file is 0.47 GB; as int8, 0.24 GB.
+pub(super) fn read(dir: &Path, quantize: Quantize) -> Result<Tensors> {
     let safetensors = dir.join("model.safetensors");
     if safetensors.exists() {
-        return Ok(Tensors(read_safetensors(&safetensors)?));
+        let (file, map) = index_safetensors(&safetensors)?;
+        return Ok(Tensors {
+            map,
+            file: Some((file, safetensors)),
+            quantize,
+        });
     }
     let bin = dir.join("pytorch_model.bin");
     if !bin.exists() {
@@ -105,20 +193,27 @@ pub(super) fn read(dir: &Path) -> Result<Tensors> {
                 .into(),
         });
     }
-    Ok(Tensors(
-        pth::read(&bin, used)?
+    Ok(Tensors {
+        map: pth::read(&bin, used)?
             .into_iter()
-            .map(|(name, v, dims)| (name, (v, dims)))
+            .map(|(name, v, dims)| (name, (Stored::Values(v), dims)))
             .collect(),
-    ))
+        file: None,
+        quantize,
+    })
 }
 
-/// Reads a safetensors file tensor by tensor straight into f32 buffers. candle's mmapped
-/// loader copies every tensor out of the mapping while the mapping stays resident, so the
-/// process peaks at twice the weights (1.89 GB for tc-big as f32); read this way it peaks
-/// at the weights plus one tensor.
-fn read_safetensors(path: &Path) -> Result<TensorMap> {
-    use std::os::unix::fs::FileExt;
+/// Indexes a safetensors file: each used tensor's place, type and shape, checked against the
+/// file's length, and none of its values read yet. (candle's mmapped loader copies every
+/// tensor out of the mapping while the mapping stays resident, so the process peaked at twice
+/// the weights, 1.89 GB for tc-big as f32; read tensor by tensor as the layers take them, the
+/// process holds the layers built so far plus one tensor.)
+fn index_safetensors(
+    path: &Path,
+) -> Result<(
+    std::fs::File,
+    std::collections::HashMap<String, (Stored, Vec<usize>)>,
+)> {
     let err = |source: std::io::Error| Error::ReadInput {
         path: path.to_path_buf(),
         source,
@@ -153,8 +248,6 @@ fn read_safetensors(path: &Path) -> Result<TensorMap> {
                 "tensor {name} lies past the end of the file: the download is incomplete; delete it and fetch it again"
             )));
         }
-        let offset = data_start + start as u64;
-        let bytes = end - start;
         let dtype = match info.dtype {
             safetensors::Dtype::F32 => pth::Dtype::F32,
             safetensors::Dtype::F16 => pth::Dtype::F16,
@@ -166,25 +259,19 @@ fn read_safetensors(path: &Path) -> Result<TensorMap> {
                 )))
             }
         };
-        let tensor = if dtype == pth::Dtype::F32 && cfg!(target_endian = "little") {
-            let mut data = vec![0f32; bytes / 4];
-            file.read_exact_at(bytemuck::cast_slice_mut(&mut data), offset)
-                .map_err(err)?;
-            data
-        } else {
-            let mut data = vec![0u8; bytes];
-            file.read_exact_at(&mut data, offset).map_err(err)?;
-            pth::to_f32(&data, dtype).expect("a floating-point type")
-        };
         let n: usize = info.shape.iter().product();
-        if tensor.len() != n {
+        if end - start != n * dtype.size() {
             return Err(invalid(format!(
                 "tensor {name} holds {} values, its shape {:?} needs {n}",
-                tensor.len(),
+                (end - start) / dtype.size(),
                 info.shape
             )));
         }
-        tensors.insert(name.clone(), (tensor, info.shape.clone()));
+        let stored = Stored::InFile {
+            offset: data_start + start as u64,
+            dtype,
+        };
+        tensors.insert(name.clone(), (stored, info.shape.clone()));
     }
-    Ok(tensors)
+    Ok((file, tensors))
 }

@@ -149,8 +149,8 @@ fn decoding_defaults_come_from_generation_config_over_config() {
 #[test]
 fn beams_given_by_the_user_win_over_the_generation_config() {
     let dir = genconfig_dir(true);
-    let engine = MarianEngine::load(dir.path(), None, 8).unwrap();
+    let engine = MarianEngine::load(dir.path(), None, 8, Default::default()).unwrap();
     assert_eq!(engine.beams, 6);
-    let engine = MarianEngine::load(dir.path(), Some(2), 8).unwrap();
+    let engine = MarianEngine::load(dir.path(), Some(2), 8, Default::default()).unwrap();
     assert_eq!(engine.beams, 2);
 }

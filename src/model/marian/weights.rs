@@ -13,6 +13,9 @@ use tercuman_kernels::packed::PackedLinear;
 /// of f32, so that no f32 copy of a large matrix (tc-big's 233 MB output layer) ever exists.
 const READ_CHUNK: usize = 1 << 20;
 
+/// Tensors by name: where their values are, and their shape.
+type Index = std::collections::HashMap<String, (Stored, Vec<usize>)>;
+
 /// Where a tensor's values are.
 enum Stored {
     /// Read already (`pytorch_model.bin`).
@@ -24,7 +27,7 @@ enum Stored {
 /// The model's tensors by name, each taken out as the layer that uses it is built, so that
 /// at most one f32 matrix (or q/k/v's three fused) exists beside the layers built so far.
 pub(super) struct Tensors {
-    map: std::collections::HashMap<String, (Stored, Vec<usize>)>,
+    map: Index,
     /// The safetensors file the `InFile` tensors are in.
     file: Option<(std::fs::File, PathBuf)>,
     quantize: Quantize,
@@ -208,12 +211,7 @@ pub(super) fn read(dir: &Path, quantize: Quantize) -> Result<Tensors> {
 /// tensor out of the mapping while the mapping stays resident, so the process peaked at twice
 /// the weights, 1.89 GB for tc-big as f32; read tensor by tensor as the layers take them, the
 /// process holds the layers built so far plus one tensor.)
-fn index_safetensors(
-    path: &Path,
-) -> Result<(
-    std::fs::File,
-    std::collections::HashMap<String, (Stored, Vec<usize>)>,
-)> {
+fn index_safetensors(path: &Path) -> Result<(std::fs::File, Index)> {
     let err = |source: std::io::Error| Error::ReadInput {
         path: path.to_path_buf(),
         source,

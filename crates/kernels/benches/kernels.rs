@@ -3,8 +3,9 @@
 //! FFN shapes, Q4_0 (`Q8Matrix`) on Gemma 3 1B's, and F16 (`F16Matrix`) on a 32768-row slice of
 //! Gemma 3 1B's embedding table (the output projection of Google's QAT files; candle turns it
 //! into f32); one row (a decode step: GB/s of weights read, as stored) and 128 rows (a prompt:
-//! GFLOP/s). Then the f32 product kernel (`PackedLinear`) on the shapes of
-//! the tc-big Marian model, in GFLOP/s: the encoder's products (942 rows, the sample article), a beam-4 decoding step
+//! GFLOP/s). Then the f32 product kernel (`PackedLinear`) and the int8 one (`Int8Linear`,
+//! `--quantize int8`) on the shapes of the tc-big Marian model, in GFLOP/s (`-- marian`: these
+//! only): the encoder's products (942 rows, the sample article), a beam-4 decoding step
 //! (13 sentences x 4 beams = 52 rows) and a greedy one (13 rows), through the layers and the
 //! 57000-word output layer. Each shape runs 7 times and the fastest counts (these machines
 //! are noisy). Compare runs of this with each other, on the same machine, in one session.

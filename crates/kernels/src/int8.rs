@@ -174,11 +174,6 @@ impl Int8Linear {
         self.n
     }
 
-    /// Bytes held: the int8 weights and the per-row scales and bias.
-    pub fn bytes(&self) -> usize {
-        self.panels.len() + 4 * (self.scales.len() + self.bias.len())
-    }
-
     /// Row `id` of `W` as the layer holds it (its int8 values times its scale) into `dst`
     /// (`k` values); `id < n`. The embedding table of a model whose output layer shares it.
     pub fn row_into(&self, id: usize, dst: &mut [f32]) {

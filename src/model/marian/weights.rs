@@ -138,8 +138,13 @@ impl Tensors {
         Ok(match self.quantize {
             Quantize::None => {
                 let mut w = Vec::with_capacity(n * k);
+                // Read straight into the one buffer (through `take_vec` each matrix was read
+                // whole, then copied: the 233 MB output layer twice over for a moment).
                 for name in names {
-                    w.extend(self.take_vec(&name, &[rows, k])?);
+                    self.take_rows(&name, &[rows, k], |v| {
+                        w.extend_from_slice(v);
+                        Ok(())
+                    })?;
                 }
                 Linear::F32(PackedLinear::from_rows(w, n, k, bias)?)
             }

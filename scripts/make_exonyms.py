@@ -85,7 +85,7 @@ Afrika Birliği	African Union|AU
 Şanghay İşbirliği Örgütü	SCO|Shanghai Cooperation Organisation
 Fed	Fed|Federal Reserve
 Merkez Bankası	Central Bank
-TCMB	Central Bank|CBRT
+TCMB	Central Bank|CBRT|CBT
 Kremlin	Kremlin
 Beyaz Saray	White House
 Pentagon	Pentagon
@@ -124,10 +124,10 @@ Hamas	Hamas
 Hizbullah	Hezbollah|Hizbollah|Hizbullah
 FETÖ	FETO|Gülen|Gulen
 TSK	Turkish Armed Forces|TSK|Turkish military
-MİT	MIT|National Intelligence Organization
+MİT	MIT|National Intelligence Organization|intelligence
 THY	Turkish Airlines|THY
 Türk Hava Yolları	Turkish Airlines|THY
-AA	Anadolu Agency|Anadolu|AA
+AA	Anadolu Agency|Anadolu|Anatolian|AA
 Anadolu Ajansı	Anadolu Agency|Anadolu|AA
 TRT	TRT
 Reuters	Reuters
@@ -217,11 +217,11 @@ Avrupalı	European|Europeans
 Asyalı	Asian|Asians
 Afrikalı	African|Africans
 Latin Amerika	Latin America|Latin American
-Müslüman	Muslim|Muslims|Islamic|Moslem
+Müslüman	Muslim|Muslims|Islamic|Moslem|Islam
 Hristiyan	Christian|Christians|Christianity
 Hıristiyan	Christian|Christians|Christianity
 Yahudi	Jewish|Jew|Jews|Judaism
-Katolik	Catholic|Catholics
+Katolik	Catholic|Catholics|Catholicism
 Ortodoks	Orthodox
 Protestan	Protestant|Protestants
 Sünni	Sunni|Sunnis
@@ -231,11 +231,11 @@ Alevi	Alevi|Alevis|Alawite
 İslami	Islamic
 Budist	Buddhist|Buddhists
 Allah	God|Allah
-Tanrı	God
+Tanrı	God|Lord|Deity
 Kuran	Quran|Koran|Qur'an
 Peygamber	Prophet
-Ramazan	Ramadan
-Kurban Bayramı	Eid al-Adha|Eid|Feast of Sacrifice
+Ramazan	Ramadan|Ramazan
+Kurban Bayramı	Eid al-Adha|Eid|Feast of Sacrifice|Feast of the Sacrifice|Kurban Bayrami
 Noel	Christmas
 Paskalya	Easter
 Avrupa	Europe|European|EU
@@ -251,7 +251,7 @@ Kafkas	Caucasus|Caucasian
 Akdeniz	Mediterranean
 Doğu Akdeniz	Eastern Mediterranean|East Med
 Karadeniz	Black Sea
-Ege	Aegean
+Ege	Aegean|Ege
 Marmara	Marmara
 Kızıldeniz	Red Sea
 Basra Körfezi	Persian Gulf|Gulf
@@ -317,7 +317,7 @@ Zürih	Zurich
 Bern	Bern|Berne
 Strazburg	Strasbourg
 Lüksemburg	Luxembourg
-Roma	Rome|Roma
+Roma	Rome|Roma|Roman|Romans
 Milano	Milan
 Napoli	Naples
 Venedik	Venice
@@ -418,7 +418,7 @@ Soğuk Savaş	Cold War
 Dünya Savaşı	World War
 Birinci Dünya Savaşı	First World War|World War I|WWI
 İkinci Dünya Savaşı	Second World War|World War II|WWII
-Kurtuluş Savaşı	War of Independence
+Kurtuluş Savaşı	War of Independence|Independence War
 Demokrat	Democrat|Democrats|Democratic
 Cumhuriyetçi	Republican|Republicans|GOP
 Cumhuriyetçiler	Republicans|Republican|GOP
@@ -449,7 +449,7 @@ Altı Uluslar	Six Nations
 Altı Ulus	Six Nations
 Kurban	Eid al-Adha|Eid|Adha|sacrifice|sacrificial
 Bayram	Eid|holiday|festival|Bayram
-Ramazan Bayramı	Eid al-Fitr|Eid
+Ramazan Bayramı	Eid al-Fitr|Eid|Ramadan Feast
 tweet	Twitter|tweet
 Fetullah Gülen	Fethullah Gulen|Gulen|Gülen
 Gülen	Gulen|Gülen|Fethullah|Gulenist
@@ -521,9 +521,96 @@ Hindu	Hindu|Hindus|Hinduism
 Hinduizm	Hinduism|Hindu
 Budizm	Buddhism|Buddhist
 İncil	Bible|Gospel|Gospels
+Kutsal Kitap	Bible|Holy Book|Scripture|Scriptures
 Tevrat	Torah
 Vatikan	Vatican|Holy See
 MÖ	BC|B.C.|BCE
+MS	AD|A.D.|CE
+GSYH	GDP|gross domestic product
+GSYİH	GDP|gross domestic product
+GSMH	GNP|gross national product
+TÜFE	CPI|consumer price|consumer prices|consumer price index|inflation
+ÜFE	PPI|producer price|producer prices|producer price index
+KDV	VAT|value added tax
+ÖTV	SCT|special consumption tax
+Ar Ge	R&D|research and development|research
+AVM	mall|shopping mall|shopping centre|shopping center
+SSCB	USSR|Soviet Union|Soviet
+TÜİK	TurkStat|TUIK|Turkish Statistical Institute|statistics
+YSK	YSK|Supreme Election Council|election board
+HSK	HSK|Council of Judges and Prosecutors
+HSYK	HSYK|Supreme Board of Judges and Prosecutors
+SGK	SGK|Social Security Institution|social security
+BDDK	BDDK|BRSA|Banking Regulation and Supervision Agency
+SPK	SPK|CMB|Capital Markets Board
+EPDK	EPDK|EMRA|Energy Market Regulatory Authority
+RTÜK	RTÜK|RTUK|Radio and Television Supreme Council
+YÖK	YÖK|YOK|Council of Higher Education|Higher Education Council
+ÖSYM	ÖSYM|OSYM|Measuring, Selection and Placement Center
+MEB	MEB|Ministry of National Education|Education Ministry
+AFAD	AFAD|Disaster and Emergency Management
+TOKİ	TOKİ|TOKI|Housing Development Administration
+KKTC	TRNC|Turkish Republic of Northern Cyprus|Northern Cyprus
+DİB	Diyanet|Religious Affairs|Presidency of Religious Affairs
+Diyanet	Diyanet|Religious Affairs
+YAŞ	YAŞ|YAS|Supreme Military Council
+IKBY	KRG|Kurdistan Regional Government|Kurdish Regional Government
+AİHS	ECHR|European Convention on Human Rights
+TTB	TTB|Turkish Medical Association
+TOBB	TOBB|Union of Chambers and Commodity Exchanges
+TÜSİAD	TÜSİAD|TUSIAD
+İBB	IMM|Istanbul Metropolitan Municipality|İBB|IBB
+ABB	ABB|Ankara Metropolitan Municipality
+DHA	DHA|Doğan News Agency|Dogan News Agency
+İHA	İHA|IHA|Ihlas News Agency
+BAE	UAE|United Arab Emirates
+İsa	Jesus|Christ
+Mesih	Messiah|Christ
+Meryem	Mary|Mariam|Maryam|Marian|Virgin
+Musa	Moses|Musa
+İbrahim	Abraham|Ibrahim
+İshak	Isaac|Ishak
+İsmail	Ishmael|Ismail
+Yakup	Jacob|Yakup|Yaqub
+Yusuf	Joseph|Yusuf
+Süleyman	Solomon|Suleiman|Süleyman|Suleyman
+Davut	David|Davut|Dawud
+Nuh	Noah|Nuh
+Adem	Adam|Adem
+Havva	Eve|Havva
+Harun	Aaron|Harun
+Yunus	Jonah|Yunus
+Eyüp	Job|Eyüp|Eyup
+Yahya	John|Yahya
+Firavun	Pharaoh|Pharaohs
+Sfenks	Sphinx
+Deccal	Antichrist|Dajjal
+Mehdi	Mahdi|Mehdi
+Hristiyanlık	Christianity|Christian
+Vehhabi	Wahhabi|Wahhabis|Wahhabism
+Selefi	Salafi|Salafis|Salafist
+Kur'an	Quran|Koran|Qur'an
+Cizvit	Jesuit|Jesuits
+Haçlı	Crusade|Crusades|Crusader|Crusaders
+Tapınak Şövalyeleri	Templars|Knights Templar
+Güneş	Sun|sun|solar
+Ay	Moon|moon|lunar
+Yerküre	Earth|earth|globe
+Selçuklu	Seljuk|Seljuks|Seljuq
+Kretase	Cretaceous
+Jura	Jurassic|Jura
+İstiklal Harbi	War of Independence|Independence War
+İstiklal Marşı	National Anthem|Independence March
+Yeşilçam	Yeşilçam|Yesilcam|Turkish cinema|Turkish film
+Siyah Beyazlı	Beşiktaş|Black-and-White|Black and White|Black-White|Black-and-Whites
+Kara Kartal	Beşiktaş|Black Eagles|Black Eagle
+Kartal	Kartal|Beşiktaş|Eagles|Eagle
+Sarı Kırmızılı	Galatasaray|Yellow-Red|Yellow and Red
+Cimbom	Galatasaray|Cimbom
+Sarı Lacivertli	Fenerbahçe|Yellow-Navy|Yellow-Navy Blue|Yellow and Navy
+Kanarya	Fenerbahçe|Canaries|Canary
+Bordo Mavili	Trabzonspor|Claret-Blue|Burgundy-Blue|Claret and Blue
+Ay Yıldızlı	Turkey|Turkish|national team|Crescent-Star|Crescent and Star
 """
 
 # Turkish -> English words that trace to a name without translating it: the capital for its
@@ -554,8 +641,8 @@ Suriye	Damascus
 Irak	Baghdad
 İsrail	Israeli|Israelis|Tel Aviv
 Japonya	Tokyo
-Güneş	Sun|sun|solar
-Ay	Moon|moon|lunar
+lira	Turkish|Lira
+TL	Turkish|Lira
 """
 
 

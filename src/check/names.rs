@@ -111,7 +111,9 @@ const TR_NOT_NAMES: &[&str] = &[
     "dekan", "rektör", "öğretim", "öğrenci", "başhekim", "muavin",
     "büyükşehir", "geçit", "dönem", "darbe", "basın", "birim", "acil", "bağış", "kıdemli",
     "nöbetçi", "zalim", "ev", "düzen", "destek", "yarış", "çekim", "tarama", "ödeme",
-    "belde", "koy", "burun", "çarşı", "semt", "kale",
+    "belde", "koy", "burun", "çarşı", "semt", "kale", "iç", "dış",
+    // Function words, capitalised in the titles of works (`En İyi Film`, `Daha Garip`).
+    "en", "daha", "çok", "sen", "ben",
     // Days and months.
     "pazartesi", "salı", "çarşamba", "perşembe", "cuma", "cumartesi", "pazar", "ocak",
     "şubat", "mart", "nisan", "mayıs", "haziran", "temmuz", "ağustos", "eylül", "ekim",
@@ -229,6 +231,8 @@ const EN_COMMON_ENDINGS: &[&str] = &[
 #[rustfmt::skip]
 const INFLECTION: &[&str] = &[
     "i", "u", "a", "e", "n", "si", "su", "yi", "yu", "ya", "ye", "na", "ne", "in", "un",
+    // The past copula (`Kraliçesiydi`, `Fransızlardı`).
+    "ydi", "ydu", "di", "du", "ti", "tu",
     "nin", "nun", "da", "de", "ta", "te", "nda", "nde", "dan", "den", "tan", "ten", "ndan",
     "nden", "ki", "la", "le", "yla", "yle", "ler", "lar", "lik", "luk", "lig", "lug", "im",
     "um", "imiz", "umuz", "iniz", "unuz", "miz", "muz", "niz", "nuz", "nca", "nce", "dir",
@@ -281,8 +285,124 @@ pub fn traced(name: &str, source_tr: &str) -> bool {
 pub fn check(source: &str, translation: &str, out: &mut Vec<Finding>) {
     let src = Side::new(source, Lang::Tr);
     let tgt = Side::new(translation, Lang::En);
-    missing(&src, &tgt, out);
-    invented(&src, &tgt, out);
+    let mut lost = Vec::new();
+    missing(&src, &tgt, &mut lost);
+    let mut made = Vec::new();
+    invented(&src, &tgt, &mut made);
+    pair_renderings(&mut lost, &mut made);
+    out.append(&mut lost);
+    out.append(&mut made);
+}
+
+/// Removes each source name the translation lacks together with an invented name that sounds
+/// like it: the translator's own spelling of the same name (`Meşhed` as `Mashhad`, `Sfenks` as
+/// `Sphinx`, `Yakup` as `Jacob`, `Katalanca` as `Catalan`). Only a name missing on one side
+/// and unexplained on the other is compared this loosely, one with one, so a name swapped for
+/// another (`Putin` → `Peterson`) still shows on both sides.
+fn pair_renderings(lost: &mut Vec<Finding>, made: &mut Vec<Finding>) {
+    let words = |span: &Option<Span>, lang: Lang| -> Vec<Sound> {
+        span.iter()
+            .flat_map(|s| s.text.split([' ', '-']))
+            .filter(|w| !w.is_empty())
+            .map(|w| Sound::of(&fold(w), lang))
+            .collect()
+    };
+    let mut i = 0;
+    while i < lost.len() {
+        let src = words(&lost[i].source, Lang::Tr);
+        let partner = made.iter().position(|m| {
+            let tgt = words(&m.translation, Lang::En);
+            src.iter().any(|a| tgt.iter().any(|b| a.meets(b, 2)))
+        });
+        match partner {
+            Some(k) => {
+                made.remove(k);
+                lost.remove(i);
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// How a word sounds, roughly, for comparing spellings of one name across the two
+/// languages ([`Sound::of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sound {
+    /// Opens with a vowel or a dropped letter (`Anton` does not sound like `Nathan`).
+    open: bool,
+    /// The consonants as they sound.
+    frame: String,
+    /// The first vowel, folded.
+    vowel: Option<char>,
+}
+
+impl Sound {
+    /// How a folded word sounds: English `ph` is f, `c` before e, i, y is s and otherwise k,
+    /// `x` is ks; Turkish `c` and English `j` (one sound), `y` and `h` are dropped, English
+    /// `w` is Turkish `v`; voiced and voiceless pairs meet (b p, d t, g k, v f, z s: Turkish
+    /// writes the voiceless one at a word's end, `Yakup`, `Davut`); vowels are dropped and
+    /// doubled letters are single.
+    fn of(folded: &str, lang: Lang) -> Sound {
+        let chars: Vec<char> = folded.chars().collect();
+        let mut out = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let (c, next) = (chars[i], chars.get(i + 1).copied());
+            let (sound, used): (&[char], usize) = match (lang, c, next) {
+                (Lang::En, 'p', Some('h')) => (&['f'], 2),
+                (Lang::En, 't', Some('h')) => (&['t'], 2),
+                (Lang::En, 's', Some('h')) => (&['s'], 2),
+                (Lang::En, 'c', Some('h')) => (&[], 2),
+                (Lang::En, 'c', Some('e' | 'i' | 'y')) => (&['s'], 1),
+                (Lang::En, 'c' | 'q', _) => (&['k'], 1),
+                (Lang::En, 'x', _) => (&['k', 's'], 1),
+                (Lang::En, 'j', _) | (Lang::Tr, 'c', _) => (&[], 1),
+                (Lang::En, 'w', _) => (&['f'], 1),
+                (_, 'b', _) => (&['p'], 1),
+                (_, 'd', _) => (&['t'], 1),
+                (_, 'g', _) => (&['k'], 1),
+                (_, 'v', _) => (&['f'], 1),
+                (_, 'z', _) => (&['s'], 1),
+                (_, 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'h', _) => (&[], 1),
+                (_, c, _) if c.is_alphabetic() => (std::slice::from_ref(&chars[i]), 1),
+                _ => (&[], 1),
+            };
+            for &s in sound {
+                if !out.ends_with(s) {
+                    out.push(s);
+                }
+            }
+            i += used;
+        }
+        let open = chars.first().is_none_or(|&c| !loud(c, lang));
+        let vowel = chars.iter().copied().find(|c| VOWELS.contains(c));
+        Sound {
+            open,
+            frame: out,
+            vowel,
+        }
+    }
+
+    /// Whether two sounds are one name's: the same opening, and frames equal with `min`
+    /// consonants or more (with exactly two, the same first vowel too: `Pago` is not
+    /// `Picchu`); with one more, one the start of the other (`Kongo`/`Congolese`); with two
+    /// more, one edit apart.
+    fn meets(&self, other: &Sound, min: usize) -> bool {
+        let (a, b) = (&self.frame, &other.frame);
+        let m = a.chars().count().min(b.chars().count());
+        self.open == other.open
+            && (m >= min && a == b && (m > 2 || self.vowel == other.vowel)
+                || m > min && (a.starts_with(b.as_str()) || b.starts_with(a.as_str()))
+                || m > min + 1 && edit_distance_within(a, b, 1))
+    }
+}
+
+/// Whether a word's first letter is sounded by [`Sound::of`]: a consonant it keeps.
+fn loud(c: char, lang: Lang) -> bool {
+    !matches!(
+        (lang, c),
+        (_, 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'h') | (Lang::En, 'j') | (Lang::Tr, 'c')
+    ) && c.is_alphabetic()
 }
 
 /// Source names with no counterpart in the translation.
@@ -290,9 +410,14 @@ fn missing(src: &Side, tgt: &Side, out: &mut Vec<Finding>) {
     let runs = src.name_runs();
     let trace = Trace::new(src);
     let mut seen = HashSet::new();
+    let mut renderings = tgt.common_capitals(&trace);
     for run in &runs {
         let name = src.name_of(run.clone());
         if src.run_found(run.clone(), &runs, tgt, &trace) || !seen.insert(fold(&name.span.text)) {
+            continue;
+        }
+        if renderings > 0 && src.common_words(run.clone()) {
+            renderings -= 1;
             continue;
         }
         let english = src.english_forms(run.clone());
@@ -321,7 +446,10 @@ fn invented(src: &Side, tgt: &Side, out: &mut Vec<Finding>) {
     for run in tgt.member_runs() {
         let untraced: Vec<usize> = run
             .clone()
-            .filter(|&i| !terms[i] && !trace.traces(&tgt.tokens[i].key))
+            .filter(|&i| {
+                let key = &tgt.tokens[i].key;
+                !terms[i] && !trace.traces(key) && !trace.sounds_like(&tgt.sounds[i])
+            })
             .collect();
         if !untraced.iter().any(|&i| tgt.is_candidate(i)) {
             continue;
@@ -434,6 +562,8 @@ struct Side<'a> {
     capitalised: HashSet<String>,
     /// Folded words that appear in lower case: a capitalised one of them is a common word.
     lower: HashSet<String>,
+    /// How each word sounds ([`Sound::of`]).
+    sounds: Vec<Sound>,
 }
 
 impl<'a> Side<'a> {
@@ -454,6 +584,10 @@ impl<'a> Side<'a> {
             .filter(|t| t.plain.chars().next().is_some_and(char::is_lowercase))
             .map(|t| t.key.fold.clone())
             .collect();
+        let sounds = tokens
+            .iter()
+            .map(|t| Sound::of(&t.key.fold, lang))
+            .collect();
         Side {
             text,
             lang,
@@ -461,6 +595,7 @@ impl<'a> Side<'a> {
             exonyms,
             capitalised,
             lower,
+            sounds,
         }
     }
 
@@ -546,7 +681,19 @@ impl<'a> Side<'a> {
                 .filter(|r| **r != run && !r.is_empty())
                 .any(|r| r.clone().any(|k| self.tokens[k].key.fold == *fold))
         };
-        let own: Vec<usize> = required.iter().copied().filter(|&i| !shared(i)).collect();
+        // A common word before a listed name is no mark of its own (`Erken` and `Geç` of
+        // `Erken Orta Çağlar` and `Geç Orta Çağlar`, the Early and Late Middle Ages): it is
+        // translated, not kept. Beside other names it may be a given name (`Adil`, `Ali`).
+        let listed = run.clone().any(|i| !self.exonyms[i].is_empty());
+        let common = |i: usize| {
+            let t = &self.tokens[i];
+            listed && !t.acronym && self.exonyms[i].is_empty() && base_word(&t.key.fold)
+        };
+        let own: Vec<usize> = required
+            .iter()
+            .copied()
+            .filter(|&i| !shared(i) && !common(i))
+            .collect();
         let words = if own.is_empty() { required } else { own };
         if words.is_empty() {
             return true;
@@ -663,6 +810,46 @@ impl<'a> Side<'a> {
         !t.suffixed && !t.acronym && !place && self.exonyms[i].is_empty() && tr_word(&t.key.fold)
     }
 
+    /// Whether a name run is made of Turkish common words only (`Devrim'den`, `Kutsal
+    /// Kitap'a`, `Özgürlük Heykeli`): a proper use of common words, which a translation puts
+    /// in capitalised English words (the Revolution, the Bible, the Statue of Liberty).
+    /// Without a dictionary those cannot be matched word for word, so such a run counts as
+    /// found when the translation has a capitalised common word left over for it
+    /// ([`Side::common_capitals`]). Acronyms, words of the exonym table and words the lists
+    /// know as names (`Osman`, `Aslan`) are not common words.
+    fn common_words(&self, run: Range<usize>) -> bool {
+        // One word must be a common word as it stands; in a run of several, words may be
+        // inflected (`Daha Garip Önseziler`): one such word alone may be a foreign name that
+        // reads like an inflected Turkish word (`Platini`, platinum + -i).
+        let several = run.len() > 1;
+        run.clone().all(|i| {
+            let t = &self.tokens[i];
+            let fold = &t.key.fold;
+            !t.acronym
+                && self.exonyms[i].is_empty()
+                && (base_word(fold) || several && tr_word(fold))
+        })
+    }
+
+    /// English: how many capitalised common words (`Revolution`, `Sun`, `Statue`) stand away
+    /// from a sentence start and a headline, are no function word or title, and trace to no
+    /// source word: what is left to render the source's names made of common words.
+    fn common_capitals(&self, trace: &Trace) -> usize {
+        self.tokens
+            .iter()
+            .filter(|t| {
+                t.cap
+                    && !t.initial
+                    && !t.title
+                    && !t.acronym
+                    && en_word(t)
+                    && !en_function(&t.key.fold)
+                    && !en_title(&t.key.fold)
+                    && !trace.matches(&t.key)
+            })
+            .count()
+    }
+
     /// Whether word `i` is a name of the exonym table on its own (`Kazak` of `Kazak
     /// Balandin`, `Rusya` of `Rusya Devlet Başkanı Putin`): it makes a name by itself rather
     /// than with its neighbours.
@@ -728,6 +915,27 @@ impl<'a> Side<'a> {
         if !in_phrase && tgt.tokens.iter().any(same) {
             return true;
         }
+        // A country's dollar written as a sign (`1000 ABD doları` as `$1000`, `Avustralya
+        // doları` as `AUD$`).
+        let dollar = self
+            .tokens
+            .get(i + 1)
+            .is_some_and(|n| n.joined && n.key.fold.starts_with("dolar"));
+        if dollar && tgt.text.contains('$') {
+            return true;
+        }
+        // The translator's spelling of the name (`Mashhad` for `Meşhed`), as
+        // [`Trace::sounds_like`] lets it trace.
+        let sound = &self.sounds[i];
+        if !in_phrase
+            && tgt
+                .tokens
+                .iter()
+                .zip(&tgt.sounds)
+                .any(|(t, other)| t.cap && sound.meets(other, 3))
+        {
+            return true;
+        }
         entries
             .iter()
             .any(|e| e.english.iter().any(|alt| alternative_present(alt, tgt)))
@@ -769,6 +977,8 @@ fn alternative_present(alt: &str, tgt: &Side) -> bool {
 /// exonym entries the source has.
 struct Trace {
     keys: Vec<Key>,
+    /// How the source's words sound ([`Sound::of`]).
+    sounds: Vec<Sound>,
 }
 
 impl Trace {
@@ -785,7 +995,18 @@ impl Trace {
                 }
             }
         }
-        Trace { keys }
+        Trace {
+            keys,
+            sounds: src.sounds.clone(),
+        }
+    }
+
+    /// Whether an English word sounds like a word of the source, capitalised or not, by the
+    /// measure that pairs renderings ([`pair_renderings`]) made one consonant stricter: the
+    /// translator's spelling of a name the source writes otherwise or in lower case
+    /// (`Sphinx` for `sfenks`, `Christian` for `Hristiyan`).
+    fn sounds_like(&self, sound: &Sound) -> bool {
+        self.sounds.iter().any(|s| sound.meets(s, 3))
     }
 
     /// Whether an English word is not a name, or one the source has.
@@ -1185,6 +1406,15 @@ fn en_word(t: &Token) -> bool {
     let fold = t.key.fold.as_str();
     let common = |w: &str| words.contains(w);
     en_not_name(fold) || !t.acronym && (common(fold) || fold.strip_suffix('s').is_some_and(common))
+}
+
+/// Whether an English word is a title, a direction, a day or month or a common acronym
+/// ([`EN_TITLES`]).
+fn en_title(folded: &str) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| EN_TITLES.iter().copied().collect())
+        .contains(folded)
 }
 
 /// Whether a capitalised English word is a common noun of institution and place names.
@@ -1863,6 +2093,120 @@ mod tests {
         let tr = "Bilim Akademisi Nobel Komitesi bir açıklama yaptı.";
         let en = "The Nobel committee of the Academy of Sciences made a statement.";
         assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn a_name_spelt_the_translators_way_is_no_loss_and_no_invention() {
+        // Each source name is missing as written and each English one untraced; they sound
+        // alike, so they are one name.
+        for (tr, en) in [
+            (
+                "Heykel Mısır'daki Sfenks'in bir kopyası.",
+                "The statue copies the Sphinx of Egypt.",
+            ),
+            (
+                "Hacılar Meşhed'e yürüdü.",
+                "The pilgrims walked to Mashhad.",
+            ),
+            (
+                "Kitap Yakup'un oğullarını anlatır.",
+                "The book tells of the sons of Jacob.",
+            ),
+            ("Ailesi Bavyera'dan geldi.", "His family came from Bavaria."),
+            ("Çoğu Katalanca konuşur.", "Most of them speak Catalan."),
+            ("Kongo'da seçim yapıldı.", "A Congolese election was held."),
+        ] {
+            assert_eq!(kinds(tr, en), [], "{tr} / {en}");
+        }
+        // A name put in another's place sounds like nothing of the source: both findings stay.
+        assert_eq!(
+            kinds(
+                "Putin'in açıklaması bekleniyor.",
+                "A statement by Peterson is expected."
+            ),
+            [
+                (Kind::Name, "Putin".to_string()),
+                (Kind::InventedName, "Peterson".to_string())
+            ]
+        );
+        // Frames alike but not the opening (`Anton`/`Nathan`) or, for two consonants, not the
+        // first vowel (`Pago`/`Picchu`): different names.
+        assert_eq!(
+            kinds("Anton'un yerine geçti.", "He replaced Nathan.").len(),
+            2
+        );
+        assert_eq!(kinds("Pago'ya uçtu.", "She flew to Picchu.").len(), 2);
+        assert_eq!(kinds("Sharon'la yarıştı.", "He raced Warren.").len(), 2);
+    }
+
+    #[test]
+    fn a_name_the_source_writes_in_lower_case_traces() {
+        // `kadiyani` is written in lower case; `Qadiyani` sounds like it.
+        let tr = "Pencap'taki kadiyani cemaati toplandı.";
+        assert_eq!(kinds(tr, "The Qadiyani community in Punjab gathered."), []);
+        assert_eq!(
+            kinds(tr, "The Mormon community in Punjab gathered."),
+            [(Kind::InventedName, "Mormon".to_string())]
+        );
+    }
+
+    #[test]
+    fn names_made_of_common_words_are_rendered_by_capitalised_words() {
+        let tr = "Devrim'den sonra meslekler herkese açıldı.";
+        assert_eq!(
+            kinds(tr, "After the Revolution, trades were opened to all."),
+            []
+        );
+        // No capitalised English word is left to render it: the loss shows.
+        assert_eq!(
+            kinds(tr, "Afterwards, trades were opened to all."),
+            [(Kind::Name, "Devrim".to_string())]
+        );
+        // A name the word lists know as a name stays a name (`Mehmet`), whatever the English
+        // capitalises. (One they know as a word too, `Osman`, would pass here: the price.)
+        assert_eq!(
+            kinds(
+                "Mehmet'in Meclis konuşması uzun sürdü.",
+                "The Parliament speech by Warren ran long."
+            ),
+            [
+                (Kind::Name, "Mehmet".to_string()),
+                (Kind::InventedName, "Warren".to_string())
+            ]
+        );
+        // A work's title of inflected common words (`Önseziler`).
+        assert_eq!(
+            kinds(
+                "Yazar Daha Garip Önseziler adlı kitabı yazdı.",
+                "The author wrote Stranger Premonitions."
+            ),
+            []
+        );
+    }
+
+    #[test]
+    fn shared_names_are_told_apart_by_more_than_a_common_word() {
+        let tr =
+            "Yüksek Ortaçağlar, Erken Orta Çağlar'dan sonra geldi ve Geç Orta Çağlar onu izledi.";
+        let en = "The High Middle Ages came after the Early Middle Ages and before the Late Middle Ages.";
+        assert_eq!(kinds(tr, en), []);
+    }
+
+    #[test]
+    fn past_copula_and_dollar_signs() {
+        assert_eq!(
+            kinds(
+                "Luna, Extreme'in ilk Kraliçesiydi. Vichy yönetimindekiler Fransızlardı.",
+                "Luna was the first Queen of Extreme. Those under Vichy were French."
+            ),
+            []
+        );
+        let tr = "Her ihlal için 1000 ABD doları ceza kesilir.";
+        assert_eq!(kinds(tr, "Each offence is fined $1000."), []);
+        assert_eq!(
+            kinds(tr, "Each offence is fined 1000 pounds."),
+            [(Kind::Name, "ABD".to_string())]
+        );
     }
 
     #[test]

@@ -20,6 +20,13 @@
 //! Turkish → English exonym table (`Pekin` → Beijing, `ABD` → US) generated from CLDR plus a
 //! curated part by `scripts/make_exonyms.py` (`exonyms.tsv`, embedded).
 //!
+//! A name the translator spells its own way (`Meşhed` as `Mashhad`, `Yakup` as `Jacob`) is
+//! matched on how it sounds (`Sound`): a source name missing and an English name unexplained
+//! in one block that sound alike are one name, and an English name that sounds like any source
+//! word, capitalised or not, traces to it (a consonant stricter). A name made only of common
+//! Turkish words (`Devrim'den`, `Kutsal Kitap'a`) is taken as translated when the English has a
+//! capitalised common word left over (the Revolution, the Bible).
+//!
 //! Institutions are the hard part: their Turkish names are capitalised and translated word by
 //! word (`Varlık Fonu` → `Wealth Fund`). A source run that closes with a compound head
 //! (`Fonu`, `Tepesi`) requires only its listed words; an English capitalised phrase with a

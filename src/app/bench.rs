@@ -160,7 +160,11 @@ fn gguf(args: &BenchArgs, path: &std::path::Path) -> Result<BenchReport> {
     // does: Qwen GGUFs name a BOS token but do not add it.
     let bos = model.info.bos.filter(|_| model.info.add_bos);
     let mut ids: Vec<u32> = bos.into_iter().collect();
-    ids.extend(model.tokenizer.encode(text.as_str(), false)?.get_ids());
+    ids.extend(crate::model::gguf_tokenizer::encode(
+        &mut model.tokenizer,
+        text.as_str(),
+        false,
+    )?);
     if ids.is_empty() {
         let file = args
             .prompt_file

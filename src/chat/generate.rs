@@ -74,7 +74,7 @@ impl Engine {
                 temperature: params.temperature,
             }
         };
-        let line_break_tokens = (0..model.tokenizer.get_vocab_size(true) as u32)
+        let line_break_tokens = (0..model.tokenizer.vocab_size() as u32)
             .filter(|&id| {
                 model.tokenizer.id_to_token(id).is_some_and(|t| {
                     // SentencePiece writes it as is or as a byte token; byte-level BPE as `Ċ`.

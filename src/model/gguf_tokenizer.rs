@@ -3,67 +3,118 @@
 //!
 //! Byte-level BPE vocabularies (`gpt2`: Qwen, Llama 3) come with merges and are built by
 //! candle-core's `TokenizerFromGguf`. SentencePiece vocabularies (`llama`: Gemma, Llama 2) store
-//! pieces and scores but no merges; they are converted here into a `tokenizers` BPE model whose
-//! merges are derived from the scores, which is the merge order SentencePiece's BPE (and
-//! llama.cpp's SPM tokenizer) follows: the adjacent pair whose merged piece scores highest merges
-//! first. `tests/tokenizer_parity.rs` checks the result id for id against llama.cpp.
+//! pieces and scores but no merges; they run on [`super::spm`], which merges by the scores as
+//! SentencePiece's BPE and llama.cpp's SPM tokenizer do: the adjacent pair whose merged piece
+//! scores highest merges first. `tests/it/tokenizer_parity.rs` checks the result id for id
+//! against llama.cpp and against the `tokenizers` crate given merges derived from the scores.
 
 use super::gguf::{Meta, MetaError};
+use super::spm::{Spm, TOKEN_NORMAL};
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
-use tokenizers::decoders::byte_fallback::ByteFallback;
-use tokenizers::decoders::fuse::Fuse;
-use tokenizers::decoders::sequence::Sequence as DecoderSequence;
-use tokenizers::decoders::strip::Strip;
-use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::normalizers::{Prepend, Replace};
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, Tokenizer};
+use tokenizers::Tokenizer;
 
-/// llama.cpp's `llama_token_type` values stored in `tokenizer.ggml.token_type`.
-const TOKEN_NORMAL: u32 = 1;
-const TOKEN_UNKNOWN: u32 = 2;
-const TOKEN_CONTROL: u32 = 3;
-const TOKEN_USER_DEFINED: u32 = 4;
+/// A GGUF model's tokenizer.
+pub enum GgufTokenizer {
+    /// Byte-level BPE, by the `tokenizers` crate.
+    Bpe(Box<Tokenizer>),
+    /// SentencePiece BPE.
+    Spm(Box<Spm>),
+}
 
-/// The SentencePiece word-boundary marker.
-const SPACE: &str = "\u{2581}";
+impl GgufTokenizer {
+    /// The text of `ids`; control tokens left out when `skip_special`.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        match self {
+            GgufTokenizer::Bpe(t) => Ok(t.decode(ids, skip_special)?),
+            GgufTokenizer::Spm(t) => Ok(t.decode(ids, skip_special)),
+        }
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        match self {
+            GgufTokenizer::Bpe(t) => t.token_to_id(token),
+            GgufTokenizer::Spm(t) => t.token_to_id(token),
+        }
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        match self {
+            GgufTokenizer::Bpe(t) => t.id_to_token(id),
+            GgufTokenizer::Spm(t) => t.id_to_token(id).map(str::to_string),
+        }
+    }
+
+    /// Number of distinct tokens, added ones included.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            GgufTokenizer::Bpe(t) => t.get_vocab_size(true),
+            GgufTokenizer::Spm(t) => t.vocab_size(),
+        }
+    }
+}
 
 /// Token ids of `text`, no BOS. With `parse_special`, control tokens written in the text (such
 /// as `<start_of_turn>`) become their ids; without it they are tokenized as plain text, which
 /// is how article text must be read.
-pub fn encode(tokenizer: &mut Tokenizer, text: &str, parse_special: bool) -> Result<Vec<u32>> {
-    tokenizer.set_encode_special_tokens(!parse_special);
-    let ids = tokenizer
-        .encode_fast(text, false)
-        .map(|e| e.get_ids().to_vec());
-    // Back to the safe default for `count` and any other reader: specials are text.
-    tokenizer.set_encode_special_tokens(true);
-    Ok(ids?)
+pub fn encode(tokenizer: &mut GgufTokenizer, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+    match tokenizer {
+        GgufTokenizer::Bpe(tokenizer) => {
+            tokenizer.set_encode_special_tokens(!parse_special);
+            let ids = tokenizer
+                .encode_fast(text, false)
+                .map(|e| e.get_ids().to_vec());
+            // Back to the safe default for `count` and any other reader: specials are text.
+            tokenizer.set_encode_special_tokens(true);
+            Ok(ids?)
+        }
+        GgufTokenizer::Spm(t) => Ok(t.encode(text, parse_special)),
+    }
 }
 
 /// Number of tokens `text` takes as article text (special-token markers read as text).
-pub fn count(tokenizer: &Tokenizer, text: &str) -> usize {
-    debug_assert!(tokenizer.get_encode_special_tokens());
-    tokenizer
-        .encode_fast(text, false)
-        .map(|e| e.len())
-        .unwrap_or(usize::MAX)
+pub fn count(tokenizer: &GgufTokenizer, text: &str) -> usize {
+    match tokenizer {
+        GgufTokenizer::Bpe(tokenizer) => {
+            debug_assert!(tokenizer.get_encode_special_tokens());
+            tokenizer
+                .encode_fast(text, false)
+                .map(|e| e.len())
+                .unwrap_or(usize::MAX)
+        }
+        GgufTokenizer::Spm(t) => t.encode(text, false).len(),
+    }
 }
 
-pub fn from_gguf(ct: &Content) -> Result<Tokenizer> {
+pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer> {
     match Meta(ct).str("tokenizer.ggml.model")? {
         "gpt2" => {
             let mut t =
                 Tokenizer::from_gguf(ct).map_err(|e| Error::Tokenizer(e.to_string()))?;
             t.set_encode_special_tokens(true);
-            Ok(t)
+            Ok(GgufTokenizer::Bpe(Box::new(t)))
         }
-        "llama" => sentencepiece_bpe(ct),
+        "llama" => sentencepiece(ct).map(|t| GgufTokenizer::Spm(Box::new(t))),
         other => Err(Error::Tokenizer(format!(
             "tokenizer model `{other}` is not supported (supported: llama (SentencePiece), gpt2 (byte-level BPE))"
         ))),
     }
+}
+
+/// A SentencePiece BPE tokenizer (Gemma's, Llama's) from the pieces and scores in the GGUF.
+fn sentencepiece(ct: &Content) -> Result<Spm> {
+    let Pieces {
+        tokens,
+        scores,
+        types,
+    } = read_pieces(ct)?;
+    let meta = Meta(ct);
+    let add_space_prefix = meta
+        .opt_bool("tokenizer.ggml.add_space_prefix")
+        .unwrap_or(true);
+    let unk = meta.opt_u32("tokenizer.ggml.unknown_token_id");
+    Spm::new(tokens, scores, types, unk, add_space_prefix)
 }
 
 /// The vocabulary of a SentencePiece GGUF: pieces, their scores and their llama.cpp token
@@ -72,20 +123,6 @@ struct Pieces {
     tokens: Vec<String>,
     scores: Vec<f32>,
     types: Vec<u32>,
-}
-
-/// A SentencePiece BPE tokenizer (Gemma's, Llama's) from the pieces and scores in the GGUF,
-/// as llama.cpp tokenizes: merges ranked by the merged piece's score, byte fallback, and
-/// control tokens matched only where a prompt asks for them.
-fn sentencepiece_bpe(ct: &Content) -> Result<Tokenizer> {
-    let pieces = read_pieces(ct)?;
-    let mut tokenizer = Tokenizer::new(bpe_model(ct, &pieces)?);
-    let add_space_prefix = Meta(ct)
-        .opt_bool("tokenizer.ggml.add_space_prefix")
-        .unwrap_or(true);
-    space_handling(&mut tokenizer, add_space_prefix)?;
-    add_special_tokens(&mut tokenizer, &pieces)?;
-    Ok(tokenizer)
 }
 
 fn read_pieces(ct: &Content) -> Result<Pieces> {
@@ -116,106 +153,9 @@ fn read_pieces(ct: &Content) -> Result<Pieces> {
             .collect::<Result<_>>()?,
         _ => vec![TOKEN_NORMAL; tokens.len()],
     };
-    if scores.len() != tokens.len() || types.len() != tokens.len() {
-        return Err(Error::Tokenizer(
-            "tokens, scores and token types differ in length".into(),
-        ));
-    }
     Ok(Pieces {
         tokens,
         scores,
         types,
     })
-}
-
-/// The BPE model: every way to build a normal piece from two normal pieces is a merge.
-fn bpe_model(ct: &Content, pieces: &Pieces) -> Result<BPE> {
-    let Pieces {
-        tokens,
-        scores,
-        types,
-    } = pieces;
-    let mut vocab = Vocab::default();
-    for (id, tok) in tokens.iter().enumerate() {
-        vocab.entry(tok.clone()).or_insert(id as u32);
-    }
-
-    // Every way to build a normal piece from two pieces, ranked by the merged piece's score.
-    // Only normal pieces are merge results, so article text can never merge into a control token.
-    let mut merges: Vec<(f32, u32, String, String)> = Vec::new();
-    for (id, piece) in tokens.iter().enumerate() {
-        if types[id] != TOKEN_NORMAL || vocab[piece] != id as u32 {
-            continue;
-        }
-        for (split, _) in piece.char_indices().skip(1) {
-            let (left, right) = piece.split_at(split);
-            let (Some(&l), Some(&r)) = (vocab.get(left), vocab.get(right)) else {
-                continue;
-            };
-            if types[l as usize] == TOKEN_NORMAL && types[r as usize] == TOKEN_NORMAL {
-                merges.push((scores[id], id as u32, left.to_string(), right.to_string()));
-            }
-        }
-    }
-    merges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let merges: Vec<(String, String)> = merges.into_iter().map(|(_, _, l, r)| (l, r)).collect();
-
-    let unk = Meta(ct)
-        .opt_u32("tokenizer.ggml.unknown_token_id")
-        .and_then(|id| tokens.get(id as usize).cloned());
-    let mut builder = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .byte_fallback(true)
-        .fuse_unk(true);
-    if let Some(unk) = unk {
-        builder = builder.unk_token(unk);
-    }
-    builder.build().map_err(|e| Error::Tokenizer(e.to_string()))
-}
-
-/// SentencePiece's word-boundary marker for spaces (and the leading space it adds), and back.
-fn space_handling(tokenizer: &mut Tokenizer, add_space_prefix: bool) -> Result<()> {
-    let replace = Replace::new(" ", SPACE).map_err(|e| Error::Tokenizer(e.to_string()))?;
-    let normalizer: NormalizerWrapper = if add_space_prefix {
-        tokenizers::normalizers::Sequence::new(vec![
-            Prepend::new(SPACE.into()).into(),
-            replace.into(),
-        ])
-        .into()
-    } else {
-        replace.into()
-    };
-    tokenizer.with_normalizer(Some(normalizer))?;
-    let mut decoders: Vec<DecoderWrapper> = vec![
-        tokenizers::decoders::DecoderWrapper::Replace(
-            Replace::new(SPACE, " ").map_err(|e| Error::Tokenizer(e.to_string()))?,
-        ),
-        ByteFallback::default().into(),
-        Fuse::default().into(),
-    ];
-    if add_space_prefix {
-        decoders.push(Strip::new(' ', 1, 0).into());
-    }
-    tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
-    Ok(())
-}
-
-/// Control tokens are matched in prompt templates only (see `encode_special_tokens`);
-/// user-defined pieces (runs of newlines and spaces in Gemma) are always matched, as in
-/// llama.cpp.
-fn add_special_tokens(tokenizer: &mut Tokenizer, pieces: &Pieces) -> Result<()> {
-    let (tokens, types) = (&pieces.tokens, &pieces.types);
-    let mut special = Vec::new();
-    let mut user = Vec::new();
-    for (id, tok) in tokens.iter().enumerate() {
-        match types[id] {
-            TOKEN_CONTROL | TOKEN_UNKNOWN => special.push(AddedToken::from(tok.clone(), true)),
-            TOKEN_USER_DEFINED => user.push(AddedToken::from(tok.clone(), false).normalized(false)),
-            _ => {}
-        }
-    }
-    tokenizer.add_special_tokens(special)?;
-    tokenizer.add_tokens(user)?;
-    tokenizer.set_encode_special_tokens(true);
-    Ok(())
 }

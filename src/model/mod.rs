@@ -14,14 +14,15 @@ pub mod gguf_tokenizer;
 pub(crate) mod layers;
 pub mod marian;
 pub mod qwen2;
+pub mod spm;
 
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use gguf::Meta;
+use gguf_tokenizer::GgufTokenizer;
 use layers::Precision;
 use std::path::{Path, PathBuf};
-use tokenizers::Tokenizer;
 
 /// Architectures this build can run, as spelled in `general.architecture`.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma3", "qwen2"];
@@ -96,7 +97,7 @@ pub struct ModelInfo {
 
 pub struct LoadedModel {
     pub network: Network,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: GgufTokenizer,
     pub info: ModelInfo,
 }
 
@@ -121,10 +122,10 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
         message,
     };
     // On a large file the tokenizer is built on a thread of its own while the weights are
-    // read: on Gemma's 262144-piece vocabulary it takes as long as reading 1 GB of weights
-    // (1.4 s against 1.55 s, Gemma 3 1B shape). Its building also holds 70-90 MB for a
-    // moment, which then lies on the weights' peak: 6% more peak memory at 1 GB, but 22% on
-    // Gemma 270M's 253 MB file, for half a second; a small file builds it first.
+    // read. It matters for byte-level BPE (Qwen's 151k merges go through the `tokenizers`
+    // crate); a SentencePiece vocabulary (Gemma's) builds in a fraction of that since it needs
+    // no merge table (`spm.rs`). A small file builds it first, so that what the build holds
+    // for a moment never lies on the weights' peak.
     let parallel = std::fs::metadata(path).is_ok_and(|m| m.len() >= PARALLEL_TOKENIZER_BYTES);
     let (tokenizer, network) = std::thread::scope(|s| {
         let tokenizer = parallel.then(|| s.spawn(|| gguf_tokenizer::from_gguf(&ct)));
@@ -161,11 +162,11 @@ pub fn load_gguf(path: &Path) -> Result<LoadedModel> {
 /// Every token id the tokenizer can produce must have a row in the embedding table.
 fn check_vocabulary(
     ct: &gguf_file::Content,
-    tokenizer: &Tokenizer,
+    tokenizer: &GgufTokenizer,
 ) -> std::result::Result<(), String> {
     if let Some(embd) = ct.tensor_infos.get("token_embd.weight") {
         let rows = embd.shape.dims().first().copied().unwrap_or(0);
-        let vocab = tokenizer.get_vocab_size(true);
+        let vocab = tokenizer.vocab_size();
         if vocab > rows {
             return Err(format!(
                 "its tokenizer has {vocab} tokens but the model embeds only {rows}; the tokenizer does not belong to this model: download the file again or use another"
@@ -179,7 +180,7 @@ fn check_vocabulary(
 fn model_info(
     meta: Meta,
     path: &Path,
-    tokenizer: &Tokenizer,
+    tokenizer: &GgufTokenizer,
 ) -> std::result::Result<ModelInfo, String> {
     let arch = meta.opt_str("general.architecture").unwrap_or_default();
     let context_length =

@@ -569,20 +569,32 @@ fn blocks_of_attention(
 ) -> Result<Tensor> {
     let seq_len = q.dim(2)?;
     let kv_len = k.dim(2)?;
-    let rows = (SCORES_PER_HEAD / kv_len).max(1);
+    let mut rows = (SCORES_PER_HEAD / kv_len).max(1);
+    if mask.is_some() && seq_len > 2 * CAUSAL_ROWS {
+        rows = rows.min(CAUSAL_ROWS);
+    }
     if seq_len <= rows {
         return attend(q, k, v, mask, scale, half_weights);
     }
     // Query rows a block at a time, so that the scores of a long prompt's chunk against a long
-    // cache stay small (each row's result is the same as in one product).
+    // cache stay small (each row's result is the same as in one product). The mask is causal
+    // (`mask`: row `r` sees no key past `kv_len - seq_len + r`), so a block meets only the
+    // keys up to its last row's: the masked corner of a prompt's scores is never computed (a
+    // masked key's weight is exactly 0, so leaving it out changes no sum).
     let mut parts = Vec::with_capacity(seq_len.div_ceil(rows));
     for start in (0..seq_len).step_by(rows) {
         let n = rows.min(seq_len - start);
-        let mask = mask.map(|m| m.narrow(0, start, n)).transpose()?;
+        let seen = match mask {
+            Some(_) => kv_len - seq_len + start + n,
+            None => kv_len,
+        };
+        let mask = mask
+            .map(|m| m.narrow(0, start, n)?.narrow(1, 0, seen))
+            .transpose()?;
         parts.push(attend(
             &q.narrow(2, start, n)?.contiguous()?,
-            k,
-            v,
+            &k.narrow(2, 0, seen)?,
+            &v.narrow(2, 0, seen)?,
             mask.as_ref(),
             scale,
             half_weights,
@@ -630,6 +642,10 @@ fn decode_over_f16(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Ten
     );
     Tensor::from_vec(out, (1, 1, n_head * head_dim), &Device::Cpu)
 }
+
+/// Query rows per block of a masked prompt's attention, so that the keys past a block's last
+/// row are left out (see [`blocks_of_attention`]).
+const CAUSAL_ROWS: usize = 64;
 
 /// Attention scores held at once per head (query rows x keys): a 512-token chunk against a
 /// 4096-position cache goes in blocks of 64 query rows.
@@ -812,6 +828,31 @@ mod tests {
         );
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-5, "{x} against {y}");
+        }
+    }
+
+    /// A masked prompt in causal blocks (keys past each block's last row left out) gives the
+    /// rows of one product over all keys, with cached positions before it and a window.
+    #[test]
+    fn causal_blocks_equal_one_product() {
+        for window in [None, Some(120)] {
+            let (q, k, v) = (
+                t((1, 4, 200, 8), 1),
+                t((1, 2, 250, 8), 2),
+                t((1, 2, 250, 8), 3),
+            );
+            const { assert!(200 > 2 * CAUSAL_ROWS, "the product must go in blocks") };
+            let m = mask(200, 50, 0, window, &Device::Cpu).unwrap();
+            let blocks = grouped_attention(&q, &k, &v, Some(&m), 0.3).unwrap();
+            let whole = attend(&q, &k, &v, Some(&m), 0.3, false).unwrap();
+            let (a, b) = (
+                blocks.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                whole.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-6, "{x} against {y}");
+            }
         }
     }
 

@@ -657,10 +657,7 @@ impl<'a> Side<'a> {
         // (Crocodile River), `Kızıl Deniz`; `Sarmada Kasabası` keeps its name.
         let described = run.len() > 1
             && place_head(&last.key.fold)
-            && (run.start..run.end - 1).all(|i| {
-                let t = &self.tokens[i];
-                !t.suffixed && !t.acronym && self.exonyms[i].is_empty() && base_word(&t.key.fold)
-            });
+            && (run.start..run.end - 1).all(|i| !self.tokens[i].suffixed && self.plain_word(i));
         let institution = described
             || !place_head(&last.key.fold) && compound_head(&last.key.fold)
             || next.is_some_and(|t| head(&t.key.fold) && possessive(&t.key.fold));
@@ -692,10 +689,7 @@ impl<'a> Side<'a> {
         // `Erken Orta Çağlar` and `Geç Orta Çağlar`, the Early and Late Middle Ages): it is
         // translated, not kept. Beside other names it may be a given name (`Adil`, `Ali`).
         let listed = run.clone().any(|i| !self.exonyms[i].is_empty());
-        let common = |i: usize| {
-            let t = &self.tokens[i];
-            listed && !t.acronym && self.exonyms[i].is_empty() && base_word(&t.key.fold)
-        };
+        let common = |i: usize| listed && self.plain_word(i);
         let own: Vec<usize> = required
             .iter()
             .copied()
@@ -831,11 +825,16 @@ impl<'a> Side<'a> {
         let several = run.len() > 1;
         run.clone().all(|i| {
             let t = &self.tokens[i];
-            let fold = &t.key.fold;
-            !t.acronym
-                && self.exonyms[i].is_empty()
-                && (base_word(fold) || several && tr_word(fold))
+            self.plain_word(i)
+                || several && !t.acronym && self.exonyms[i].is_empty() && tr_word(&t.key.fold)
         })
+    }
+
+    /// Whether word `i` is a Turkish common word as it stands ([`base_word`]), with no
+    /// exonym entry and not an acronym.
+    fn plain_word(&self, i: usize) -> bool {
+        let t = &self.tokens[i];
+        !t.acronym && self.exonyms[i].is_empty() && base_word(&t.key.fold)
     }
 
     /// English: how many capitalised common words (`Revolution`, `Sun`, `Statue`) stand away
@@ -982,14 +981,14 @@ fn alternative_present(alt: &str, tgt: &Side) -> bool {
 
 /// What an English word may trace to: the words of the source, and the English forms of the
 /// exonym entries the source has.
-struct Trace {
+struct Trace<'a> {
     keys: Vec<Key>,
     /// How the source's words sound ([`Sound::of`]).
-    sounds: Vec<Sound>,
+    sounds: &'a [Sound],
 }
 
-impl Trace {
-    fn new(src: &Side) -> Trace {
+impl<'a> Trace<'a> {
+    fn new(src: &'a Side) -> Trace<'a> {
         let table = exonyms();
         let mut keys: Vec<Key> = src.tokens.iter().map(|t| t.key.clone()).collect();
         let entries: HashSet<usize> = src.exonyms.iter().flatten().copied().collect();
@@ -1004,7 +1003,7 @@ impl Trace {
         }
         Trace {
             keys,
-            sounds: src.sounds.clone(),
+            sounds: &src.sounds,
         }
     }
 

@@ -12,6 +12,7 @@
 //!
 //!     cargo bench -p tercuman-kernels --bench kernels
 //!     RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=2 cargo bench -p tercuman-kernels --bench kernels
+//!     cargo bench -p tercuman-kernels --bench kernels -- gguf    # the GGUF weights only
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -99,6 +100,10 @@ fn main() {
         stored_weights(GgmlDType::Q4_0, 6912, 1152);
         stored_weights(GgmlDType::Q4_0, 1152, 6912);
         stored_weights(GgmlDType::F16, 32768, 1152);
+    }
+    // `-- gguf`: the GGUF weights only.
+    if std::env::args().any(|a| a == "gguf") {
+        return;
     }
     for (m, k, n) in [
         (942, 1024, 1024),

@@ -190,12 +190,13 @@ impl KMatrix {
         let kernel = Isa::detect();
         let kind = self.kind;
         // The activation rows in sets of up to four, sliced once for every weight row.
-        let sets: Vec<(usize, usize, [ActRow; ROWS_AT_ONCE])> = (0..m)
+        let sets: Vec<(usize, Vec<ActRow>)> = (0..m)
             .step_by(ROWS_AT_ONCE)
             .map(|r| {
-                let n = (m - r).min(ROWS_AT_ONCE);
-                let rows = std::array::from_fn(|t| act.row(r + t.min(n - 1)));
-                (r, n, rows)
+                (
+                    r,
+                    (r..m.min(r + ROWS_AT_ONCE)).map(|r| act.row(r)).collect(),
+                )
             })
             .collect();
         let run = |range: std::ops::Range<usize>| {
@@ -205,10 +206,10 @@ impl KMatrix {
             // over it: a prompt's activations are read once per tile, not once per weight row.
             for tile in range.clone().step_by(TILE_ROWS) {
                 let tile = tile..(tile + TILE_ROWS).min(range.end);
-                for (r, n, rows) in &sets {
+                for (r, rows) in &sets {
                     for j in tile.clone() {
-                        let v = kernel.kdots(kind, self.row(j), rows, *n);
-                        for (t, v) in v[..*n].iter().enumerate() {
+                        let v = kernel.kdots(kind, self.row(j), rows);
+                        for (t, v) in v[..rows.len()].iter().enumerate() {
                             out[(r + t) * len + j - start] = *v;
                         }
                     }
@@ -228,7 +229,7 @@ impl KMatrix {
 }
 
 /// Activation rows one weight row is dotted with at a time.
-const ROWS_AT_ONCE: usize = 4;
+const ROWS_AT_ONCE: usize = 8;
 /// Weight rows a prompt's activation rows pass over together (16 rows of Qwen2.5 1.5B's widest
 /// matrix, 8960 columns of Q6_K, take 115 KB: within L2).
 const TILE_ROWS: usize = 16;
@@ -298,13 +299,14 @@ impl Activations {
 }
 
 impl Isa {
-    /// The dots of weight row `w` with the first `n` (1 to 4) of `rows`.
+    /// The dots of weight row `w` with `rows` (1 to `ROWS_AT_ONCE` of them).
     #[inline]
-    fn kdots(self, kind: KQuant, w: &[u8], rows: &[ActRow; 4], n: usize) -> [f32; 4] {
-        let mut out = [0f32; 4];
+    fn kdots(self, kind: KQuant, w: &[u8], rows: &[ActRow]) -> [f32; ROWS_AT_ONCE] {
+        assert!((1..=ROWS_AT_ONCE).contains(&rows.len()));
+        let mut out = [0f32; ROWS_AT_ONCE];
         match self {
             Isa::Scalar => {
-                for (o, &(q, d, bs)) in out[..n].iter_mut().zip(rows) {
+                for (o, &(q, d, bs)) in out.iter_mut().zip(rows) {
                     *o = match kind {
                         KQuant::Q4K => scalar::dot_q4k(w, q, d, bs),
                         KQuant::Q6K => scalar::dot_q6k(w, q, d, bs),
@@ -316,15 +318,11 @@ impl Isa {
                 // SAFETY: the CPU has AVX2, FMA and F16C (checked in `detect`); the kernels
                 // check the slices' lengths.
                 unsafe {
-                    match (kind, n) {
-                        (KQuant::Q4K, 1) => out[..1].copy_from_slice(&avx2::dot_q4k::<1>(w, rows)),
-                        (KQuant::Q4K, 2) => out[..2].copy_from_slice(&avx2::dot_q4k::<2>(w, rows)),
-                        (KQuant::Q4K, 3) => out[..3].copy_from_slice(&avx2::dot_q4k::<3>(w, rows)),
-                        (KQuant::Q4K, _) => out = avx2::dot_q4k::<4>(w, rows),
-                        (KQuant::Q6K, 1) => out[..1].copy_from_slice(&avx2::dot_q6k::<1>(w, rows)),
-                        (KQuant::Q6K, 2) => out[..2].copy_from_slice(&avx2::dot_q6k::<2>(w, rows)),
-                        (KQuant::Q6K, 3) => out[..3].copy_from_slice(&avx2::dot_q6k::<3>(w, rows)),
-                        (KQuant::Q6K, _) => out = avx2::dot_q6k::<4>(w, rows),
+                    match (kind, rows) {
+                        (KQuant::Q4K, [row]) => out[0] = avx2::dot_q4k(w, *row),
+                        (KQuant::Q6K, [row]) => out[0] = avx2::dot_q6k(w, *row),
+                        (KQuant::Q4K, _) => avx2::gemm_q4k(w, rows, &mut out),
+                        (KQuant::Q6K, _) => avx2::gemm_q6k(w, rows, &mut out),
                     }
                 }
             }
@@ -495,142 +493,219 @@ mod avx2 {
         ]
     }
 
-    /// Q4_K row `w` against `N` activation rows.
+    /// Q4_K row `w` against one activation row (decode: the weights stream from memory once
+    /// per token, and everything else stays in registers).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4k<const N: usize>(w: &[u8], rows: &[ActRow; 4]) -> [f32; N] {
-        let blocks = rows[0].1.len();
-        assert!(w.len() >= blocks * 144);
-        for (q, d, bs) in rows {
-            assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
-        }
+    pub unsafe fn dot_q4k(w: &[u8], (q, dq, bs): ActRow) -> f32 {
+        let blocks = dq.len();
+        assert!(w.len() >= blocks * 144 && q.len() >= blocks * QK_K && bs.len() >= blocks * 16);
         let low = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); N];
-        let mut acc_m = [_mm_setzero_ps(); N];
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = _mm_setzero_ps();
         for k in 0..blocks {
-            // SAFETY: block `k` of `w` (144 bytes) and of each activation row (256 values, 16
-            // sums, one scale) are in bounds (the asserts); the CPU has AVX2, FMA and F16C.
+            // SAFETY: block `k` of `w` (144 bytes) and of the activation row (256 values, 16
+            // sums, one scale) are in bounds (the assert); the CPU has AVX2, FMA and F16C.
             unsafe {
                 let b = w.as_ptr().add(k * 144);
                 let (d, dmin) = two_f16(b);
                 let sm = q4k_unpack(b.add(4));
                 let sm: [u8; 16] = std::mem::transmute(sm);
                 let mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i));
-                let mut sumi = [_mm256_setzero_si256(); N];
+                let mut sumi = _mm256_setzero_si256();
                 for i in 0..4 {
                     let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
                     let lo = _mm256_and_si256(bits, low);
                     let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
-                    let s_lo = _mm256_set1_epi16(sm[2 * i] as i16);
-                    let s_hi = _mm256_set1_epi16(sm[2 * i + 1] as i16);
-                    for t in 0..N {
-                        let y = rows[t].0.as_ptr().add(k * QK_K + 64 * i);
-                        let ylo = _mm256_loadu_si256(y as *const __m256i);
-                        let yhi = _mm256_loadu_si256(y.add(32) as *const __m256i);
-                        let p = _mm256_add_epi32(
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), s_lo),
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), s_hi),
-                        );
-                        sumi[t] = _mm256_add_epi32(sumi[t], p);
-                    }
-                }
-                for t in 0..N {
-                    let dy = *rows[t].1.get_unchecked(k);
-                    acc[t] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(d * dy),
-                        _mm256_cvtepi32_ps(sumi[t]),
-                        acc[t],
+                    let y = q.as_ptr().add(k * QK_K + 64 * i);
+                    let ylo = _mm256_loadu_si256(y as *const __m256i);
+                    let yhi = _mm256_loadu_si256(y.add(32) as *const __m256i);
+                    let p = _mm256_add_epi32(
+                        _mm256_madd_epi16(
+                            _mm256_maddubs_epi16(lo, ylo),
+                            _mm256_set1_epi16(sm[2 * i] as i16),
+                        ),
+                        _mm256_madd_epi16(
+                            _mm256_maddubs_epi16(hi, yhi),
+                            _mm256_set1_epi16(sm[2 * i + 1] as i16),
+                        ),
                     );
-                    // The mins: each against the sum of its 32 activations (two sums of 16).
-                    let bs = _mm256_loadu_si256(rows[t].2.as_ptr().add(16 * k) as *const __m256i);
-                    let pairs =
-                        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-                    let prod = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
-                    acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * dy), prod, acc_m[t]);
+                    sumi = _mm256_add_epi32(sumi, p);
                 }
+                let dy = *dq.get_unchecked(k);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi), acc);
+                // The mins: each against the sum of its 32 activations (two sums of 16).
+                let bs = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
+                let pairs =
+                    _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+                let prod = _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs));
+                acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin * dy), prod, acc_m);
             }
         }
-        std::array::from_fn(|t| {
-            // SAFETY: this CPU has AVX2 (the caller's promise).
-            unsafe {
-                let m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
-                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-                hsum(acc[t]) - _mm_cvtss_f32(m)
-            }
-        })
+        // SAFETY: this CPU has AVX2 (the caller's promise).
+        unsafe {
+            let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+            let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            hsum(acc) - _mm_cvtss_f32(m)
+        }
     }
 
-    /// Q6_K row `w` against `N` activation rows.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q6k<const N: usize>(w: &[u8], rows: &[ActRow; 4]) -> [f32; N] {
-        let blocks = rows[0].1.len();
-        assert!(w.len() >= blocks * 210);
+    /// Asserts that each of `rows` holds `blocks` super-blocks and `out` a place for each.
+    fn check_rows(rows: &[ActRow], blocks: usize, out: &[f32]) {
+        assert!(rows.len() <= ROWS_AT_ONCE && out.len() >= rows.len());
         for (q, d, bs) in rows {
             assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
         }
+    }
+
+    /// Q4_K row `w` against several activation rows (a prompt's), into `out[..rows.len()]`.
+    ///
+    /// Each super-block's 256 codes are unpacked to bytes and its eight scales widened once,
+    /// and every activation row then takes them as they are: per 32 weights and row, one load,
+    /// one `maddubs`, one `madd` with the scale and one add. (Unpacking inside the row loop, as
+    /// `dot_q4k` does, kept four rows' accumulators, codes and scales live at once: more than
+    /// the sixteen registers, and the spills made Q4_K 59% of a Qwen2.5 1.5B prompt.)
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn gemm_q4k(w: &[u8], rows: &[ActRow], out: &mut [f32]) {
+        let blocks = rows.first().map_or(0, |r| r.1.len());
+        assert!(w.len() >= blocks * 144);
+        check_rows(rows, blocks, out);
         let low = _mm256_set1_epi8(0x0F);
-        let two = _mm256_set1_epi8(0x03);
-        let mut acc = [_mm256_setzero_ps(); N];
+        let mut acc = [_mm256_setzero_ps(); ROWS_AT_ONCE];
+        for k in 0..blocks {
+            // SAFETY: block `k` of `w` (144 bytes) and of every activation row (256 values, 16
+            // sums, one scale) are in bounds (the asserts); the CPU has AVX2, FMA and F16C.
+            unsafe {
+                let b = w.as_ptr().add(k * 144);
+                let (d, dmin) = two_f16(b);
+                let sm: [u8; 16] = std::mem::transmute(q4k_unpack(b.add(4)));
+                // Codes `j` and scale `j` are those of weights 32j..32j + 32.
+                let mut codes = [_mm256_setzero_si256(); 8];
+                for i in 0..4 {
+                    let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
+                    codes[2 * i] = _mm256_and_si256(bits, low);
+                    codes[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low);
+                }
+                let mut scales = [_mm256_setzero_si256(); 8];
+                for (s, &v) in scales.iter_mut().zip(&sm[..8]) {
+                    *s = _mm256_set1_epi16(v as i16);
+                }
+                // Each min twice, against the two sums of 16 of its 32 activations.
+                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
+                let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+                for (acc, &(q, dq, bs)) in acc.iter_mut().zip(rows) {
+                    let y = q.as_ptr().add(k * QK_K);
+                    let mut s = [_mm256_setzero_si256(); 2];
+                    for j in 0..8 {
+                        let yv = _mm256_loadu_si256(y.add(32 * j) as *const __m256i);
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(codes[j], yv), scales[j]);
+                        s[j % 2] = _mm256_add_epi32(s[j % 2], p);
+                    }
+                    let bsv = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
+                    let summ = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsv));
+                    let sumi = _mm256_cvtepi32_ps(_mm256_add_epi32(s[0], s[1]));
+                    let dy = *dq.get_unchecked(k);
+                    let a = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), sumi, *acc);
+                    *acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dy), summ, a);
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(&acc[..rows.len()]) {
+            // SAFETY: this CPU has AVX2 (the caller's promise).
+            *o = unsafe { hsum(*acc) };
+        }
+    }
+
+    /// A Q6_K block's 256 codes (0..64) in weight order, 32 to a register.
+    #[inline(always)]
+    unsafe fn q6k_codes(b: *const u8) -> [__m256i; 8] {
+        // SAFETY: `b` points to a whole block (the callers); AVX2 as they run with.
+        unsafe {
+            let low = _mm256_set1_epi8(0x0F);
+            let two = _mm256_set1_epi8(0x03);
+            let mut codes = [_mm256_setzero_si256(); 8];
+            for n in 0..2 {
+                let ql0 = _mm256_loadu_si256(b.add(64 * n) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(b.add(64 * n + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
+                // The two high bits of each code, at bits 4 and 5.
+                let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, two), 4);
+                let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4);
+                let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4);
+                let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4);
+                codes[4 * n] = _mm256_or_si256(_mm256_and_si256(ql0, low), h0);
+                codes[4 * n + 1] = _mm256_or_si256(_mm256_and_si256(ql1, low), h1);
+                codes[4 * n + 2] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low), h2);
+                codes[4 * n + 3] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low), h3);
+            }
+            codes
+        }
+    }
+
+    /// Q6_K row `w` against one activation row.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q6k(w: &[u8], row: ActRow) -> f32 {
+        let mut out = [0f32];
+        // SAFETY: as the caller's; `gemm_q6k` checks the lengths.
+        unsafe { gemm_q6k(w, &[row], &mut out) };
+        out[0]
+    }
+
+    /// Q6_K row `w` against several activation rows, into `out[..rows.len()]`: each block's
+    /// codes are put together and its scales widened once for all of them, as in `gemm_q4k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn gemm_q6k(w: &[u8], rows: &[ActRow], out: &mut [f32]) {
+        let blocks = rows.first().map_or(0, |r| r.1.len());
+        assert!(w.len() >= blocks * 210);
+        check_rows(rows, blocks, out);
+        let mut acc = [_mm256_setzero_ps(); ROWS_AT_ONCE];
         for k in 0..blocks {
             // SAFETY: block `k` of `w` (210 bytes: ql at 0, qh at 128, scales at 192, d at
-            // 208) and of each activation row are in bounds (the asserts); the CPU has AVX2,
+            // 208) and of every activation row are in bounds (the asserts); the CPU has AVX2,
             // FMA and F16C.
             unsafe {
                 let b = w.as_ptr().add(k * 210);
                 let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
                     (b.add(208) as *const u16).read_unaligned() as i32,
                 )));
-                let scales = _mm_loadu_si128(b.add(192) as *const __m128i);
-                let sc: [i8; 16] = std::mem::transmute(scales);
-                // The offset of 32 on every code, through the activation sums: 32 x
-                // sum(scale x sum of 16).
-                let sc16 = _mm256_cvtepi8_epi16(scales);
-                let mut sumi = [_mm256_setzero_si256(); N];
-                for t in 0..N {
-                    let bs = _mm256_loadu_si256(rows[t].2.as_ptr().add(16 * k) as *const __m256i);
-                    sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-                    sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
-                }
-                for n in 0..2 {
-                    let ql0 = _mm256_loadu_si256(b.add(64 * n) as *const __m256i);
-                    let ql1 = _mm256_loadu_si256(b.add(64 * n + 32) as *const __m256i);
-                    let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
-                    // The two high bits of each code, at bits 4 and 5.
-                    let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, two), 4);
-                    let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4);
-                    let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4);
-                    let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4);
-                    let codes = [
-                        _mm256_or_si256(_mm256_and_si256(ql0, low), h0),
-                        _mm256_or_si256(_mm256_and_si256(ql1, low), h1),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low), h2),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low), h3),
-                    ];
-                    for (c, q) in codes.into_iter().enumerate() {
-                        let s = 8 * n + 2 * c;
-                        let scale = _mm256_set_m128i(
-                            _mm_set1_epi16(sc[s + 1] as i16),
-                            _mm_set1_epi16(sc[s] as i16),
-                        );
-                        for t in 0..N {
-                            let y = rows[t].0.as_ptr().add(k * QK_K + 128 * n + 32 * c);
-                            let yv = _mm256_loadu_si256(y as *const __m256i);
-                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scale);
-                            sumi[t] = _mm256_add_epi32(sumi[t], p);
-                        }
-                    }
-                }
-                for t in 0..N {
-                    let dy = *rows[t].1.get_unchecked(k);
-                    acc[t] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(d * dy),
-                        _mm256_cvtepi32_ps(sumi[t]),
-                        acc[t],
+                let raw = _mm_loadu_si128(b.add(192) as *const __m128i);
+                let sc: [i8; 16] = std::mem::transmute(raw);
+                let sc16 = _mm256_cvtepi8_epi16(raw);
+                let codes = q6k_codes(b);
+                // Scale `j` covers weights 32j..32j + 16 (low half) and 32j + 16..32j + 32.
+                let mut scales = [_mm256_setzero_si256(); 8];
+                for (j, s) in scales.iter_mut().enumerate() {
+                    *s = _mm256_set_m128i(
+                        _mm_set1_epi16(sc[2 * j + 1] as i16),
+                        _mm_set1_epi16(sc[2 * j] as i16),
                     );
+                }
+                for (acc, &(q, dq, bs)) in acc.iter_mut().zip(rows) {
+                    // The offset of 32 on every code, through the activation sums: 32 x
+                    // sum(scale x sum of 16).
+                    let bsv = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
+                    let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsv), 5);
+                    let mut s = [
+                        _mm256_sub_epi32(_mm256_setzero_si256(), offset),
+                        _mm256_setzero_si256(),
+                    ];
+                    let y = q.as_ptr().add(k * QK_K);
+                    for j in 0..8 {
+                        let yv = _mm256_loadu_si256(y.add(32 * j) as *const __m256i);
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(codes[j], yv), scales[j]);
+                        s[j % 2] = _mm256_add_epi32(s[j % 2], p);
+                    }
+                    let sumi = _mm256_cvtepi32_ps(_mm256_add_epi32(s[0], s[1]));
+                    let dy = *dq.get_unchecked(k);
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), sumi, *acc);
                 }
             }
         }
-        // SAFETY: this CPU has AVX2 (the caller's promise).
-        std::array::from_fn(|t| unsafe { hsum(acc[t]) })
+        for (o, acc) in out.iter_mut().zip(&acc[..rows.len()]) {
+            // SAFETY: this CPU has AVX2 (the caller's promise).
+            *o = unsafe { hsum(*acc) };
+        }
     }
 }
 
@@ -677,7 +752,7 @@ mod tests {
                 let w = QTensor::quantize(&weights(rows, cols, rows), dtype).unwrap();
                 let k = mine(&w);
                 let reference = QMatMul::from_qtensor(w).unwrap();
-                for m in [1, 2, 5] {
+                for m in [1, 2, 5, 8, 19] {
                     let x = input(m, cols);
                     assert_close(&k.forward(&x).unwrap(), &reference.forward(&x).unwrap());
                 }
@@ -694,17 +769,17 @@ mod tests {
         for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
             let w = QTensor::quantize(&weights(3, 1024, 5), dtype).unwrap();
             let k = mine(&w);
-            let x = input(6, 1024)
+            let x = input(10, 1024)
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
             let act = Activations::quantize(&x, 1024);
             for j in 0..3 {
-                for (r, n) in [(0, 4), (1, 4), (2, 3), (3, 2), (5, 1)] {
-                    let rows = std::array::from_fn(|t| act.row(r + t.min(n - 1)));
-                    let fast = Isa::detect().kdots(k.kind, k.row(j), &rows, n);
-                    let slow = Isa::Scalar.kdots(k.kind, k.row(j), &rows, n);
+                for (r, n) in [(0, 8), (1, 8), (0, 4), (2, 7), (3, 2), (5, 1)] {
+                    let rows: Vec<_> = (r..r + n).map(|r| act.row(r)).collect();
+                    let fast = Isa::detect().kdots(k.kind, k.row(j), &rows);
+                    let slow = Isa::Scalar.kdots(k.kind, k.row(j), &rows);
                     for (f, s) in fast[..n].iter().zip(&slow[..n]) {
                         assert!(
                             (f - s).abs() <= 1e-4 * (1.0 + s.abs()),

@@ -92,11 +92,46 @@ fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
     }
 }
 
+/// Q5_0 held as its codes (`Q8Matrix`'s own kernel) against the same values re-encoded as
+/// Q8_0 (the 8-bit kernel, how Q5_0 ran before), on Gemma 3 270M's FFN shape.
+fn q5_0_codes_against_q8_0(rows: usize, cols: usize) {
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+    let q5 = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+    let codes = Q8Matrix::from_q5_0_rows(rows, cols, &q5.data().unwrap()).unwrap();
+    let q8 = tercuman_kernels::requant::with_fast_kernel(q5).unwrap();
+    let int8 = Q8Matrix::from_q8_0_rows(rows, cols, &q8.data().unwrap()).unwrap();
+    for m in [1, 128] {
+        let x: Vec<f32> = (0..m * cols)
+            .map(|i| (i % 89) as f32 * 0.01 - 0.4)
+            .collect();
+        let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+        let reps = if m == 1 { 200 } else { 10 };
+        let a = best_of(reps, || {
+            std::hint::black_box(codes.forward(&x).unwrap());
+        });
+        let b = best_of(reps, || {
+            std::hint::black_box(int8.forward(&x).unwrap());
+        });
+        let gflops = |s: f64| 2.0 * (m * rows * cols) as f64 / s / 1e9;
+        println!(
+            "Q5_0 {m:3} x {cols:4} x {rows:5}: codes {:7.3} ms ({:6.1} GFLOP/s), as Q8_0 {:7.3} ms ({:6.1})",
+            a * 1e3,
+            gflops(a),
+            b * 1e3,
+            gflops(b)
+        );
+    }
+}
+
 fn main() {
     // `-- marian`: the Marian shapes only.
     if !std::env::args().any(|a| a == "marian") {
         stored_weights(GgmlDType::Q4K, 8960, 1536);
         stored_weights(GgmlDType::Q6K, 1536, 8960);
+        q5_0_codes_against_q8_0(2048, 640);
         stored_weights(GgmlDType::Q4_0, 6912, 1152);
         stored_weights(GgmlDType::Q4_0, 1152, 6912);
         stored_weights(GgmlDType::F16, 32768, 1152);

@@ -13,8 +13,13 @@
 //! exactly as candle (and ggml) quantize them, so the integer products are the same as before;
 //! only the order of the float additions differs.
 //!
-//! Q5_0 weights are read into the same layout, value for value (see `requant`), which is how
-//! most of Gemma 3's layer weights ship in Q4_K_M files.
+//! Q5_0 weights (most of Gemma 3's layer weights in Q4_K_M files) are held a byte per value,
+//! as their unsigned 5-bit codes `q` (the value is `q - 16`), put together once from the
+//! block's nibbles and high bits (see `requant`). Being unsigned and small, the codes go into
+//! `maddubs` as they are, four rows' sums add up in 16 bits, and the `- 16` comes off through
+//! the activations' sums: the Q4_0 kernel's arithmetic, with a plain load for the unpacking.
+//! Before, they were re-encoded as Q8_0 (int8 `q - 16`) and took the 8-bit kernel, whose sign
+//! trick costs two more instructions per product and four times the widening `madd`s.
 //!
 //! Q4_0 (Google's quantization-aware-trained Gemma 3 files hold every layer weight in it) stays
 //! 4-bit: a four-row chunk is the four f16 scales and the four rows' 16 bytes of nibbles, read
@@ -52,14 +57,25 @@ enum Format {
     /// 16 bytes per row and block: value `j` is the low nibble of byte `j` minus 8, value
     /// `j + 16` its high nibble minus 8 (Q4_0).
     Int4,
+    /// 32 bytes per row and block: value `j` is byte `j` (0..32) minus 16 (Q5_0's codes).
+    Int5,
 }
 
 impl Format {
     /// Bytes of one row's values in a block.
     const fn value_bytes(self) -> usize {
         match self {
-            Format::Int8 => QK,
+            Format::Int8 | Format::Int5 => QK,
             Format::Int4 => QK / 2,
+        }
+    }
+
+    /// What is taken off every stored code to give its value: the unsigned formats' offset.
+    const fn offset(self) -> i32 {
+        match self {
+            Format::Int8 => 0,
+            Format::Int4 => 8,
+            Format::Int5 => 16,
         }
     }
 
@@ -75,15 +91,16 @@ impl Format {
             Format::Int8 => q[j] as i8,
             Format::Int4 if j < QK / 2 => (q[j] & 0x0F) as i8 - 8,
             Format::Int4 => (q[j - QK / 2] >> 4) as i8 - 8,
+            Format::Int5 => q[j] as i8 - 16,
         }
     }
 
-    /// Activation rows a kernel takes against one load of a group's block: 4-bit values
+    /// Activation rows a kernel takes against one load of a group's block: unsigned codes
     /// leave registers for four, the 8-bit kernel's sign trick for two.
     const fn rows_at_once(self) -> usize {
         match self {
             Format::Int8 => 2,
-            Format::Int4 => MAX_TAKE,
+            Format::Int4 | Format::Int5 => MAX_TAKE,
         }
     }
 
@@ -119,7 +136,7 @@ impl Q8Matrix {
         };
         let (block_bytes, format) = match info.ggml_dtype {
             GgmlDType::Q8_0 => (Q8_BLOCK, Format::Int8),
-            GgmlDType::Q5_0 => (Q5_BLOCK, Format::Int8),
+            GgmlDType::Q5_0 => (Q5_BLOCK, Format::Int5),
             GgmlDType::Q4_0 => (Q4_BLOCK, Format::Int4),
             _ => return Ok(None),
         };
@@ -145,7 +162,7 @@ impl Q8Matrix {
                         .chunks_exact(Q5_BLOCK)
                         .zip(rows_q8.chunks_exact_mut(Q8_BLOCK))
                     {
-                        crate::requant::q5_0_block_to_q8_0(src, dst);
+                        crate::requant::q5_0_block_codes(src, dst);
                     }
                     &rows_q8[..]
                 } else {
@@ -161,6 +178,21 @@ impl Q8Matrix {
     /// From ggml Q4_0 rows laid end to end (`rows * cols / 32` blocks of 18 bytes).
     pub fn from_q4_0_rows(rows: usize, cols: usize, q4_0: &[u8]) -> Result<Self> {
         Self::from_rows(rows, cols, q4_0, Format::Int4)
+    }
+
+    /// From ggml Q5_0 rows laid end to end (`rows * cols / 32` blocks of 22 bytes).
+    pub fn from_q5_0_rows(rows: usize, cols: usize, q5_0: &[u8]) -> Result<Self> {
+        if q5_0.len() % Q5_BLOCK != 0 {
+            candle_core::bail!("Q5_0: {} bytes are not whole blocks", q5_0.len())
+        }
+        let mut codes = vec![0u8; q5_0.len() / Q5_BLOCK * Q8_BLOCK];
+        for (src, dst) in q5_0
+            .chunks_exact(Q5_BLOCK)
+            .zip(codes.chunks_exact_mut(Q8_BLOCK))
+        {
+            crate::requant::q5_0_block_codes(src, dst);
+        }
+        Self::from_rows(rows, cols, &codes, Format::Int5)
     }
 
     /// From ggml Q8_0 rows laid end to end (`rows * cols / 32` blocks of 34 bytes).
@@ -190,18 +222,34 @@ impl Q8Matrix {
     /// The rows of `parts` one after the other (all with the same columns), so that weights
     /// applied to the same input run as one product: one quantization of the input and one
     /// hand-off to the threads instead of one per matrix.
+    ///
+    /// 5-bit codes beside 8-bit values (a layer whose v projection is Q8_0 and q, k Q5_0) are
+    /// joined as 8-bit values: one product on the slower kernel beats three.
     pub fn concat_rows(parts: &[&Self]) -> Result<Self> {
-        let (cols, format) = parts
-            .first()
-            .map_or((0, Format::Int8), |p| (p.cols, p.format));
-        if parts.iter().any(|p| p.cols != cols || p.format != format) {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        if parts.iter().any(|p| !p.joins(parts[0])) {
             candle_core::bail!("q8: concatenated matrices must have the same columns and type")
         }
+        let format = match parts.first().map(|p| p.format) {
+            Some(f) if parts.iter().all(|p| p.format == f) => f,
+            _ => Format::Int8,
+        };
         let rows = parts.iter().map(|p| p.rows).sum();
         let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
         for p in parts {
             // Groups never straddle two parts: every part has a multiple of four rows.
-            data.extend_from_slice(&p.data);
+            match (p.format, format) {
+                (Format::Int5, Format::Int8) => {
+                    data.extend(p.data.chunks_exact(p.format.chunk()).flat_map(|c| {
+                        let (scales, codes) = c.split_at(2 * GROUP);
+                        scales
+                            .iter()
+                            .copied()
+                            .chain(codes.iter().map(|&q| (q as i8 - 16) as u8))
+                    }))
+                }
+                _ => data.extend_from_slice(&p.data),
+            }
         }
         Ok(Self {
             rows,
@@ -213,7 +261,9 @@ impl Q8Matrix {
 
     /// Whether `concat_rows` can join `self` and `other`.
     pub fn joins(&self, other: &Self) -> bool {
-        self.cols == other.cols && self.format == other.format
+        let bytewise = |f| matches!(f, Format::Int8 | Format::Int5);
+        self.cols == other.cols
+            && (self.format == other.format || bytewise(self.format) && bytewise(other.format))
     }
 
     fn empty(rows: usize, cols: usize, format: Format) -> Self {
@@ -241,7 +291,7 @@ impl Q8Matrix {
     }
 
     /// Stores group `g` from four consecutive rows of ggml blocks of the matrix's format
-    /// (Q8_0 or Q4_0: an f16 scale, then the values as this layout holds them).
+    /// (Q8_0, Q4_0, or Q5_0's codes: an f16 scale, then the values as this layout holds them).
     fn set_group(&mut self, g: usize, four_rows: &[u8]) {
         let blocks = self.blocks();
         let (chunk_bytes, values) = (self.format.chunk(), self.format.value_bytes());
@@ -329,16 +379,17 @@ struct Activations {
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
-    /// Per block, `4 d sum y`: half of what a Q4_0 product takes off the scaled sums of its
-    /// unsigned nibbles (`d sum (u - 8) y = d sum u y - 8 d sum y`), once from each half of a
-    /// register (see `avx2::int4`).
+    /// Per block, `(offset / 2) d sum y`: half of what a product with unsigned codes takes off
+    /// their scaled sums (Q4_0: `d sum (u - 8) y = d sum u y - 8 d sum y`), once from each half
+    /// of a register (see `avx2::unsigned`).
     c: Vec<f32>,
 }
 
 impl Activations {
     /// As candle's `BlockQ8_0::from_float` (and ggml's `quantize_row_q8_0`): scale
     /// `amax / 127`, values rounded half away from zero, the scale kept as f16.
-    fn quantize(x: &[f32], cols: usize) -> Self {
+    fn quantize(x: &[f32], cols: usize, format: Format) -> Self {
+        let half_offset = format.offset() / 2;
         let blocks = cols / QK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; x.len() / QK];
@@ -352,7 +403,7 @@ impl Activations {
                 *q = (v * inv).round() as i8;
             }
             *d = f16::from_f32(scale).to_f32();
-            *c = *d * (4 * qs.iter().map(|&q| q as i32).sum::<i32>()) as f32;
+            *c = *d * (half_offset * qs.iter().map(|&q| q as i32).sum::<i32>()) as f32;
         }
         Self { blocks, q, d, c }
     }
@@ -394,7 +445,8 @@ impl Isa {
             Isa::Avx2 => unsafe {
                 match format {
                     Format::Int8 => avx2::int8_dots(group, act, r, take, out),
-                    Format::Int4 => avx2::int4_dots(group, act, r, take, out),
+                    Format::Int4 => avx2::unsigned_dots::<false>(group, act, r, take, out),
+                    Format::Int5 => avx2::unsigned_dots::<true>(group, act, r, take, out),
                 }
             },
         }
@@ -450,11 +502,11 @@ mod avx2 {
         }
     }
 
-    /// `Isa::dots` for 4-bit weights.
+    /// `Isa::dots` for unsigned codes: Q4_0's nibbles, or Q5_0's bytes (`INT5`).
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C.
-    pub(super) unsafe fn int4_dots(
+    pub(super) unsafe fn unsigned_dots<const INT5: bool>(
         group: &[u8],
         act: &Activations,
         r: usize,
@@ -464,10 +516,10 @@ mod avx2 {
         // SAFETY: as in `int8_dots`.
         unsafe {
             match take {
-                1 => [out[0]] = int4::<1>(group, act, r),
-                2 => [out[0], out[1]] = int4::<2>(group, act, r),
-                3 => [out[0], out[1], out[2]] = int4::<3>(group, act, r),
-                _ => *out = int4::<4>(group, act, r),
+                1 => [out[0]] = unsigned::<1, INT5>(group, act, r),
+                2 => [out[0], out[1]] = unsigned::<2, INT5>(group, act, r),
+                3 => [out[0], out[1], out[2]] = unsigned::<3, INT5>(group, act, r),
+                _ => *out = unsigned::<4, INT5>(group, act, r),
             }
         }
     }
@@ -520,6 +572,7 @@ mod avx2 {
 
     const CHUNK8: usize = Format::Int8.chunk();
     const CHUNK4: usize = Format::Int4.chunk();
+    const CHUNK5: usize = Format::Int5.chunk();
 
     /// Row `i`'s 32 int8 of the 8-bit chunk at `c`.
     #[inline(always)]
@@ -580,19 +633,25 @@ mod avx2 {
         }
     }
 
-    /// Dots of a 4-bit group's four rows with activation rows `r..r + N`, each weight block
-    /// unpacked once for the N.
+    /// Dots of a group's four rows of unsigned codes (Q4_0's nibbles, or with `INT5` Q5_0's
+    /// bytes) with activation rows `r..r + N`, each weight block loaded once for the N.
     ///
-    /// The nibbles stay unsigned (0..16), so `maddubs` takes them as they are, without the
-    /// sign trick. A `maddubs` lane is at most 2 x 15 x 127 = 3810 in size, so four rows' lanes
-    /// are summed in 16 bits (two `hadd`s, at most 15240) before one widening `madd`: lanes
-    /// 0..4 then hold rows 0..4's sums over values 0..16, lanes 4..8 over values 16..32. The
-    /// `- 8` comes off in the same multiply-add as the scales: each lane adds
-    /// `d_w (d_y sum - c)`, with `c = 4 d_y sum y` (`Activations::c`) taken once per half.
+    /// The codes go into `maddubs` as they are, without the sign trick. A `maddubs` lane is at
+    /// most 2 x 15 x 127 = 3810 for nibbles and 2 x 31 x 127 = 7874 for 5-bit codes, so four
+    /// rows' lanes are summed in 16 bits (two `hadd`s, at most 15240 or 31496, below 32768)
+    /// before one widening `madd`: lanes 0..4 then hold rows 0..4's sums over values 0..16,
+    /// lanes 4..8 over values 16..32. The offset (8 or 16) comes off in the same multiply-add
+    /// as the scales: each lane adds `d_w (d_y sum - c)`, with `c = (offset / 2) d_y sum y`
+    /// (`Activations::c`) taken once per half.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn int4<const N: usize>(group: &[u8], act: &Activations, r: usize) -> [[f32; GROUP]; N] {
+    unsafe fn unsigned<const N: usize, const INT5: bool>(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+    ) -> [[f32; GROUP]; N] {
         let blocks = act.blocks;
-        assert!(group.len() >= blocks * CHUNK4 && (r + N) * blocks <= act.d.len());
+        let chunk = if INT5 { CHUNK5 } else { CHUNK4 };
+        assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
         let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
         let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
         let cy: [&[f32]; N] = std::array::from_fn(|i| act.row_c(r + i));
@@ -604,14 +663,18 @@ mod avx2 {
             let ones = _mm256_set1_epi16(1);
             let mut acc = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
-                let c = group.as_ptr().add(b * CHUNK4);
+                let c = group.as_ptr().add(b * chunk);
                 // Loops, not `array::from_fn`: a closure would not inherit the target features,
                 // and the intrinsics in it would become calls.
                 let mut w = [_mm256_setzero_si256(); GROUP];
                 for (i, w) in w.iter_mut().enumerate() {
-                    let x = _mm_loadu_si128(c.add(2 * GROUP + i * QK / 2) as *const __m128i);
-                    let both = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
-                    *w = _mm256_and_si256(both, low);
+                    *w = if INT5 {
+                        _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i)
+                    } else {
+                        let x = _mm_loadu_si128(c.add(2 * GROUP + i * QK / 2) as *const __m128i);
+                        let both = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
+                        _mm256_and_si256(both, low)
+                    };
                 }
                 let d = weight_scales(c);
                 for i in 0..N {
@@ -649,7 +712,7 @@ impl CustomOp1 for Q8Matrix {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, m) = crate::storage::input(storage, layout, self.cols, "q8")?;
-        let act = Activations::quantize(x, self.cols);
+        let act = Activations::quantize(x, self.cols, self.format);
         let mut dst = vec![0f32; m * self.rows];
         self.matmul(m, &act, &mut dst);
         Ok(crate::storage::output(dst, layout, self.rows))
@@ -674,26 +737,37 @@ mod tests {
         match w.dtype() {
             GgmlDType::Q8_0 => Q8Matrix::from_q8_0_rows(rows, cols, &w.data().unwrap()).unwrap(),
             GgmlDType::Q4_0 => Q8Matrix::from_q4_0_rows(rows, cols, &w.data().unwrap()).unwrap(),
+            GgmlDType::Q5_0 => Q8Matrix::from_q5_0_rows(rows, cols, &w.data().unwrap()).unwrap(),
             other => panic!("no test matrix of {other:?}"),
         }
     }
 
-    /// The two types held as they are stored.
-    const TYPES: [GgmlDType; 2] = [GgmlDType::Q8_0, GgmlDType::Q4_0];
+    /// The three types with a kernel here.
+    const TYPES: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0];
+
+    /// `cols`, or for Q5_0 the next even number of blocks: candle's Q5_0 reference asserts an
+    /// even number in debug builds.
+    fn cols_for(dtype: GgmlDType, cols: usize) -> usize {
+        match dtype {
+            GgmlDType::Q5_0 => cols.div_ceil(2 * QK) * 2 * QK,
+            _ => cols,
+        }
+    }
 
     #[test]
     fn products_match_candles_matmul_for_one_and_many_rows() {
         for dtype in TYPES {
             // 24 rows: six groups, not a multiple of eight; 96 columns: three blocks.
-            let w = QTensor::quantize(&weights(24, 96), dtype).unwrap();
+            let cols = cols_for(dtype, 96);
+            let w = QTensor::quantize(&weights(24, cols), dtype).unwrap();
             let mine = q8(&w);
             let reference = QMatMul::from_qtensor(w).unwrap();
             for m in [1, 2, 3, 6, 7] {
-                let x = input(m, 96);
+                let x = input(m, cols);
                 assert_close(&mine.forward(&x).unwrap(), &reference.forward(&x).unwrap());
             }
             // Leading dimensions are kept.
-            let x = input(6, 96).reshape((2, 3, 96)).unwrap();
+            let x = input(6, cols).reshape((2, 3, cols)).unwrap();
             let y = mine.forward(&x).unwrap();
             assert_eq!(y.dims(), &[2, 3, 24]);
             assert_close(&y, &reference.forward(&x).unwrap());
@@ -714,18 +788,24 @@ mod tests {
     }
 
     #[test]
-    fn q4_0_keeps_its_size_and_every_value() {
+    fn q4_0_keeps_its_size_and_q5_0_its_values() {
         let w = QTensor::quantize(&weights(8, 128), GgmlDType::Q4_0).unwrap();
         let mine = q8(&w);
         // 18 bytes per 32 weights, as in the file.
         assert_eq!(mine.weight_bytes(), w.storage_size_in_bytes());
         let ids = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap();
+        let dequantized = |w: &QTensor| w.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>();
         assert_eq!(
             mine.embedding(&ids).unwrap().to_vec2::<f32>().unwrap(),
-            w.dequantize(&Device::Cpu)
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap()
+            dequantized(&w).unwrap()
+        );
+        // Q5_0: a byte per value (34 bytes per 32 weights), every value kept.
+        let w = QTensor::quantize(&weights(8, 128), GgmlDType::Q5_0).unwrap();
+        let mine = q8(&w);
+        assert_eq!(mine.weight_bytes(), 8 * 128 / QK * Q8_BLOCK);
+        assert_eq!(
+            mine.embedding(&ids).unwrap().to_vec2::<f32>().unwrap(),
+            dequantized(&w).unwrap()
         );
     }
 
@@ -739,11 +819,11 @@ mod tests {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let act = Activations::quantize(&x, 128);
+            let act = Activations::quantize(&x, 128, mine.format);
             let group = mine.group(0);
             let takes = match dtype {
-                GgmlDType::Q4_0 => vec![(0, 4), (1, 3), (3, 2), (4, 1)],
-                _ => vec![(0, 2), (2, 1)],
+                GgmlDType::Q8_0 => vec![(0, 2), (2, 1)],
+                _ => vec![(0, 4), (1, 3), (3, 2), (4, 1)],
             };
             for (r, take) in takes {
                 let mut fast = [[0f32; GROUP]; MAX_TAKE];
@@ -798,6 +878,16 @@ mod tests {
         let a4 = QTensor::quantize(&weights(8, 64), GgmlDType::Q4_0).unwrap();
         assert!(!q8(&a8).joins(&q8(&a4)));
         assert!(Q8Matrix::concat_rows(&[&q8(&a8), &q8(&a4)]).is_err());
+        // Q5_0 codes beside Q8_0 values join as 8-bit values, each part's products kept.
+        let a5 = QTensor::quantize(&weights(12, 64).affine(0.5, 0.1).unwrap(), GgmlDType::Q5_0);
+        let a5 = a5.unwrap();
+        assert!(q8(&a5).joins(&q8(&a8)) && !q8(&a5).joins(&q8(&a4)));
+        let both = Q8Matrix::concat_rows(&[&q8(&a5), &q8(&a8)]).unwrap();
+        assert_eq!(both.format, Format::Int8);
+        let x = input(3, 64);
+        let y = both.forward(&x).unwrap();
+        assert_close(&y.narrow(1, 0, 12).unwrap(), &q8(&a5).forward(&x).unwrap());
+        assert_close(&y.narrow(1, 12, 8).unwrap(), &q8(&a8).forward(&x).unwrap());
     }
 
     #[test]

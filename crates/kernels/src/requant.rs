@@ -46,6 +46,15 @@ fn q5_0_to_q8_0(src: &[u8]) -> Vec<u8> {
 
 /// One Q5_0 block (22 bytes) into one Q8_0 block (34 bytes) holding the same 32 values.
 pub fn q5_0_block_to_q8_0(block: &[u8], out: &mut [u8]) {
+    q5_0_block_codes(block, out);
+    for q in &mut out[2..2 + BLOCK] {
+        *q = (*q as i8 - 16) as u8;
+    }
+}
+
+/// One Q5_0 block (22 bytes) as its f16 scale and its 32 unsigned codes (0..32, the value
+/// being `d * (q - 16)`), a byte each: 34 bytes, laid out as a Q8_0 block.
+pub fn q5_0_block_codes(block: &[u8], out: &mut [u8]) {
     let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
     let qs = &block[6..22];
     out[0..2].copy_from_slice(&block[0..2]);
@@ -53,10 +62,8 @@ pub fn q5_0_block_to_q8_0(block: &[u8], out: &mut [u8]) {
     for j in 0..BLOCK / 2 {
         let hi0 = ((qh >> j) & 1) as u8;
         let hi1 = ((qh >> (j + 16)) & 1) as u8;
-        let lo = (qs[j] & 0x0F) | (hi0 << 4);
-        let up = (qs[j] >> 4) | (hi1 << 4);
-        q[j] = (lo as i8 - 16) as u8;
-        q[j + BLOCK / 2] = (up as i8 - 16) as u8;
+        q[j] = (qs[j] & 0x0F) | (hi0 << 4);
+        q[j + BLOCK / 2] = (qs[j] >> 4) | (hi1 << 4);
     }
 }
 

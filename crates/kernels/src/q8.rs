@@ -182,7 +182,7 @@ impl Q8Matrix {
 
     /// From ggml Q5_0 rows laid end to end (`rows * cols / 32` blocks of 22 bytes).
     pub fn from_q5_0_rows(rows: usize, cols: usize, q5_0: &[u8]) -> Result<Self> {
-        if q5_0.len() % Q5_BLOCK != 0 {
+        if !q5_0.len().is_multiple_of(Q5_BLOCK) {
             candle_core::bail!("Q5_0: {} bytes are not whole blocks", q5_0.len())
         }
         let mut codes = vec![0u8; q5_0.len() / Q5_BLOCK * Q8_BLOCK];

@@ -143,10 +143,12 @@ pub(crate) fn embedding_and_output<R: Source>(
 }
 
 /// Weight matrices applied to the same input (q, k, v; gate, up): one product over their
-/// rows laid end to end when all are 8-bit, or all 4-bit (see `Q8Matrix::concat_rows`), else
-/// one each.
+/// rows laid end to end when all are 8-bit, or all 4-bit (see `Q8Matrix::concat_rows`); when
+/// all are k-quants, each stays as stored (mapped) and one call quantizes the input once and
+/// hands all their rows to the threads together (`KMatrix::forward_many`); else one each.
 pub(crate) enum Projections {
     Fused(Q8Matrix, Vec<usize>),
+    KQuants(Vec<Arc<KMatrix>>),
     Separate(Vec<Linear>),
 }
 
@@ -169,6 +171,16 @@ impl Projections {
                 Linear::K(_) | Linear::F16(_) | Linear::Candle(_) | Linear::Dense(_) => None,
             })
             .collect();
+        let kq: Vec<Arc<KMatrix>> = linears
+            .iter()
+            .filter_map(|l| match l {
+                Linear::K(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        if kq.len() == linears.len() && kq.iter().all(|m| m.cols() == kq[0].cols()) {
+            return Ok(Self::KQuants(kq));
+        }
         if q8.len() < linears.len() || q8.iter().any(|m| !m.joins(q8[0])) {
             return Ok(Self::Separate(linears));
         }
@@ -180,6 +192,7 @@ impl Projections {
     pub(crate) fn weight_bytes(&self) -> usize {
         match self {
             Self::Fused(m, _) => m.weight_bytes(),
+            Self::KQuants(ms) => ms.iter().map(|m| m.weight_bytes()).sum(),
             Self::Separate(ls) => ls.iter().map(Linear::weight_bytes).sum(),
         }
     }
@@ -196,6 +209,10 @@ impl Projections {
                         part
                     })
                     .collect()
+            }
+            Self::KQuants(ms) => {
+                let parts: Vec<&KMatrix> = ms.iter().map(|m| m.as_ref()).collect();
+                KMatrix::forward_many(&parts, xs)
             }
             Self::Separate(ls) => ls.iter().map(|l| l.forward(xs)).collect(),
         }

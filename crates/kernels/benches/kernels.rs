@@ -65,12 +65,16 @@ fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
         other => panic!("no kernel of ours for {other:?}"),
     };
     let theirs = QMatMul::from_qtensor(q).unwrap();
-    for m in [1, 128] {
+    for m in [1, 128, 512] {
         let x: Vec<f32> = (0..m * cols)
             .map(|i| (i % 89) as f32 * 0.01 - 0.4)
             .collect();
         let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
-        let reps = if m == 1 { 50 } else { 3 };
+        let reps = match m {
+            1 => 50,
+            128 => 3,
+            _ => 1,
+        };
         let a = best_of(reps, || {
             std::hint::black_box(ours(&x));
         });

@@ -330,7 +330,7 @@ impl Activations {
             }
             let iscale = -127f32 / max;
             for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+                *q = crate::round_away(iscale * v).clamp(-128, 127) as i8;
             }
             for (s, qs) in bs.iter_mut().zip(qs.chunks_exact(16)) {
                 *s = qs.iter().map(|&v| v as i16).sum();

@@ -400,7 +400,7 @@ impl Activations {
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
             for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = (v * inv).round() as i8;
+                *q = crate::round_away(v * inv).clamp(-128, 127) as i8;
             }
             *d = f16::from_f32(scale).to_f32();
             *c = *d * (half_offset * qs.iter().map(|&q| q as i32).sum::<i32>()) as f32;

@@ -42,6 +42,38 @@ pub(crate) fn round_away(x: f32) -> i32 {
     t.saturating_add((f >= 0.5) as i32 - (f <= -0.5) as i32)
 }
 
+/// Test data: a `rows x cols` weight matrix of values in about [-1.7, 1.7], varied by `seed`.
+#[cfg(test)]
+pub(crate) fn test_weights(rows: usize, cols: usize, seed: usize) -> candle_core::Tensor {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|i| ((((i + seed) * 7919) % 1000) as f32 - 500.0) / 300.0)
+        .collect();
+    candle_core::Tensor::from_vec(v, (rows, cols), &candle_core::Device::Cpu).unwrap()
+}
+
+/// Test data: `m` activation rows of `cols` values in about [-2, 2].
+#[cfg(test)]
+pub(crate) fn test_input(m: usize, cols: usize) -> candle_core::Tensor {
+    let v: Vec<f32> = (0..m * cols)
+        .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
+        .collect();
+    candle_core::Tensor::from_vec(v, (m, cols), &candle_core::Device::Cpu).unwrap()
+}
+
+/// Test helper: `a` equals `b` to 1e-4 relative, element by element.
+#[cfg(test)]
+pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "element {i}: {x} against {y}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod round_tests {
     #[test]
@@ -75,37 +107,5 @@ mod round_tests {
         }
         assert_eq!(super::round_away(f32::NAN), 0);
         assert_eq!(super::round_away(f32::INFINITY), i32::MAX);
-    }
-}
-
-/// Test data: a `rows x cols` weight matrix of values in about [-1.7, 1.7], varied by `seed`.
-#[cfg(test)]
-pub(crate) fn test_weights(rows: usize, cols: usize, seed: usize) -> candle_core::Tensor {
-    let v: Vec<f32> = (0..rows * cols)
-        .map(|i| ((((i + seed) * 7919) % 1000) as f32 - 500.0) / 300.0)
-        .collect();
-    candle_core::Tensor::from_vec(v, (rows, cols), &candle_core::Device::Cpu).unwrap()
-}
-
-/// Test data: `m` activation rows of `cols` values in about [-2, 2].
-#[cfg(test)]
-pub(crate) fn test_input(m: usize, cols: usize) -> candle_core::Tensor {
-    let v: Vec<f32> = (0..m * cols)
-        .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
-        .collect();
-    candle_core::Tensor::from_vec(v, (m, cols), &candle_core::Device::Cpu).unwrap()
-}
-
-/// Test helper: `a` equals `b` to 1e-4 relative, element by element.
-#[cfg(test)]
-pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(a.len(), b.len());
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-            "element {i}: {x} against {y}"
-        );
     }
 }

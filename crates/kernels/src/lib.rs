@@ -1,8 +1,8 @@
 //! tercuman's hand-written CPU kernels: every `unsafe` block and SIMD intrinsic of the project
 //! lives in this crate, behind strict lints, so that the models read as math.
 //!
-//! - [`q8`]: products with 8-bit and 4-bit block weights (ggml Q8_0, Q4_0, and Q5_0 re-encoded
-//!   by [`requant`]);
+//! - [`q8`]: products with 8-, 5- and 4-bit block weights (ggml Q8_0, Q5_0 as its codes put
+//!   together by [`requant`], Q4_0);
 //! - [`f16w`]: products with 16-bit float weights (ggml F16) kept as stored;
 //! - [`kquant`]: products with k-quant weights (ggml Q4_K, Q6_K) as the GGUF stores them;
 //! - [`packed`]: f32 products on weights packed once at load (Marian);

@@ -7,6 +7,10 @@
 //! `q - 16` as its int8 holds exactly; Q8_0 has an AVX2 kernel. Both are dotted with
 //! activations quantized to Q8_0, so the products are the same integers as before. The cost
 //! is memory: 34 bytes instead of 22 per 32 weights.
+//!
+//! That re-encoding now serves only candle's path (`Precision::CandleKernels`, and types our
+//! kernels do not take). Our own Q5_0 kernel (`q8`) takes the codes `q` themselves, a byte
+//! each, from [`q5_0_block_codes`].
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
 use candle_core::Result;

@@ -180,20 +180,6 @@ impl KMatrix {
         }
     }
 
-    /// `dst[r * rows + j] = dot(W[j], x[r])` for the `m` activation rows, quantized.
-    fn matmul(&self, m: usize, act: &Activations, dst: &mut [f32]) {
-        let rows = self.rows;
-        assert_eq!(dst.len(), m * rows, "k-quant: output of {m} x {rows}");
-        let dst = SharedOut::new(dst);
-        let sets = act.sets(m);
-        let run = |range: std::ops::Range<usize>| self.run_rows(range, m, &sets, &dst);
-        if rows * m * (self.cols / QK_K) < 2048 {
-            run(0..rows);
-        } else {
-            candle_core::utils::barrier_pool().execute_chunked(rows, run);
-        }
-    }
-
     /// Weight rows `range` of the product into `dst` (`m` rows of `self.rows`), the work of one
     /// thread. Each weight row is read once for up to eight activation rows (a prompt's), and
     /// the outputs are written once per activation row.
@@ -226,23 +212,11 @@ impl KMatrix {
         }
     }
 
-    /// `x @ W^T` for each of `parts` (matrices with the same columns applied to one input: q,
-    /// k and v, or gate and up): the input is quantized once, and all their rows go to the
-    /// threads in one hand-off instead of one per matrix (a decoding step of Qwen2.5 1.5B made
-    /// seven hand-offs per layer, now four).
-    pub fn forward_many(parts: &[&KMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
-        let Some(cols) = parts.first().map(|p| p.cols) else {
-            return Ok(Vec::new());
-        };
-        if parts.iter().any(|p| p.cols != cols) {
-            candle_core::bail!("k-quant: matrices applied to one input must have the same columns")
-        }
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(storage) = &*storage else {
-            candle_core::bail!("k-quant: input must be on the CPU")
-        };
-        let (xs, m) = crate::storage::input(storage, layout, cols, "k-quant")?;
+    /// `x @ W^T` for each of `parts` (all with the same columns) on the `m` rows of `xs`,
+    /// quantized once: one output of `m * rows` per part, all parts' rows handed to the threads
+    /// together.
+    fn products(parts: &[&KMatrix], xs: &[f32], m: usize) -> Vec<Vec<f32>> {
+        let cols = parts.first().map_or(0, |p| p.cols);
         let act = Activations::quantize(xs, cols);
         let sets = act.sets(m);
         let mut outs: Vec<Vec<f32>> = parts.iter().map(|p| vec![0f32; m * p.rows]).collect();
@@ -271,6 +245,27 @@ impl KMatrix {
             candle_core::utils::barrier_pool().execute_chunked(total, run);
         }
         drop(dsts);
+        outs
+    }
+
+    /// `x @ W^T` for each of `parts` (matrices with the same columns applied to one input: q,
+    /// k and v, or gate and up): the input is quantized once, and all their rows go to the
+    /// threads in one hand-off instead of one per matrix (a decoding step of Qwen2.5 1.5B made
+    /// seven hand-offs per layer, now four).
+    pub fn forward_many(parts: &[&KMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
+        let Some(cols) = parts.first().map(|p| p.cols) else {
+            return Ok(Vec::new());
+        };
+        if parts.iter().any(|p| p.cols != cols) {
+            candle_core::bail!("k-quant: matrices applied to one input must have the same columns")
+        }
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(storage) = &*storage else {
+            candle_core::bail!("k-quant: input must be on the CPU")
+        };
+        let (xs, m) = crate::storage::input(storage, layout, cols, "k-quant")?;
+        let outs = Self::products(parts, xs, m);
         let dims = layout.shape().dims().to_vec();
         parts
             .iter()
@@ -788,9 +783,7 @@ impl CustomOp1 for KMatrix {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, m) = crate::storage::input(storage, layout, self.cols, "k-quant")?;
-        let act = Activations::quantize(x, self.cols);
-        let mut dst = vec![0f32; m * self.rows];
-        self.matmul(m, &act, &mut dst);
+        let dst = Self::products(&[self], x, m).pop().unwrap_or_default();
         Ok(crate::storage::output(dst, layout, self.rows))
     }
 }

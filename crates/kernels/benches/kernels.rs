@@ -36,15 +36,28 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// A `rows x cols` weight matrix of values in [-1, 1), the same in every run.
+fn weights(rows: usize, cols: usize) -> Tensor {
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap()
+}
+
+/// `m` input rows of `cols` values in [-0.4, 0.48].
+fn input(m: usize, cols: usize) -> Tensor {
+    let x: Vec<f32> = (0..m * cols)
+        .map(|i| (i % 89) as f32 * 0.01 - 0.4)
+        .collect();
+    Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap()
+}
+
 /// A product of ours: `x @ W^T`.
 type Product = Box<dyn Fn(&Tensor) -> Tensor>;
 
 /// Ours against candle's on `rows x cols` weights of `dtype`.
 fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
-    let w: Vec<f32> = (0..rows * cols)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+    let w = weights(rows, cols);
     let q = QTensor::quantize(&w, dtype).unwrap();
     let bytes = q.storage_size_in_bytes();
     let ours: Product = match dtype {
@@ -66,10 +79,7 @@ fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
     };
     let theirs = QMatMul::from_qtensor(q).unwrap();
     for m in [1, 128, 512] {
-        let x: Vec<f32> = (0..m * cols)
-            .map(|i| (i % 89) as f32 * 0.01 - 0.4)
-            .collect();
-        let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+        let x = input(m, cols);
         let reps = match m {
             1 => 50,
             128 => 3,
@@ -99,19 +109,13 @@ fn stored_weights(dtype: GgmlDType, rows: usize, cols: usize) {
 /// Q5_0 held as its codes (`Q8Matrix`'s own kernel) against the same values re-encoded as
 /// Q8_0 (the 8-bit kernel, how Q5_0 ran before), on Gemma 3 270M's FFN shape.
 fn q5_0_codes_against_q8_0(rows: usize, cols: usize) {
-    let w: Vec<f32> = (0..rows * cols)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+    let w = weights(rows, cols);
     let q5 = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
     let codes = Q8Matrix::from_q5_0_rows(rows, cols, &q5.data().unwrap()).unwrap();
     let q8 = tercuman_kernels::requant::with_fast_kernel(q5).unwrap();
     let int8 = Q8Matrix::from_q8_0_rows(rows, cols, &q8.data().unwrap()).unwrap();
     for m in [1, 128] {
-        let x: Vec<f32> = (0..m * cols)
-            .map(|i| (i % 89) as f32 * 0.01 - 0.4)
-            .collect();
-        let x = Tensor::from_vec(x, (m, cols), &Device::Cpu).unwrap();
+        let x = input(m, cols);
         let reps = if m == 1 { 200 } else { 10 };
         let a = best_of(reps, || {
             std::hint::black_box(codes.forward(&x).unwrap());

@@ -7,9 +7,11 @@
 //! time (perf: `vec_dot_q8_0_q8_0` 56% of decode and of prefill on the 270M model, where the
 //! 262144 x 640 output projection alone is 178 MB). Its kernel takes one weight row at a time
 //! and converts each block's two f16 scales through a function call. Here a weight block of
-//! four rows sits in one 136-byte chunk (four f16 scales, then 4 x 32 int8), so one activation
-//! block is loaded once for four rows, the four scales convert in one instruction, and the four
-//! integer sums are combined before a single float multiply-add. Activations are quantized
+//! four rows sits in one 136-byte chunk (four f16 scales, then 4 x 32 int8, the rows
+//! interleaved eight values at a time), so eight activation values, broadcast, meet eight
+//! values of each of the four rows in one multiply, each row's sums stay in their own lanes
+//! (no horizontal additions per block, as llama.cpp's repacked `Q4_0_8x8` layout does for its
+//! prompt kernels), and the four scales convert in one instruction. Activations are quantized
 //! exactly as candle (and ggml) quantize them, so the integer products are the same as before;
 //! only the order of the float additions differs.
 //!
@@ -84,14 +86,32 @@ impl Format {
         2 * GROUP + GROUP * self.value_bytes()
     }
 
+    /// Where value `j` of row `r` lies in a chunk's values (after the scales): the byte, and
+    /// for 4-bit values whether it is the high nibble.
+    ///
+    /// The rows are interleaved eight bytes at a time, so that one 32-byte load holds the same
+    /// eight bytes of all four rows: bytes `8k..8k + 8` of row `r` are at `32k + 8r`. A kernel
+    /// then multiplies a whole load by eight activation values broadcast four times and gets
+    /// each row's sums in its own lanes, with no horizontal additions (see `avx2::unsigned`).
+    /// For Q4_0 that is bytes 0..8 of each row in the first load (values 0..8 in the low
+    /// nibbles, 16..24 in the high), bytes 8..16 in the second (values 8..16 and 24..32).
+    const fn place(self, r: usize, j: usize) -> (usize, bool) {
+        let (byte, high) = match self {
+            Format::Int8 | Format::Int5 => (j, false),
+            Format::Int4 => (j % (QK / 2), j >= QK / 2),
+        };
+        (byte / 8 * 8 * GROUP + r * 8 + byte % 8, high)
+    }
+
     /// Value `j` of row `r` of a chunk.
     fn value(self, chunk: &[u8], r: usize, j: usize) -> i8 {
-        let q = &chunk[2 * GROUP + r * self.value_bytes()..][..self.value_bytes()];
+        let (at, high) = self.place(r, j);
+        let q = chunk[2 * GROUP + at];
         match self {
-            Format::Int8 => q[j] as i8,
-            Format::Int4 if j < QK / 2 => (q[j] & 0x0F) as i8 - 8,
-            Format::Int4 => (q[j - QK / 2] >> 4) as i8 - 8,
-            Format::Int5 => q[j] as i8 - 16,
+            Format::Int8 => q as i8,
+            Format::Int4 if high => (q >> 4) as i8 - 8,
+            Format::Int4 => (q & 0x0F) as i8 - 8,
+            Format::Int5 => q as i8 - 16,
         }
     }
 
@@ -292,18 +312,21 @@ impl Q8Matrix {
     }
 
     /// Stores group `g` from four consecutive rows of ggml blocks of the matrix's format
-    /// (Q8_0, Q4_0, or Q5_0's codes: an f16 scale, then the values as this layout holds them).
+    /// (Q8_0, Q4_0, or Q5_0's codes: an f16 scale, then the values as ggml holds them), the
+    /// rows' value bytes interleaved eight at a time (`Format::place`).
     fn set_group(&mut self, g: usize, four_rows: &[u8]) {
         let blocks = self.blocks();
         let (chunk_bytes, values) = (self.format.chunk(), self.format.value_bytes());
         let block = 2 + values;
         let group = &mut self.data[g * blocks * chunk_bytes..(g + 1) * blocks * chunk_bytes];
         for (b, chunk) in group.chunks_exact_mut(chunk_bytes).enumerate() {
+            let (scales, q) = chunk.split_at_mut(2 * GROUP);
             for r in 0..GROUP {
                 let src = &four_rows[(r * blocks + b) * block..][..block];
-                chunk[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
-                let q = 2 * GROUP + r * values;
-                chunk[q..q + values].copy_from_slice(&src[2..]);
+                scales[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
+                for (k, eight) in src[2..].chunks_exact(8).enumerate() {
+                    q[8 * (k * GROUP + r)..][..8].copy_from_slice(eight);
+                }
             }
         }
     }
@@ -491,14 +514,9 @@ mod avx2 {
         // SAFETY: the CPU has the features (the caller's promise), and the kernels check the
         // slices' lengths.
         unsafe {
-            if take == 2 {
-                [out[0], out[1]] = dots2(
-                    group,
-                    [act.row_q(r), act.row_q(r + 1)],
-                    [act.row_d(r), act.row_d(r + 1)],
-                );
-            } else {
-                out[0] = dots1(group, act.row_q(r), act.row_d(r));
+            match take {
+                1 => [out[0]] = signed::<1>(group, act, r),
+                _ => [out[0], out[1]] = signed::<2>(group, act, r),
             }
         }
     }
@@ -525,46 +543,37 @@ mod avx2 {
         }
     }
 
-    /// The eight i32 partial sums of `x . y` for one row's block (ggml's sign trick:
-    /// `maddubs` wants one unsigned operand).
+    /// A chunk's four weight scales, each in two neighbouring lanes (`[d0, d0, d1, d1, ..]`),
+    /// as the interleaved layout leaves row `r`'s sums in lanes `2r` and `2r + 1`.
     #[inline(always)]
-    unsafe fn block_sums(x: __m256i, y: __m256i) -> __m256i {
-        // SAFETY: only called from the `avx2,fma,f16c` kernels below, on a CPU that has them.
-        unsafe {
-            let ax = _mm256_sign_epi8(x, x);
-            let sy = _mm256_sign_epi8(y, x);
-            _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
-        }
-    }
-
-    /// Sums of four rows' partial sums: lanes 0..4 hold rows 0..4 (low halves), lanes 4..8 the
-    /// same rows (high halves).
-    #[inline(always)]
-    unsafe fn combine(p: [__m256i; 4]) -> __m256 {
-        // SAFETY: as in `block_sums`.
-        unsafe {
-            let h01 = _mm256_hadd_epi32(p[0], p[1]);
-            let h23 = _mm256_hadd_epi32(p[2], p[3]);
-            _mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23))
-        }
-    }
-
-    /// A chunk's four weight scales, in lanes 0..4 and again in 4..8.
-    #[inline(always)]
-    unsafe fn weight_scales(chunk: *const u8) -> __m256 {
+    unsafe fn pair_scales(chunk: *const u8) -> __m256 {
         // SAFETY: `chunk` points to a weight chunk, whose first 8 bytes are the four f16 scales;
         // the callers run on a CPU with AVX2, FMA and F16C.
         unsafe {
             let d = _mm_cvtph_ps(_mm_loadl_epi64(chunk as *const __m128i));
-            _mm256_set_m128(d, d)
+            let pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+            _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), pairs)
         }
     }
 
+    /// Activation values `at..at + 8`, four times over (one per row of a weight load).
+    #[inline(always)]
+    unsafe fn eight(y: *const i8, at: usize) -> __m256i {
+        // SAFETY: the callers bound `y + at + 8` by their asserts; AVX2 as they run with.
+        unsafe { _mm256_set1_epi64x(std::ptr::read_unaligned(y.add(at) as *const i64)) }
+    }
+
+    /// The four rows' dots from lanes `2r` and `2r + 1`.
     #[inline(always)]
     unsafe fn finish(acc: __m256) -> [f32; GROUP] {
-        // SAFETY: `out` holds the 4 floats stored; as in `block_sums` for the CPU.
+        // SAFETY: `out` holds the 4 floats stored; as in `pair_scales` for the CPU.
         unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            // [r0, r1, r0, r1 | r2, r3, r2, r3]
+            let h = _mm256_hadd_ps(acc, acc);
+            let s = _mm_shuffle_ps::<0b01_00_01_00>(
+                _mm256_castps256_ps128(h),
+                _mm256_extractf128_ps::<1>(h),
+            );
             let mut out = [0f32; GROUP];
             _mm_storeu_ps(out.as_mut_ptr(), s);
             out
@@ -575,75 +584,69 @@ mod avx2 {
     const CHUNK4: usize = Format::Int4.chunk();
     const CHUNK5: usize = Format::Int5.chunk();
 
-    /// Row `i`'s 32 int8 of the 8-bit chunk at `c`.
-    #[inline(always)]
-    unsafe fn int8_row(c: *const u8, i: usize) -> __m256i {
-        // SAFETY: `c` points to a whole chunk (the callers' bounds); AVX2 as they run with.
-        unsafe { _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i) }
-    }
-
+    /// Dots of a group's four rows of int8 values with activation rows `r..r + N`, each weight
+    /// block loaded once for the N. Each 32-byte load holds eight values of the four rows
+    /// (`Format::place`), multiplied by the same eight activation values broadcast: ggml's sign
+    /// trick (`maddubs` wants one unsigned operand), a widening `madd`, and the four loads'
+    /// sums added lane by lane, so row `r`'s sum ends in lanes `2r` and `2r + 1` with no
+    /// horizontal additions.
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots1(group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
-        let blocks = yd.len();
-        assert!(group.len() >= blocks * CHUNK8 && yq.len() >= blocks * QK);
-        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk) and of
-        // `yq` (QK bytes), and `yd[b]`; the caller runs this on a CPU with AVX2, FMA and F16C.
+    unsafe fn signed<const N: usize>(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+    ) -> [[f32; GROUP]; N] {
+        let blocks = act.blocks;
+        assert!(group.len() >= blocks * CHUNK8 && (r + N) * blocks <= act.d.len());
+        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
+        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
+        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
+        // of each activation row (`QK` values and one scale: rows `r..r + N` exist); the caller
+        // runs this on a CPU with AVX2, FMA and F16C.
         unsafe {
-            let mut acc = _mm256_setzero_ps();
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * CHUNK8);
-                let y = _mm256_loadu_si256(yq.as_ptr().add(b * QK) as *const __m256i);
-                let mut p = [_mm256_setzero_si256(); 4];
-                for (i, p) in p.iter_mut().enumerate() {
-                    *p = block_sums(int8_row(c, i), y);
+                let mut w = [_mm256_setzero_si256(); 4];
+                let mut aw = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    w[k] = _mm256_loadu_si256(c.add(2 * GROUP + 32 * k) as *const __m256i);
+                    aw[k] = _mm256_sign_epi8(w[k], w[k]);
                 }
-                let d = _mm256_mul_ps(weight_scales(c), _mm256_set1_ps(*yd.get_unchecked(b)));
-                acc = _mm256_fmadd_ps(d, combine(p), acc);
-            }
-            finish(acc)
-        }
-    }
-
-    /// As `dots1` for two activation rows, loading each weight block once.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots2(group: &[u8], yq: [&[i8]; 2], yd: [&[f32]; 2]) -> [[f32; GROUP]; 2] {
-        let blocks = yd[0].len();
-        assert!(group.len() >= blocks * CHUNK8);
-        assert!(yd[1].len() >= blocks && yq[0].len() >= blocks * QK && yq[1].len() >= blocks * QK);
-        // SAFETY: as in `dots1`, for both rows (the asserts).
-        unsafe {
-            let mut acc = [_mm256_setzero_ps(); 2];
-            for b in 0..blocks {
-                let c = group.as_ptr().add(b * CHUNK8);
-                let y0 = _mm256_loadu_si256(yq[0].as_ptr().add(b * QK) as *const __m256i);
-                let y1 = _mm256_loadu_si256(yq[1].as_ptr().add(b * QK) as *const __m256i);
-                let mut p0 = [_mm256_setzero_si256(); 4];
-                let mut p1 = [_mm256_setzero_si256(); 4];
-                for i in 0..GROUP {
-                    let x = int8_row(c, i);
-                    p0[i] = block_sums(x, y0);
-                    p1[i] = block_sums(x, y1);
+                let d = pair_scales(c);
+                for i in 0..N {
+                    let y = yq[i].as_ptr().add(b * QK);
+                    let mut sums = _mm256_setzero_si256();
+                    for k in 0..4 {
+                        let sy = _mm256_sign_epi8(eight(y, 8 * k), w[k]);
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[k], sy), ones);
+                        sums = _mm256_add_epi32(sums, p);
+                    }
+                    let dy = _mm256_mul_ps(d, _mm256_set1_ps(*yd[i].get_unchecked(b)));
+                    acc[i] = _mm256_fmadd_ps(dy, _mm256_cvtepi32_ps(sums), acc[i]);
                 }
-                let d = weight_scales(c);
-                let d0 = _mm256_mul_ps(d, _mm256_set1_ps(*yd[0].get_unchecked(b)));
-                let d1 = _mm256_mul_ps(d, _mm256_set1_ps(*yd[1].get_unchecked(b)));
-                acc[0] = _mm256_fmadd_ps(d0, combine(p0), acc[0]);
-                acc[1] = _mm256_fmadd_ps(d1, combine(p1), acc[1]);
             }
-            [finish(acc[0]), finish(acc[1])]
+            let mut out = [[0f32; GROUP]; N];
+            for (out, acc) in out.iter_mut().zip(acc) {
+                *out = finish(acc);
+            }
+            out
         }
     }
 
     /// Dots of a group's four rows of unsigned codes (Q4_0's nibbles, or with `INT5` Q5_0's
     /// bytes) with activation rows `r..r + N`, each weight block loaded once for the N.
     ///
-    /// The codes go into `maddubs` as they are, without the sign trick. A `maddubs` lane is at
-    /// most 2 x 15 x 127 = 3810 for nibbles and 2 x 31 x 127 = 7874 for 5-bit codes, so four
-    /// rows' lanes are summed in 16 bits (two `hadd`s, at most 15240 or 31496, below 32768)
-    /// before one widening `madd`: lanes 0..4 then hold rows 0..4's sums over values 0..16,
-    /// lanes 4..8 over values 16..32. The offset (8 or 16) comes off in the same multiply-add
-    /// as the scales: each lane adds `d_w (d_y sum - c)`, with `c = (offset / 2) d_y sum y`
-    /// (`Activations::c`) taken once per half.
+    /// The block's codes become four registers, each eight codes of the four rows
+    /// (`Format::place`: for nibbles, two loads, low and high halves), and go into `maddubs` as
+    /// they are, against the matching eight activation values broadcast, without the sign
+    /// trick. A `maddubs` lane is at most 2 x 15 x 127 = 3810 for nibbles and 2 x 31 x 127 =
+    /// 7874 for 5-bit codes, so the four registers' lanes are summed in 16 bits (at most 15240
+    /// or 31496, below 32768) before one widening `madd`: lanes `2r` and `2r + 1` then hold row
+    /// `r`'s sums over the first and last four of each eight values. The offset (8 or 16) comes
+    /// off in the same multiply-add as the scales: each lane adds `d_w (d_y sum - c)`, with
+    /// `c = (offset / 2) d_y sum y` (`Activations::c`) taken once per lane of the pair.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unsigned<const N: usize, const INT5: bool>(
         group: &[u8],
@@ -665,30 +668,40 @@ mod avx2 {
             let mut acc = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * chunk);
-                // Loops, not `array::from_fn`: a closure would not inherit the target features,
-                // and the intrinsics in it would become calls.
-                let mut w = [_mm256_setzero_si256(); GROUP];
-                for (i, w) in w.iter_mut().enumerate() {
-                    *w = if INT5 {
-                        _mm256_loadu_si256(c.add(2 * GROUP + i * QK) as *const __m256i)
-                    } else {
-                        let x = _mm_loadu_si128(c.add(2 * GROUP + i * QK / 2) as *const __m128i);
-                        let both = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
-                        _mm256_and_si256(both, low)
-                    };
-                }
-                let d = weight_scales(c);
+                let q = c.add(2 * GROUP);
+                // Codes 8k..8k + 8 of the four rows in w[k].
+                // Written out, not `array::map`: a closure would not inherit the target
+                // features, and the intrinsics in it would become calls.
+                let w: [__m256i; 4] = if INT5 {
+                    let at = |k: usize| q.add(32 * k) as *const __m256i;
+                    [
+                        _mm256_loadu_si256(at(0)),
+                        _mm256_loadu_si256(at(1)),
+                        _mm256_loadu_si256(at(2)),
+                        _mm256_loadu_si256(at(3)),
+                    ]
+                } else {
+                    let a = _mm256_loadu_si256(q as *const __m256i);
+                    let b = _mm256_loadu_si256(q.add(32) as *const __m256i);
+                    [
+                        _mm256_and_si256(a, low),
+                        _mm256_and_si256(b, low),
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(a), low),
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(b), low),
+                    ]
+                };
+                let d = pair_scales(c);
                 for i in 0..N {
-                    let y = _mm256_loadu_si256(yq[i].as_ptr().add(b * QK) as *const __m256i);
-                    let m01 = _mm256_hadd_epi16(
-                        _mm256_maddubs_epi16(w[0], y),
-                        _mm256_maddubs_epi16(w[1], y),
+                    let y = yq[i].as_ptr().add(b * QK);
+                    let s01 = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(w[0], eight(y, 0)),
+                        _mm256_maddubs_epi16(w[1], eight(y, 8)),
                     );
-                    let m23 = _mm256_hadd_epi16(
-                        _mm256_maddubs_epi16(w[2], y),
-                        _mm256_maddubs_epi16(w[3], y),
+                    let s23 = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(w[2], eight(y, 16)),
+                        _mm256_maddubs_epi16(w[3], eight(y, 24)),
                     );
-                    let sums = _mm256_madd_epi16(_mm256_hadd_epi16(m01, m23), ones);
+                    let sums = _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones);
                     let t = _mm256_fmsub_ps(
                         _mm256_set1_ps(*yd[i].get_unchecked(b)),
                         _mm256_cvtepi32_ps(sums),

@@ -179,9 +179,9 @@ impl Isa {
     fn f16_dots(self, w: &[f16], xs: &[&[f32]; ROWS_AT_ONCE], n: usize) -> [f32; ROWS_AT_ONCE] {
         match self {
             Isa::Scalar => scalar::dots(w, xs, n),
-            // SAFETY: `Isa::Avx2` is only detected on a CPU with AVX2, FMA and F16C.
+            // SAFETY: `Isa::Avx2` and `Avx512` are only detected on a CPU with AVX2, FMA and F16C.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe {
+            Isa::Avx2 | Isa::Avx512 => unsafe {
                 if n == 1 {
                     [avx2::dot1(w, xs[0]), 0.0, 0.0, 0.0]
                 } else {

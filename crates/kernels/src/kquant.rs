@@ -393,6 +393,17 @@ impl Isa {
                     }
                 }
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                // SAFETY: the CPU has AVX-512 F, BW, VL and VNNI, and AVX2, FMA and F16C
+                // (checked in `detect`); the kernels check the slices' lengths.
+                unsafe {
+                    match kind {
+                        KQuant::Q4K => avx512::gemm_q4k(w, rows, &mut out),
+                        KQuant::Q6K => avx512::gemm_q6k(w, rows, &mut out),
+                    }
+                }
+            }
         }
         out
     }
@@ -400,6 +411,15 @@ impl Isa {
 
 /// One activation row: its int8 values, block scales and sums of 16.
 type ActRow<'a> = (&'a [i8], &'a [f32], &'a [i16]);
+
+/// Asserts that each of `rows` holds `blocks` super-blocks and `out` a place for each.
+#[cfg(target_arch = "x86_64")]
+fn check_rows(rows: &[ActRow], blocks: usize, out: &[f32]) {
+    assert!(rows.len() <= ROWS_AT_ONCE && out.len() >= rows.len());
+    for (q, d, bs) in rows {
+        assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
+    }
+}
 
 /// The eight 6-bit scales and eight 6-bit mins of a Q4_K block, from its 12 packed bytes
 /// (ggml's `get_scale_min_k4`).
@@ -545,7 +565,7 @@ mod avx2 {
     /// A Q4_K block's scales (bytes 0..8) and mins (8..16) from its 12 packed bytes at `p`,
     /// as ggml unpacks them (`get_scale_min_k4` for all eight at once).
     #[inline(always)]
-    unsafe fn q4k_unpack(p: *const u8) -> [u32; 4] {
+    pub(super) unsafe fn q4k_unpack(p: *const u8) -> [u32; 4] {
         const M1: u32 = 0x3f3f3f3f;
         const M2: u32 = 0x0f0f0f0f;
         const M3: u32 = 0x03030303;
@@ -613,14 +633,6 @@ mod avx2 {
             let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
             let m = _mm_add_ss(m, _mm_movehdup_ps(m));
             hsum(acc) - _mm_cvtss_f32(m)
-        }
-    }
-
-    /// Asserts that each of `rows` holds `blocks` super-blocks and `out` a place for each.
-    fn check_rows(rows: &[ActRow], blocks: usize, out: &[f32]) {
-        assert!(rows.len() <= ROWS_AT_ONCE && out.len() >= rows.len());
-        for (q, d, bs) in rows {
-            assert!(q.len() >= blocks * QK_K && d.len() >= blocks && bs.len() >= blocks * 16);
         }
     }
 
@@ -776,6 +788,160 @@ mod avx2 {
     }
 }
 
+/// The k-quant products on AVX-512: the AVX2 prompt kernels' arithmetic on registers of 64
+/// weights (codes times activations by `maddubs`, then VNNI's `vpdpwssd` multiplies the pair
+/// sums by the sub-block scales and adds them in one instruction), for any number of rows,
+/// decode's one included.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// The 16-bit lanes of the high 256 bits shifted right by `n`, the low ones by `low`.
+    #[inline(always)]
+    unsafe fn halves(low: i16, n: i16) -> __m512i {
+        // SAFETY: only called from the kernels below, on a CPU with AVX-512 F.
+        unsafe {
+            _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_set1_epi16(low)),
+                _mm256_set1_epi16(n),
+            )
+        }
+    }
+
+    /// Indices that spread 16-bit lane `first + l / per` to lane `l` (32 lanes).
+    #[inline(always)]
+    unsafe fn spread(first: i16, per: i16) -> __m512i {
+        let idx: [i16; 32] = std::array::from_fn(|l| first + l as i16 / per);
+        // SAFETY: 64 bytes read from a 64-byte array; AVX-512 F as the callers run with.
+        unsafe { _mm512_loadu_si512(idx.as_ptr() as *const __m512i) }
+    }
+
+    /// Q4_K row `w` against `rows` (1 to `ROWS_AT_ONCE`), into `out[..rows.len()]`. As
+    /// `avx2::gemm_q4k`: each super-block's codes unpacked (four registers of 64 weights in
+    /// order: a 32-byte load broadcast to both halves, the high half shifted by four) and its
+    /// scales spread (scale `2i` over the low half of register `i`, `2i + 1` over the high)
+    /// once, then per row and 64 weights one load, one `maddubs`, one `vpdpwssd`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub unsafe fn gemm_q4k(w: &[u8], rows: &[ActRow], out: &mut [f32]) {
+        let blocks = rows.first().map_or(0, |r| r.1.len());
+        assert!(w.len() >= blocks * 144);
+        check_rows(rows, blocks, out);
+        let mut acc = [_mm512_setzero_ps(); ROWS_AT_ONCE];
+        // SAFETY: block `k` of `w` (144 bytes) and of every activation row (256 values, 16
+        // sums, one scale) are in bounds (the asserts); the CPU has the features enabled here.
+        unsafe {
+            let low = _mm512_set1_epi8(0x0F);
+            let nibbles = halves(0, 4);
+            let picks = [spread(0, 16), spread(2, 16), spread(4, 16), spread(6, 16)];
+            for k in 0..blocks {
+                let b = w.as_ptr().add(k * 144);
+                let d = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const i32).read_unaligned()));
+                let (d, dmin) = (_mm_cvtss_f32(d), _mm_cvtss_f32(_mm_movehdup_ps(d)));
+                let sm: [u8; 16] = std::mem::transmute(avx2::q4k_unpack(b.add(4)));
+                let mut codes = [_mm512_setzero_si512(); 4];
+                for (i, c) in codes.iter_mut().enumerate() {
+                    let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
+                    let both = _mm512_broadcast_i64x4(bits);
+                    *c = _mm512_and_si512(_mm512_srlv_epi16(both, nibbles), low);
+                }
+                let s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr() as *const __m128i));
+                let s16 = _mm512_castsi128_si512(s16);
+                let mut scales = [_mm512_setzero_si512(); 4];
+                for (s, pick) in scales.iter_mut().zip(&picks) {
+                    *s = _mm512_permutexvar_epi16(*pick, s16);
+                }
+                // Each min twice, against the two sums of 16 of its 32 activations.
+                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
+                let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+                for (acc, &(q, dq, bs)) in acc.iter_mut().zip(rows) {
+                    let y = q.as_ptr().add(k * QK_K);
+                    let mut s = _mm512_setzero_si512();
+                    for i in 0..4 {
+                        let yv = _mm512_loadu_si512(y.add(64 * i) as *const __m512i);
+                        s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(codes[i], yv), scales[i]);
+                    }
+                    let bsv = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
+                    let summ = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsv));
+                    let dy = *dq.get_unchecked(k);
+                    let a = _mm512_fmadd_ps(_mm512_set1_ps(d * dy), _mm512_cvtepi32_ps(s), *acc);
+                    let summ = _mm512_zextps256_ps512(summ);
+                    *acc = _mm512_fnmadd_ps(_mm512_set1_ps(dmin * dy), summ, a);
+                }
+            }
+            for (o, acc) in out.iter_mut().zip(&acc[..rows.len()]) {
+                *o = _mm512_reduce_add_ps(*acc);
+            }
+        }
+    }
+
+    /// Q6_K row `w` against `rows`, into `out[..rows.len()]`, as `gemm_q4k`: the codes put
+    /// together in four registers of 64 weights in order (the low bits of 64 bytes, the two
+    /// high bits of the matching 32 bytes broadcast and shifted per half), the sixteen scales
+    /// spread over their 16 weights' eight pair lanes, the offset of 32 through the activation
+    /// sums as in `avx2::gemm_q6k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub unsafe fn gemm_q6k(w: &[u8], rows: &[ActRow], out: &mut [f32]) {
+        let blocks = rows.first().map_or(0, |r| r.1.len());
+        assert!(w.len() >= blocks * 210);
+        check_rows(rows, blocks, out);
+        let mut acc = [_mm512_setzero_ps(); ROWS_AT_ONCE];
+        // SAFETY: block `k` of `w` (210 bytes: ql at 0, qh at 128, scales at 192, d at 208)
+        // and of every activation row are in bounds (the asserts); the CPU has the features
+        // enabled here.
+        unsafe {
+            let low = _mm512_set1_epi8(0x0F);
+            let two = _mm512_set1_epi8(0x03);
+            let (h01, h23) = (halves(0, 2), halves(4, 6));
+            let picks = [spread(0, 8), spread(4, 8), spread(8, 8), spread(12, 8)];
+            for k in 0..blocks {
+                let b = w.as_ptr().add(k * 210);
+                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                    (b.add(208) as *const u16).read_unaligned() as i32,
+                )));
+                let raw = _mm_loadu_si128(b.add(192) as *const __m128i);
+                let sc16 = _mm256_cvtepi8_epi16(raw);
+                // Register 2n + 1 holds weights 128n + 64..128n + 128: the high nibbles of the
+                // same 64 low-bit bytes as register 2n, and bit pairs 2 and 3 of the same qh.
+                let mut codes = [_mm512_setzero_si512(); 4];
+                for n in 0..2 {
+                    let ql = _mm512_loadu_si512(b.add(64 * n) as *const __m512i);
+                    let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
+                    let qh = _mm512_broadcast_i64x4(qh);
+                    let high = |shift: __m512i| {
+                        let bits = _mm512_and_si512(_mm512_srlv_epi16(qh, shift), two);
+                        _mm512_slli_epi16::<4>(bits)
+                    };
+                    codes[2 * n] = _mm512_or_si512(_mm512_and_si512(ql, low), high(h01));
+                    let ql_high = _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low);
+                    codes[2 * n + 1] = _mm512_or_si512(ql_high, high(h23));
+                }
+                let sc = _mm512_castsi256_si512(sc16);
+                let mut scales = [_mm512_setzero_si512(); 4];
+                for (s, pick) in scales.iter_mut().zip(&picks) {
+                    *s = _mm512_permutexvar_epi16(*pick, sc);
+                }
+                for (acc, &(q, dq, bs)) in acc.iter_mut().zip(rows) {
+                    let bsv = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
+                    let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsv), 5);
+                    let offset = _mm256_sub_epi32(_mm256_setzero_si256(), offset);
+                    let mut s = _mm512_zextsi256_si512(offset);
+                    let y = q.as_ptr().add(k * QK_K);
+                    for j in 0..4 {
+                        let yv = _mm512_loadu_si512(y.add(64 * j) as *const __m512i);
+                        s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(codes[j], yv), scales[j]);
+                    }
+                    let dy = *dq.get_unchecked(k);
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(d * dy), _mm512_cvtepi32_ps(s), *acc);
+                }
+            }
+            for (o, acc) in out.iter_mut().zip(&acc[..rows.len()]) {
+                *o = _mm512_reduce_add_ps(*acc);
+            }
+        }
+    }
+}
+
 impl CustomOp1 for KMatrix {
     fn name(&self) -> &'static str {
         "k-quant-matmul"
@@ -858,7 +1024,7 @@ mod tests {
     }
 
     #[test]
-    fn the_scalar_kernels_agree_with_the_detected_ones() {
+    fn every_kernel_agrees_with_the_scalar_one() {
         for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
             let w = QTensor::quantize(&weights(3, 1024, 5), dtype).unwrap();
             let k = mine(&w);
@@ -871,14 +1037,16 @@ mod tests {
             for j in 0..3 {
                 for (r, n) in [(0, 8), (1, 8), (0, 4), (2, 7), (3, 2), (5, 1)] {
                     let rows: Vec<_> = (r..r + n).map(|r| act.row(r)).collect();
-                    let fast = Isa::detect().kdots(k.kind, k.row(j), &rows);
                     let slow = Isa::Scalar.kdots(k.kind, k.row(j), &rows);
-                    for (f, s) in fast[..n].iter().zip(&slow[..n]) {
-                        assert!(
-                            (f - s).abs() <= 1e-4 * (1.0 + s.abs()),
-                            "{dtype:?} row {j}, rows {r}..{}: {f} against {s}",
-                            r + n
-                        );
+                    for isa in crate::test_isas() {
+                        let fast = isa.kdots(k.kind, k.row(j), &rows);
+                        for (f, s) in fast[..n].iter().zip(&slow[..n]) {
+                            assert!(
+                                (f - s).abs() <= 1e-4 * (1.0 + s.abs()),
+                                "{isa:?} {dtype:?} row {j}, rows {r}..{}: {f} against {s}",
+                                r + n
+                            );
+                        }
                     }
                 }
             }

@@ -60,6 +60,20 @@ pub(crate) fn test_input(m: usize, cols: usize) -> candle_core::Tensor {
     candle_core::Tensor::from_vec(v, (m, cols), &candle_core::Device::Cpu).unwrap()
 }
 
+/// Test helper: every instruction set this CPU runs, the scalar one first, so that each
+/// kernel is checked, not only the one `Isa::detect` picks.
+#[cfg(test)]
+pub(crate) fn test_isas() -> Vec<Isa> {
+    let mut isas = vec![Isa::Scalar];
+    #[cfg(target_arch = "x86_64")]
+    match Isa::best() {
+        Isa::Avx512 => isas.extend([Isa::Avx2, Isa::Avx512]),
+        Isa::Avx2 => isas.push(Isa::Avx2),
+        Isa::Scalar => {}
+    }
+    isas
+}
+
 /// Test helper: `a` equals `b` to 1e-4 relative, element by element.
 #[cfg(test)]
 pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {

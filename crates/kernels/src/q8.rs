@@ -49,7 +49,7 @@ const Q5_BLOCK: usize = 22;
 /// Bytes of one block of one row in ggml's Q4_0 layout: f16 scale, 16 bytes of nibbles.
 const Q4_BLOCK: usize = 2 + QK / 2;
 /// The most activation rows one kernel call takes.
-const MAX_TAKE: usize = 4;
+const MAX_TAKE: usize = 8;
 
 /// How the weights' values are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,15 +112,6 @@ impl Format {
             Format::Int4 if high => (q >> 4) as i8 - 8,
             Format::Int4 => (q & 0x0F) as i8 - 8,
             Format::Int5 => q as i8 - 16,
-        }
-    }
-
-    /// Activation rows a kernel takes against one load of a group's block: unsigned codes
-    /// leave registers for four, the 8-bit kernel's sign trick for two.
-    const fn rows_at_once(self) -> usize {
-        match self {
-            Format::Int8 => 2,
-            Format::Int4 | Format::Int5 => MAX_TAKE,
         }
     }
 
@@ -365,20 +356,19 @@ impl Q8Matrix {
     }
 
     /// `dst[r * rows + j] = dot(W[j], x[r])` for the `m` activation rows, quantized.
-    fn matmul(&self, m: usize, act: &Activations, dst: &mut [f32]) {
+    fn matmul(&self, kernel: Isa, m: usize, act: &Activations, dst: &mut [f32]) {
         let blocks = self.blocks();
         let n_groups = self.rows / GROUP;
         let rows = self.rows;
         assert_eq!(dst.len(), m * rows, "q8: output of {m} x {rows}");
         let dst_ptr = SharedOut::new(dst);
-        let kernel = Isa::detect();
         let run = |range: std::ops::Range<usize>| {
             let dst_ptr = &dst_ptr;
             for g in range {
                 let group = self.group(g);
                 let mut r = 0;
                 while r < m {
-                    let take = (m - r).min(self.format.rows_at_once());
+                    let take = (m - r).min(kernel.rows_at_once(self.format));
                     let mut out = [[0f32; GROUP]; MAX_TAKE];
                     kernel.dots(self.format, group, act, r, take, &mut out);
                     for (i, out) in out[..take].iter().enumerate() {
@@ -403,17 +393,17 @@ struct Activations {
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
-    /// Per block, `(offset / 2) d sum y`: half of what a product with unsigned codes takes off
-    /// their scaled sums (Q4_0: `d sum (u - 8) y = d sum u y - 8 d sum y`), once from each half
-    /// of a register (see `avx2::unsigned`).
+    /// Per block, the share of `offset d sum y` that a product with unsigned codes takes off
+    /// each lane of a row's sums (Q4_0: `d sum (u - 8) y = d sum u y - 8 d sum y`; two lanes a
+    /// row in `avx2::unsigned`, four in `avx512::dots`: `Isa::offset_share`).
     c: Vec<f32>,
 }
 
 impl Activations {
     /// As candle's `BlockQ8_0::from_float` (and ggml's `quantize_row_q8_0`): scale
     /// `amax / 127`, values rounded half away from zero, the scale kept as f16.
-    fn quantize(x: &[f32], cols: usize, format: Format) -> Self {
-        let half_offset = format.offset() / 2;
+    fn quantize(x: &[f32], cols: usize, format: Format, isa: Isa) -> Self {
+        let share = isa.offset_share(format);
         let blocks = cols / QK;
         let mut q = vec![0i8; x.len()];
         let mut d = vec![0f32; x.len() / QK];
@@ -427,7 +417,7 @@ impl Activations {
                 *q = crate::round_away(v * inv).clamp(-128, 127) as i8;
             }
             *d = f16::from_f32(scale).to_f32();
-            *c = *d * (half_offset * qs.iter().map(|&q| q as i32).sum::<i32>()) as f32;
+            *c = *d * share * qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
         }
         Self { blocks, q, d, c }
     }
@@ -446,6 +436,36 @@ impl Activations {
 }
 
 impl Isa {
+    /// Activation rows a kernel takes against one load of a group's block: AVX2's 16
+    /// registers leave room for four with unsigned codes, two with the 8-bit kernel's sign
+    /// trick; AVX-512's 32 for eight (the scalar kernel takes any number).
+    fn rows_at_once(self, format: Format) -> usize {
+        match (self, format) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _) => MAX_TAKE,
+            (Isa::Scalar, _) => MAX_TAKE,
+            (_, Format::Int8) => 2,
+            _ => 4,
+        }
+    }
+
+    /// What `Activations::c` holds per block, in units of `d_y sum y`: the offset of the codes
+    /// the kernel multiplies, shared among the lanes that hold one row's sums (two in AVX2's
+    /// registers, four in AVX-512's). AVX-512 takes 8-bit weights as unsigned codes too, `w +
+    /// 128` (`vpdpbusd` wants one unsigned operand, and AVX-512 has no `vpsignb`).
+    fn offset_share(self, format: Format) -> f32 {
+        match self {
+            Isa::Scalar => 0.0,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => format.offset() as f32 / 2.0,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => match format {
+                Format::Int8 => 128.0 / 4.0,
+                _ => format.offset() as f32 / 4.0,
+            },
+        }
+    }
+
     /// Dots of one group's four rows with activation rows `r..r + take` (`take` at most the
     /// format's `rows_at_once`).
     fn dots(
@@ -457,7 +477,7 @@ impl Isa {
         take: usize,
         out: &mut [[f32; GROUP]; MAX_TAKE],
     ) {
-        assert!((1..=format.rows_at_once()).contains(&take));
+        assert!((1..=self.rows_at_once(format)).contains(&take));
         match self {
             Isa::Scalar => {
                 for (i, out) in out[..take].iter_mut().enumerate() {
@@ -473,6 +493,10 @@ impl Isa {
                     Format::Int5 => avx2::unsigned_dots::<true>(group, act, r, take, out),
                 }
             },
+            // SAFETY: `Isa::Avx512` is only detected on a CPU with AVX-512 F, BW, VL and VNNI,
+            // and AVX2, FMA and F16C.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { avx512::dots(format, group, act, r, take, out) },
         }
     }
 }
@@ -538,7 +562,7 @@ mod avx2 {
                 1 => [out[0]] = unsigned::<1, INT5>(group, act, r),
                 2 => [out[0], out[1]] = unsigned::<2, INT5>(group, act, r),
                 3 => [out[0], out[1], out[2]] = unsigned::<3, INT5>(group, act, r),
-                _ => *out = unsigned::<4, INT5>(group, act, r),
+                _ => out[..4].copy_from_slice(&unsigned::<4, INT5>(group, act, r)),
             }
         }
     }
@@ -719,6 +743,163 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    const INT8: u8 = 0;
+    const INT4: u8 = 1;
+    const INT5: u8 = 2;
+
+    /// `Isa::dots` on AVX-512 with VNNI.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VNNI, and AVX2, FMA and F16C.
+    pub(super) unsafe fn dots(
+        format: Format,
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+        take: usize,
+        out: &mut [[f32; GROUP]; MAX_TAKE],
+    ) {
+        // SAFETY: the CPU has the features (the caller's promise); the kernel checks the
+        // slices' lengths.
+        unsafe {
+            match format {
+                Format::Int8 => by_take::<INT8>(group, act, r, take, out),
+                Format::Int4 => by_take::<INT4>(group, act, r, take, out),
+                Format::Int5 => by_take::<INT5>(group, act, r, take, out),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `dots`.
+    unsafe fn by_take<const F: u8>(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+        take: usize,
+        out: &mut [[f32; GROUP]; MAX_TAKE],
+    ) {
+        // SAFETY: as in `dots`.
+        unsafe {
+            match take {
+                1 => out[..1].copy_from_slice(&kernel::<1, F>(group, act, r)),
+                2 => out[..2].copy_from_slice(&kernel::<2, F>(group, act, r)),
+                3 => out[..3].copy_from_slice(&kernel::<3, F>(group, act, r)),
+                4 => out[..4].copy_from_slice(&kernel::<4, F>(group, act, r)),
+                5 => out[..5].copy_from_slice(&kernel::<5, F>(group, act, r)),
+                6 => out[..6].copy_from_slice(&kernel::<6, F>(group, act, r)),
+                7 => out[..7].copy_from_slice(&kernel::<7, F>(group, act, r)),
+                _ => *out = kernel::<8, F>(group, act, r),
+            }
+        }
+    }
+
+    /// Dots of a group's four rows with activation rows `r..r + N`, each weight block loaded
+    /// once for the N.
+    ///
+    /// A block's values become two 64-byte registers, each sixteen values of the four rows
+    /// (`Format::place`: values 0..8 and 8..16 of each row in the first, 16..24 and 24..32 in
+    /// the second; for nibbles, the low and high halves of one load), as unsigned codes: Q4_0
+    /// and Q5_0's as stored, Q8_0's int8 flipped to `w + 128`. Against each goes the matching
+    /// activation values, eight at a time broadcast four times, and `vpdpbusd` sums four
+    /// products into each 32-bit lane: lanes `2r, 2r + 1, 8 + 2r, 9 + 2r` hold row `r`'s sums.
+    /// The codes' offset (8, 16 or 128) comes off in the scales' multiply-add, a quarter per
+    /// lane (`Activations::c`, `Isa::offset_share`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn kernel<const N: usize, const F: u8>(
+        group: &[u8],
+        act: &Activations,
+        r: usize,
+    ) -> [[f32; GROUP]; N] {
+        let format = match F {
+            INT8 => Format::Int8,
+            INT4 => Format::Int4,
+            _ => Format::Int5,
+        };
+        let blocks = act.blocks;
+        let chunk = format.chunk();
+        assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
+        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
+        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
+        let cy: [&[f32]; N] = std::array::from_fn(|i| act.row_c(r + i));
+        // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk: 8
+        // bytes of scales, then 64 bytes of nibbles or 128 of codes), and of each activation
+        // row (`QK` values, one scale, one sum: rows `r..r + N` exist); the caller runs this on
+        // a CPU with the features enabled here.
+        unsafe {
+            let low = _mm512_set1_epi8(0x0F);
+            let flip = _mm512_set1_epi8(i8::MIN);
+            // Qword 0 into the low half, qword 1 into the high half, four times each.
+            let spread = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
+            let pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 1, 1, 2, 2, 3, 3);
+            let mut acc = [_mm512_setzero_ps(); N];
+            for b in 0..blocks {
+                let c = group.as_ptr().add(b * chunk);
+                let q = c.add(2 * GROUP);
+                let load = |at: usize| _mm512_loadu_si512(q.add(at) as *const __m512i);
+                let (first, second) = match F {
+                    INT4 => {
+                        let v = load(0);
+                        let high = _mm512_srli_epi16::<4>(v);
+                        (_mm512_and_si512(v, low), _mm512_and_si512(high, low))
+                    }
+                    INT5 => (load(0), load(64)),
+                    _ => (
+                        _mm512_xor_si512(load(0), flip),
+                        _mm512_xor_si512(load(64), flip),
+                    ),
+                };
+                let d = _mm_cvtph_ps(_mm_loadl_epi64(c as *const __m128i));
+                let d = _mm512_permutexvar_ps(pairs, _mm512_castps128_ps512(d));
+                for i in 0..N {
+                    let y = yq[i].as_ptr().add(b * QK);
+                    let sixteen = |at: usize| {
+                        let v = _mm_loadu_si128(y.add(at) as *const __m128i);
+                        _mm512_permutexvar_epi64(spread, _mm512_castsi128_si512(v))
+                    };
+                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), first, sixteen(0));
+                    let sums = _mm512_dpbusd_epi32(sums, second, sixteen(16));
+                    let t = _mm512_fmsub_ps(
+                        _mm512_set1_ps(*yd[i].get_unchecked(b)),
+                        _mm512_cvtepi32_ps(sums),
+                        _mm512_set1_ps(*cy[i].get_unchecked(b)),
+                    );
+                    acc[i] = _mm512_fmadd_ps(d, t, acc[i]);
+                }
+            }
+            let mut out = [[0f32; GROUP]; N];
+            for (out, acc) in out.iter_mut().zip(acc) {
+                *out = finish(acc);
+            }
+            out
+        }
+    }
+
+    /// The four rows' dots from lanes `2r, 2r + 1, 8 + 2r, 9 + 2r`.
+    #[inline(always)]
+    unsafe fn finish(acc: __m512) -> [f32; GROUP] {
+        // SAFETY: only called from `kernel`, on a CPU with its features.
+        unsafe {
+            let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc)));
+            let s = _mm256_add_ps(_mm512_castps512_ps256(acc), high);
+            // [r0, r1, r0, r1 | r2, r3, r2, r3]
+            let h = _mm256_hadd_ps(s, s);
+            let s = _mm_shuffle_ps::<0b01_00_01_00>(
+                _mm256_castps256_ps128(h),
+                _mm256_extractf128_ps::<1>(h),
+            );
+            let mut out = [0f32; GROUP];
+            _mm_storeu_ps(out.as_mut_ptr(), s);
+            out
+        }
+    }
+}
+
 impl CustomOp1 for Q8Matrix {
     fn name(&self) -> &'static str {
         "q8-matmul"
@@ -726,9 +907,10 @@ impl CustomOp1 for Q8Matrix {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, m) = crate::storage::input(storage, layout, self.cols, "q8")?;
-        let act = Activations::quantize(x, self.cols, self.format);
+        let kernel = Isa::detect();
+        let act = Activations::quantize(x, self.cols, self.format, kernel);
         let mut dst = vec![0f32; m * self.rows];
-        self.matmul(m, &act, &mut dst);
+        self.matmul(kernel, m, &act, &mut dst);
         Ok(crate::storage::output(dst, layout, self.rows))
     }
 }
@@ -824,28 +1006,52 @@ mod tests {
     }
 
     #[test]
-    fn the_scalar_kernel_agrees_with_the_detected_one() {
+    fn every_kernel_agrees_with_the_scalar_one() {
         for dtype in TYPES {
             let w = QTensor::quantize(&weights(8, 128), dtype).unwrap();
             let mine = q8(&w);
-            let x = input(5, 128)
+            let x = input(9, 128)
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let act = Activations::quantize(&x, 128, mine.format);
-            let group = mine.group(0);
-            let takes = match dtype {
-                GgmlDType::Q8_0 => vec![(0, 2), (2, 1)],
-                _ => vec![(0, 4), (1, 3), (3, 2), (4, 1)],
-            };
-            for (r, take) in takes {
-                let mut fast = [[0f32; GROUP]; MAX_TAKE];
-                let mut slow = [[0f32; GROUP]; MAX_TAKE];
-                Isa::detect().dots(mine.format, group, &act, r, take, &mut fast);
-                Isa::Scalar.dots(mine.format, group, &act, r, take, &mut slow);
-                for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
-                    assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} against {s}");
+            let group = mine.group(1);
+            for isa in crate::test_isas() {
+                let act = Activations::quantize(&x, 128, mine.format, isa);
+                let slow_act = Activations::quantize(&x, 128, mine.format, Isa::Scalar);
+                for take in 1..=isa.rows_at_once(mine.format) {
+                    for r in [0, 9 - take] {
+                        let mut fast = [[0f32; GROUP]; MAX_TAKE];
+                        let mut slow = [[0f32; GROUP]; MAX_TAKE];
+                        isa.dots(mine.format, group, &act, r, take, &mut fast);
+                        Isa::Scalar.dots(mine.format, group, &slow_act, r, take, &mut slow);
+                        for (f, s) in fast.iter().flatten().zip(slow.iter().flatten()) {
+                            let close = (f - s).abs() <= 1e-4 * (1.0 + s.abs());
+                            assert!(close, "{isa:?} {dtype:?} take {take}: {f} against {s}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernels_products_match_candles() {
+        for dtype in TYPES {
+            // 20 rows: five groups; 192 columns: six blocks.
+            let w = QTensor::quantize(&weights(20, 192), dtype).unwrap();
+            let mine = q8(&w);
+            let reference = QMatMul::from_qtensor(w).unwrap();
+            for m in [1, 3, 8, 11, 19] {
+                let x = input(m, 192);
+                let want = reference.forward(&x).unwrap();
+                let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for isa in crate::test_isas() {
+                    let act = Activations::quantize(&x, 192, mine.format, isa);
+                    let mut got = vec![0f32; m * 20];
+                    mine.matmul(isa, m, &act, &mut got);
+                    let got = Tensor::from_vec(got, (m, 20), &Device::Cpu).unwrap();
+                    assert_close(&got, &want);
                 }
             }
         }

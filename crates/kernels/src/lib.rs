@@ -12,7 +12,9 @@
 //! - [`act`]: Gemma's gated activation, `gelu(gate) * up`;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
 //!
-//! Each kernel has an AVX2/FMA path and a scalar one it is tested against.
+//! Each kernel has an AVX2/FMA path and a scalar one it is tested against; the quantized
+//! products ([`q8`], [`kquant`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run time
+//! ([`isa`]; `TERCUMAN_ISA=avx2` or `scalar` asks for less).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 

@@ -139,6 +139,7 @@ fn main() {
     if !std::env::args().any(|a| a == "marian") {
         stored_weights(GgmlDType::Q4K, 8960, 1536);
         stored_weights(GgmlDType::Q6K, 1536, 8960);
+        stored_weights(GgmlDType::Q4K, 1536, 8960);
         q5_0_codes_against_q8_0(2048, 640);
         stored_weights(GgmlDType::Q4_0, 6912, 1152);
         stored_weights(GgmlDType::Q4_0, 1152, 6912);

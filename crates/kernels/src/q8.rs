@@ -433,6 +433,16 @@ impl Activations {
     fn row_c(&self, r: usize) -> &[f32] {
         &self.c[r * self.blocks..(r + 1) * self.blocks]
     }
+
+    /// Rows `r..r + N`'s values, scales and offset sums, as the kernels take them.
+    #[allow(clippy::type_complexity)]
+    fn rows<const N: usize>(&self, r: usize) -> ([&[i8]; N], [&[f32]; N], [&[f32]; N]) {
+        (
+            std::array::from_fn(|i| self.row_q(r + i)),
+            std::array::from_fn(|i| self.row_d(r + i)),
+            std::array::from_fn(|i| self.row_c(r + i)),
+        )
+    }
 }
 
 impl Isa {
@@ -622,8 +632,7 @@ mod avx2 {
     ) -> [[f32; GROUP]; N] {
         let blocks = act.blocks;
         assert!(group.len() >= blocks * CHUNK8 && (r + N) * blocks <= act.d.len());
-        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
-        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
+        let (yq, yd, _) = act.rows::<N>(r);
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
         // of each activation row (`QK` values and one scale: rows `r..r + N` exist); the caller
         // runs this on a CPU with AVX2, FMA and F16C.
@@ -680,9 +689,7 @@ mod avx2 {
         let blocks = act.blocks;
         let chunk = if INT5 { CHUNK5 } else { CHUNK4 };
         assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
-        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
-        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
-        let cy: [&[f32]; N] = std::array::from_fn(|i| act.row_c(r + i));
+        let (yq, yd, cy) = act.rows::<N>(r);
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
         // of each activation row (`QK` values, one scale, one sum: rows `r..r + N` exist); the
         // caller runs this on a CPU with AVX2, FMA and F16C.
@@ -824,9 +831,7 @@ mod avx512 {
         let blocks = act.blocks;
         let chunk = format.chunk();
         assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
-        let yq: [&[i8]; N] = std::array::from_fn(|i| act.row_q(r + i));
-        let yd: [&[f32]; N] = std::array::from_fn(|i| act.row_d(r + i));
-        let cy: [&[f32]; N] = std::array::from_fn(|i| act.row_c(r + i));
+        let (yq, yd, cy) = act.rows::<N>(r);
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk: 8
         // bytes of scales, then 64 bytes of nibbles or 128 of codes), and of each activation
         // row (`QK` values, one scale, one sum: rows `r..r + N` exist); the caller runs this on

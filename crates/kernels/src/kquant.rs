@@ -817,6 +817,15 @@ mod avx512 {
         unsafe { _mm512_loadu_si512(idx.as_ptr() as *const __m512i) }
     }
 
+    /// Two high bits of each Q6_K code, picked from `qh` by a shift per half and put at bits
+    /// 4 and 5. A function inlined into the kernel, not a closure in it: a closure does not
+    /// take the kernel's target features.
+    #[inline(always)]
+    unsafe fn high_bits(qh: __m512i, shift: __m512i, two: __m512i) -> __m512i {
+        // SAFETY: only called from the kernels below, on a CPU with AVX-512 F and BW.
+        unsafe { _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi16(qh, shift), two)) }
+    }
+
     /// Q4_K row `w` against `rows` (1 to `ROWS_AT_ONCE`), into `out[..rows.len()]`. As
     /// `avx2::gemm_q4k`: each super-block's codes unpacked (four registers of 64 weights in
     /// order: a 32-byte load broadcast to both halves, the high half shifted by four) and its
@@ -908,13 +917,10 @@ mod avx512 {
                     let ql = _mm512_loadu_si512(b.add(64 * n) as *const __m512i);
                     let qh = _mm256_loadu_si256(b.add(128 + 32 * n) as *const __m256i);
                     let qh = _mm512_broadcast_i64x4(qh);
-                    let high = |shift: __m512i| {
-                        let bits = _mm512_and_si512(_mm512_srlv_epi16(qh, shift), two);
-                        _mm512_slli_epi16::<4>(bits)
-                    };
-                    codes[2 * n] = _mm512_or_si512(_mm512_and_si512(ql, low), high(h01));
+                    let ql_low = _mm512_and_si512(ql, low);
+                    codes[2 * n] = _mm512_or_si512(ql_low, high_bits(qh, h01, two));
                     let ql_high = _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low);
-                    codes[2 * n + 1] = _mm512_or_si512(ql_high, high(h23));
+                    codes[2 * n + 1] = _mm512_or_si512(ql_high, high_bits(qh, h23, two));
                 }
                 let sc = _mm512_castsi256_si512(sc16);
                 let mut scales = [_mm512_setzero_si512(); 4];

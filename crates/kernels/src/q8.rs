@@ -429,20 +429,6 @@ impl Activations {
     fn row_d(&self, r: usize) -> &[f32] {
         &self.d[r * self.blocks..(r + 1) * self.blocks]
     }
-
-    fn row_c(&self, r: usize) -> &[f32] {
-        &self.c[r * self.blocks..(r + 1) * self.blocks]
-    }
-
-    /// Rows `r..r + N`'s values, scales and offset sums, as the kernels take them.
-    #[allow(clippy::type_complexity)]
-    fn rows<const N: usize>(&self, r: usize) -> ([&[i8]; N], [&[f32]; N], [&[f32]; N]) {
-        (
-            std::array::from_fn(|i| self.row_q(r + i)),
-            std::array::from_fn(|i| self.row_d(r + i)),
-            std::array::from_fn(|i| self.row_c(r + i)),
-        )
-    }
 }
 
 impl Isa {
@@ -632,7 +618,7 @@ mod avx2 {
     ) -> [[f32; GROUP]; N] {
         let blocks = act.blocks;
         assert!(group.len() >= blocks * CHUNK8 && (r + N) * blocks <= act.d.len());
-        let (yq, yd, _) = act.rows::<N>(r);
+        assert!(act.q.len() == act.d.len() * QK && act.c.len() == act.d.len());
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
         // of each activation row (`QK` values and one scale: rows `r..r + N` exist); the caller
         // runs this on a CPU with AVX2, FMA and F16C.
@@ -648,16 +634,17 @@ mod avx2 {
                     aw[k] = _mm256_sign_epi8(w[k], w[k]);
                 }
                 let d = pair_scales(c);
-                for i in 0..N {
-                    let y = yq[i].as_ptr().add(b * QK);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let at = (r + i) * blocks + b;
+                    let y = act.q.as_ptr().add(at * QK);
                     let mut sums = _mm256_setzero_si256();
                     for k in 0..4 {
                         let sy = _mm256_sign_epi8(eight(y, 8 * k), w[k]);
                         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[k], sy), ones);
                         sums = _mm256_add_epi32(sums, p);
                     }
-                    let dy = _mm256_mul_ps(d, _mm256_set1_ps(*yd[i].get_unchecked(b)));
-                    acc[i] = _mm256_fmadd_ps(dy, _mm256_cvtepi32_ps(sums), acc[i]);
+                    let dy = _mm256_mul_ps(d, _mm256_set1_ps(*act.d.get_unchecked(at)));
+                    *acc = _mm256_fmadd_ps(dy, _mm256_cvtepi32_ps(sums), *acc);
                 }
             }
             let mut out = [[0f32; GROUP]; N];
@@ -689,7 +676,7 @@ mod avx2 {
         let blocks = act.blocks;
         let chunk = if INT5 { CHUNK5 } else { CHUNK4 };
         assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
-        let (yq, yd, cy) = act.rows::<N>(r);
+        assert!(act.q.len() == act.d.len() * QK && act.c.len() == act.d.len());
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk), and
         // of each activation row (`QK` values, one scale, one sum: rows `r..r + N` exist); the
         // caller runs this on a CPU with AVX2, FMA and F16C.
@@ -722,8 +709,9 @@ mod avx2 {
                     ]
                 };
                 let d = pair_scales(c);
-                for i in 0..N {
-                    let y = yq[i].as_ptr().add(b * QK);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let at = (r + i) * blocks + b;
+                    let y = act.q.as_ptr().add(at * QK);
                     let s01 = _mm256_add_epi16(
                         _mm256_maddubs_epi16(w[0], eight(y, 0)),
                         _mm256_maddubs_epi16(w[1], eight(y, 8)),
@@ -734,11 +722,11 @@ mod avx2 {
                     );
                     let sums = _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones);
                     let t = _mm256_fmsub_ps(
-                        _mm256_set1_ps(*yd[i].get_unchecked(b)),
+                        _mm256_set1_ps(*act.d.get_unchecked(at)),
                         _mm256_cvtepi32_ps(sums),
-                        _mm256_set1_ps(*cy[i].get_unchecked(b)),
+                        _mm256_set1_ps(*act.c.get_unchecked(at)),
                     );
-                    acc[i] = _mm256_fmadd_ps(d, t, acc[i]);
+                    *acc = _mm256_fmadd_ps(d, t, *acc);
                 }
             }
             let mut out = [[0f32; GROUP]; N];
@@ -831,7 +819,7 @@ mod avx512 {
         let blocks = act.blocks;
         let chunk = format.chunk();
         assert!(group.len() >= blocks * chunk && (r + N) * blocks <= act.d.len());
-        let (yq, yd, cy) = act.rows::<N>(r);
+        assert!(act.q.len() == act.d.len() * QK && act.c.len() == act.d.len());
         // SAFETY: the assert bounds every read: block `b < blocks` of `group` (one chunk: 8
         // bytes of scales, then 64 bytes of nibbles or 128 of codes), and of each activation
         // row (`QK` values, one scale, one sum: rows `r..r + N` exist); the caller runs this on
@@ -846,35 +834,32 @@ mod avx512 {
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * chunk);
                 let q = c.add(2 * GROUP);
-                let load = |at: usize| _mm512_loadu_si512(q.add(at) as *const __m512i);
                 let (first, second) = match F {
                     INT4 => {
-                        let v = load(0);
+                        let v = load(q, 0);
                         let high = _mm512_srli_epi16::<4>(v);
                         (_mm512_and_si512(v, low), _mm512_and_si512(high, low))
                     }
-                    INT5 => (load(0), load(64)),
+                    INT5 => (load(q, 0), load(q, 64)),
                     _ => (
-                        _mm512_xor_si512(load(0), flip),
-                        _mm512_xor_si512(load(64), flip),
+                        _mm512_xor_si512(load(q, 0), flip),
+                        _mm512_xor_si512(load(q, 64), flip),
                     ),
                 };
                 let d = _mm_cvtph_ps(_mm_loadl_epi64(c as *const __m128i));
                 let d = _mm512_permutexvar_ps(pairs, _mm512_castps128_ps512(d));
-                for i in 0..N {
-                    let y = yq[i].as_ptr().add(b * QK);
-                    let sixteen = |at: usize| {
-                        let v = _mm_loadu_si128(y.add(at) as *const __m128i);
-                        _mm512_permutexvar_epi64(spread, _mm512_castsi128_si512(v))
-                    };
-                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), first, sixteen(0));
-                    let sums = _mm512_dpbusd_epi32(sums, second, sixteen(16));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let at = (r + i) * blocks + b;
+                    let y = act.q.as_ptr().add(at * QK);
+                    let ya = sixteen(y, 0, spread);
+                    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), first, ya);
+                    let sums = _mm512_dpbusd_epi32(sums, second, sixteen(y, 16, spread));
                     let t = _mm512_fmsub_ps(
-                        _mm512_set1_ps(*yd[i].get_unchecked(b)),
+                        _mm512_set1_ps(*act.d.get_unchecked(at)),
                         _mm512_cvtepi32_ps(sums),
-                        _mm512_set1_ps(*cy[i].get_unchecked(b)),
+                        _mm512_set1_ps(*act.c.get_unchecked(at)),
                     );
-                    acc[i] = _mm512_fmadd_ps(d, t, acc[i]);
+                    *acc = _mm512_fmadd_ps(d, t, *acc);
                 }
             }
             let mut out = [[0f32; GROUP]; N];
@@ -882,6 +867,27 @@ mod avx512 {
                 *out = finish(acc);
             }
             out
+        }
+    }
+
+    // Helpers are functions inlined into the kernel, not closures in it: a closure does not
+    // take the kernel's target features, and perf showed these called, not inlined.
+
+    /// The 64 bytes at `q + at`.
+    #[inline(always)]
+    unsafe fn load(q: *const u8, at: usize) -> __m512i {
+        // SAFETY: the kernel bounds `q + at + 64` by its assert; AVX-512 F as it runs with.
+        unsafe { _mm512_loadu_si512(q.add(at) as *const __m512i) }
+    }
+
+    /// Activation values `at..at + 8` four times over in the low half, `at + 8..at + 16` in
+    /// the high half.
+    #[inline(always)]
+    unsafe fn sixteen(y: *const i8, at: usize, spread: __m512i) -> __m512i {
+        // SAFETY: the kernel bounds `y + at + 16` by its assert; AVX-512 F as it runs with.
+        unsafe {
+            let v = _mm_loadu_si128(y.add(at) as *const __m128i);
+            _mm512_permutexvar_epi64(spread, _mm512_castsi128_si512(v))
         }
     }
 

@@ -195,32 +195,6 @@ impl KMatrix {
         let mut out = vec![0f32; m * len];
         // A tile of weight rows stays in cache while every set of activation rows passes
         // over it: a prompt's activations are read once per tile, not once per weight row.
-        #[cfg(target_arch = "x86_64")]
-        if let ([(0, rows)], Isa::Avx512, KQuant::Q4K) = (sets, kernel, self.kind) {
-            if let [row] = rows[..] {
-                // Decode: four weight rows a call.
-                let mut j = start;
-                while j + 4 <= range.end {
-                    let ws = [
-                        self.row(j),
-                        self.row(j + 1),
-                        self.row(j + 2),
-                        self.row(j + 3),
-                    ];
-                    // SAFETY: `Isa::Avx512` is only detected on a CPU with AVX-512 F, BW, VL
-                    // and VNNI, and AVX2, FMA and F16C; the kernel checks the slices' lengths.
-                    let v = unsafe { avx512::gemv_q4k(ws, row) };
-                    out[j - start..j - start + 4].copy_from_slice(&v);
-                    j += 4;
-                }
-                for j in j..range.end {
-                    out[j - start] = kernel.kdots(self.kind, self.row(j), &rows[..])[0];
-                }
-                // SAFETY: cells (0, start..start + len) are written by this work item only.
-                unsafe { dst.write(start, &out) }
-                return;
-            }
-        }
         for tile in range.clone().step_by(TILE_ROWS) {
             let tile = tile..(tile + TILE_ROWS).min(range.end);
             for (r, rows) in sets {
@@ -852,117 +826,6 @@ mod avx512 {
         unsafe { _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi16(qh, shift), two)) }
     }
 
-    /// What `Q4kBlock::unpack` needs, made once per call.
-    struct Q4kConstants {
-        low: __m512i,
-        nibbles: __m512i,
-        picks: [__m512i; 4],
-    }
-
-    impl Q4kConstants {
-        #[inline(always)]
-        unsafe fn new() -> Self {
-            // SAFETY: only called from the kernels below, on a CPU with AVX-512 F and BW.
-            unsafe {
-                Self {
-                    low: _mm512_set1_epi8(0x0F),
-                    nibbles: halves(0, 4),
-                    picks: [spread(0, 16), spread(2, 16), spread(4, 16), spread(6, 16)],
-                }
-            }
-        }
-    }
-
-    /// A Q4_K super-block unpacked: its scales, its codes as four registers of 64 weights in
-    /// order (a 32-byte load broadcast to both halves, the high half shifted by four), the
-    /// sub-block scales spread over them (scale `2i` over the low half of register `i`, `2i +
-    /// 1` over the high), and each min twice, against the two sums of 16 of its 32
-    /// activations.
-    struct Q4kBlock {
-        d: f32,
-        dmin: f32,
-        codes: [__m512i; 4],
-        scales: [__m512i; 4],
-        mins: __m256i,
-    }
-
-    impl Q4kBlock {
-        #[inline(always)]
-        unsafe fn unpack(b: *const u8, c: &Q4kConstants) -> Self {
-            // SAFETY: `b` points to a whole 144-byte block (the callers' asserts); they run
-            // on a CPU with AVX-512 F, BW, AVX2 and F16C.
-            unsafe {
-                let d = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const i32).read_unaligned()));
-                let (d, dmin) = (_mm_cvtss_f32(d), _mm_cvtss_f32(_mm_movehdup_ps(d)));
-                let sm: [u8; 16] = std::mem::transmute(avx2::q4k_unpack(b.add(4)));
-                let mut codes = [_mm512_setzero_si512(); 4];
-                for (i, code) in codes.iter_mut().enumerate() {
-                    let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
-                    let both = _mm512_broadcast_i64x4(bits);
-                    *code = _mm512_and_si512(_mm512_srlv_epi16(both, c.nibbles), c.low);
-                }
-                let s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr() as *const __m128i));
-                let s16 = _mm512_castsi128_si512(s16);
-                let mut scales = [_mm512_setzero_si512(); 4];
-                for (s, pick) in scales.iter_mut().zip(&c.picks) {
-                    *s = _mm512_permutexvar_epi16(*pick, s16);
-                }
-                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
-                let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-                Self {
-                    d,
-                    dmin,
-                    codes,
-                    scales,
-                    mins,
-                }
-            }
-        }
-    }
-
-    /// Q4_K rows `ws` against one activation row (decode): as `gemm_q4k` with one row, for
-    /// `R` weight rows in one call, so that what a call costs besides the blocks is paid once
-    /// for `R` rows (Qwen2.5's Q4_K rows are six super-blocks long), and the activation
-    /// row's block is loaded once for them.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub unsafe fn gemv_q4k<const R: usize>(ws: [&[u8]; R], (q, dq, bs): ActRow) -> [f32; R] {
-        let blocks = dq.len();
-        assert!(ws.iter().all(|w| w.len() >= blocks * 144));
-        assert!(q.len() >= blocks * QK_K && bs.len() >= blocks * 16);
-        let mut acc = [_mm512_setzero_ps(); R];
-        // SAFETY: block `k` of each `w` (144 bytes) and of the activation row (256 values, 16
-        // sums, one scale) are in bounds (the asserts); the CPU has the features enabled here.
-        unsafe {
-            let c = Q4kConstants::new();
-            for k in 0..blocks {
-                let y = q.as_ptr().add(k * QK_K);
-                let mut yv = [_mm512_setzero_si512(); 4];
-                for (i, v) in yv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_si512(y.add(64 * i) as *const __m512i);
-                }
-                let bsv = _mm256_loadu_si256(bs.as_ptr().add(16 * k) as *const __m256i);
-                let dy = *dq.get_unchecked(k);
-                for (acc, w) in acc.iter_mut().zip(&ws) {
-                    let blk = Q4kBlock::unpack(w.as_ptr().add(k * 144), &c);
-                    let mut s = _mm512_setzero_si512();
-                    for ((code, y), scale) in blk.codes.iter().zip(&yv).zip(&blk.scales) {
-                        s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(*code, *y), *scale);
-                    }
-                    let summ = _mm256_cvtepi32_ps(_mm256_madd_epi16(blk.mins, bsv));
-                    let a =
-                        _mm512_fmadd_ps(_mm512_set1_ps(blk.d * dy), _mm512_cvtepi32_ps(s), *acc);
-                    let summ = _mm512_zextps256_ps512(summ);
-                    *acc = _mm512_fnmadd_ps(_mm512_set1_ps(blk.dmin * dy), summ, a);
-                }
-            }
-            let mut out = [0f32; R];
-            for (o, acc) in out.iter_mut().zip(&acc) {
-                *o = _mm512_reduce_add_ps(*acc);
-            }
-            out
-        }
-    }
-
     /// Q4_K row `w` against `rows` (1 to `ROWS_AT_ONCE`), into `out[..rows.len()]`. As
     /// `avx2::gemm_q4k`: each super-block's codes unpacked (four registers of 64 weights in
     /// order: a 32-byte load broadcast to both halves, the high half shifted by four) and its
@@ -977,15 +840,29 @@ mod avx512 {
         // SAFETY: block `k` of `w` (144 bytes) and of every activation row (256 values, 16
         // sums, one scale) are in bounds (the asserts); the CPU has the features enabled here.
         unsafe {
-            let c = Q4kConstants::new();
+            let low = _mm512_set1_epi8(0x0F);
+            let nibbles = halves(0, 4);
+            let picks = [spread(0, 16), spread(2, 16), spread(4, 16), spread(6, 16)];
             for k in 0..blocks {
-                let Q4kBlock {
-                    d,
-                    dmin,
-                    codes,
-                    scales,
-                    mins,
-                } = Q4kBlock::unpack(w.as_ptr().add(k * 144), &c);
+                let b = w.as_ptr().add(k * 144);
+                let d = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const i32).read_unaligned()));
+                let (d, dmin) = (_mm_cvtss_f32(d), _mm_cvtss_f32(_mm_movehdup_ps(d)));
+                let sm: [u8; 16] = std::mem::transmute(avx2::q4k_unpack(b.add(4)));
+                let mut codes = [_mm512_setzero_si512(); 4];
+                for (i, c) in codes.iter_mut().enumerate() {
+                    let bits = _mm256_loadu_si256(b.add(16 + 32 * i) as *const __m256i);
+                    let both = _mm512_broadcast_i64x4(bits);
+                    *c = _mm512_and_si512(_mm512_srlv_epi16(both, nibbles), low);
+                }
+                let s16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(sm.as_ptr() as *const __m128i));
+                let s16 = _mm512_castsi128_si512(s16);
+                let mut scales = [_mm512_setzero_si512(); 4];
+                for (s, pick) in scales.iter_mut().zip(&picks) {
+                    *s = _mm512_permutexvar_epi16(*pick, s16);
+                }
+                // Each min twice, against the two sums of 16 of its 32 activations.
+                let m8 = _mm_loadl_epi64(sm.as_ptr().add(8) as *const __m128i);
+                let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
                 for (acc, &(q, dq, bs)) in acc.iter_mut().zip(rows) {
                     let y = q.as_ptr().add(k * QK_K);
                     let mut s = _mm512_setzero_si512();

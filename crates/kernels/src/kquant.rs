@@ -554,7 +554,7 @@ mod avx2 {
 
     /// The two f16 at `p` as f32.
     #[inline(always)]
-    unsafe fn two_f16(p: *const u8) -> (f32, f32) {
+    pub(super) unsafe fn two_f16(p: *const u8) -> (f32, f32) {
         // SAFETY: `p` points to 4 readable bytes (the callers); the CPU has F16C.
         unsafe {
             let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
@@ -845,8 +845,7 @@ mod avx512 {
             let picks = [spread(0, 16), spread(2, 16), spread(4, 16), spread(6, 16)];
             for k in 0..blocks {
                 let b = w.as_ptr().add(k * 144);
-                let d = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const i32).read_unaligned()));
-                let (d, dmin) = (_mm_cvtss_f32(d), _mm_cvtss_f32(_mm_movehdup_ps(d)));
+                let (d, dmin) = avx2::two_f16(b);
                 let sm: [u8; 16] = std::mem::transmute(avx2::q4k_unpack(b.add(4)));
                 let mut codes = [_mm512_setzero_si512(); 4];
                 for (i, c) in codes.iter_mut().enumerate() {

@@ -76,7 +76,7 @@ impl Isa {
             Isa::Scalar => scalar::gelu_mul(gate, up, dst),
             // SAFETY: `Isa::Avx2` and `Avx512` are only detected on a CPU with AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::gelu_mul(gate, up, dst) },
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe { avx2::gelu_mul(gate, up, dst) },
         }
     }
 }

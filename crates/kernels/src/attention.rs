@@ -118,7 +118,7 @@ impl Isa {
             Isa::Scalar => scalar_dot_f16(a, b),
             // SAFETY: AVX2, FMA and F16C are present (`detect`).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::dot_f16(a, b) },
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe { avx2::dot_f16(a, b) },
         }
     }
 
@@ -128,7 +128,7 @@ impl Isa {
             Isa::Scalar => scalar_axpy_f16(alpha, x, y),
             // SAFETY: as in `dot_f16`.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::axpy_f16(alpha, x, y) },
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe { avx2::axpy_f16(alpha, x, y) },
         }
     }
 
@@ -137,7 +137,7 @@ impl Isa {
             Isa::Scalar => scalar_dot(a, b),
             // SAFETY: AVX2 and FMA are present (`detect`).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::dot(a, b) },
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe { avx2::dot(a, b) },
         }
     }
 
@@ -147,7 +147,7 @@ impl Isa {
             Isa::Scalar => scalar_axpy(alpha, x, y),
             // SAFETY: as in `dot`.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::axpy(alpha, x, y) },
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe { avx2::axpy(alpha, x, y) },
         }
     }
 }

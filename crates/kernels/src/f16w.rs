@@ -181,7 +181,7 @@ impl Isa {
             Isa::Scalar => scalar::dots(w, xs, n),
             // SAFETY: `Isa::Avx2` and `Avx512` are only detected on a CPU with AVX2, FMA and F16C.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => unsafe {
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe {
                 if n == 1 {
                     [avx2::dot1(w, xs[0]), 0.0, 0.0, 0.0]
                 } else {

@@ -32,11 +32,15 @@ pub enum Isa {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX-512 with VNNI, and Intel's AMX tiles for the quantized products of prompts
+    /// (`crate::amx`): what runs with a few activation rows (decode) is `Avx512`'s.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl Isa {
-    /// The best this CPU runs, or less when `TERCUMAN_ISA` asks for it (`avx2`, `scalar`: to
-    /// compare kernels in one build, or to step around a fault in one of them).
+    /// The best this CPU runs, or less when `TERCUMAN_ISA` asks for it (`avx512`, `avx2`,
+    /// `scalar`: to compare kernels in one build, or to step around a fault in one of them).
     pub fn detect() -> Self {
         static DETECTED: OnceLock<Isa> = OnceLock::new();
         *DETECTED.get_or_init(|| {
@@ -45,6 +49,8 @@ impl Isa {
                 Ok("scalar") => Isa::Scalar,
                 #[cfg(target_arch = "x86_64")]
                 Ok("avx2") if best != Isa::Scalar => Isa::Avx2,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx512") if best == Isa::Amx => Isa::Avx512,
                 _ => best,
             }
         })
@@ -54,6 +60,9 @@ impl Isa {
     pub fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
+            if has_avx512_vnni() && crate::amx::usable() {
+                return Isa::Amx;
+            }
             if has_avx512_vnni() {
                 return Isa::Avx512;
             }
@@ -62,5 +71,17 @@ impl Isa {
             }
         }
         Isa::Scalar
+    }
+
+    /// Whether a quantized product with `m` activation rows runs on AMX's tiles: under `Amx`,
+    /// from 16 rows (a tile's; fewer would leave most of one empty, and decode's one row takes
+    /// the AVX-512 kernels).
+    pub(crate) fn on_tiles(self, m: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self == Isa::Amx {
+            return m >= 16;
+        }
+        let _ = m;
+        false
     }
 }

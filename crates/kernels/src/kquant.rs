@@ -185,12 +185,33 @@ impl KMatrix {
     /// the outputs are written once per activation row.
     fn run_rows(
         &self,
+        kernel: Isa,
         range: std::ops::Range<usize>,
-        m: usize,
+        act: &Activations,
         sets: &[(usize, Vec<ActRow>)],
         dst: &SharedOut,
     ) {
-        let kernel = Isa::detect();
+        let m = act.m;
+        #[cfg(target_arch = "x86_64")]
+        let range = if kernel.on_tiles(m) {
+            // Whole tiles of 16 weight rows on AMX, the rows after the last as below.
+            let whole = range.start + range.len() / amx::ROWS * amx::ROWS;
+            let mut scratch = amx::Scratch::default();
+            let mut out = vec![0f32; m * amx::ROWS];
+            for j0 in (range.start..whole).step_by(amx::ROWS) {
+                // SAFETY: `Isa::Amx` is only detected where AMX is usable, on a CPU with
+                // AVX-512 F, BW, VL and VNNI and F16C; the activations are padded for it
+                // (`Activations::quantize` with the same `on_tiles`).
+                unsafe { amx::tile(self, j0, act, m, &mut scratch, &mut out) };
+                for (r, out) in out.chunks_exact(amx::ROWS).enumerate() {
+                    // SAFETY: cells (r, j0..j0 + 16) are written by this work item only.
+                    unsafe { dst.write(r * self.rows + j0, out) }
+                }
+            }
+            whole..range.end
+        } else {
+            range
+        };
         let (start, len) = (range.start, range.len());
         let mut out = vec![0f32; m * len];
         // A tile of weight rows stays in cache while every set of activation rows passes
@@ -217,14 +238,18 @@ impl KMatrix {
     /// together.
     fn products(parts: &[&KMatrix], xs: &[f32], m: usize) -> Vec<Vec<f32>> {
         let cols = parts.first().map_or(0, |p| p.cols);
-        let act = Activations::quantize(xs, cols);
+        let kernel = Isa::detect();
+        let act = Activations::quantize(xs, cols, kernel);
         let sets = act.sets(m);
         let mut outs: Vec<Vec<f32>> = parts.iter().map(|p| vec![0f32; m * p.rows]).collect();
         let dsts: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut::new(o)).collect();
+        // The threads take items: rows, or on AMX tiles of 16 rows counted from each part's
+        // first (a part's product is then the same whether made alone or with others).
+        let per_item = if kernel.on_tiles(m) { 16 } else { 1 };
         let ends: Vec<usize> = parts
             .iter()
             .scan(0, |end, p| {
-                *end += p.rows;
+                *end += p.rows.div_ceil(per_item);
                 Some(*end)
             })
             .collect();
@@ -234,12 +259,13 @@ impl KMatrix {
             for ((part, dst), &end) in parts.iter().zip(&dsts).zip(&ends) {
                 let (a, b) = (range.start.max(begin), range.end.min(end));
                 if a < b {
-                    part.run_rows(a - begin..b - begin, m, &sets, dst);
+                    let rows = (a - begin) * per_item..((b - begin) * per_item).min(part.rows);
+                    part.run_rows(kernel, rows, &act, &sets, dst);
                 }
                 begin = end;
             }
         };
-        if total * m * (cols / QK_K) < 2048 {
+        if total * per_item * m * (cols / QK_K) < 2048 {
             run(0..total);
         } else {
             candle_core::utils::barrier_pool().execute_chunked(total, run);
@@ -289,21 +315,31 @@ const TILE_ROWS: usize = 16;
 
 /// Activation rows quantized to Q8_K blocks.
 struct Activations {
+    /// Rows (before any padding).
+    m: usize,
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
     /// Sums of each 16 consecutive `q`.
     bsums: Vec<i16>,
+    /// For AMX: `d` times the sums of each 32 (empty otherwise).
+    sums32: Vec<f32>,
 }
 
 impl Activations {
     /// As candle's `BlockQ8K::from_float` (ggml's `quantize_row_q8_K_ref`): the value of
     /// largest magnitude maps to -127 (its sign kept in the scale), values rounded half away
     /// from zero.
-    fn quantize(x: &[f32], cols: usize) -> Self {
+    ///
+    /// For AMX (`Isa::on_tiles`) the rows are padded with zeros to a multiple of 16, whole
+    /// tiles, and `sums32` made.
+    fn quantize(x: &[f32], cols: usize, isa: Isa) -> Self {
         let blocks = cols / QK_K;
-        let n = x.len() / QK_K;
-        let mut q = vec![0i8; x.len()];
+        let m = x.len() / cols.max(1);
+        let tiles = isa.on_tiles(m);
+        let rows = if tiles { m.next_multiple_of(16) } else { m };
+        let n = rows * blocks;
+        let mut q = vec![0i8; rows * cols];
         let mut d = vec![0f32; n];
         let mut bsums = vec![0i16; n * QK_K / 16];
         for (((xs, qs), d), bs) in x
@@ -332,11 +368,24 @@ impl Activations {
             }
             *d = 1.0 / iscale;
         }
+        let sums32 = if tiles {
+            let pairs = bsums.chunks_exact(2).map(|p| p[0] as f32 + p[1] as f32);
+            let per_block = pairs.collect::<Vec<_>>();
+            per_block
+                .chunks_exact(8)
+                .zip(&d)
+                .flat_map(|(s, &d)| s.iter().map(move |s| d * s))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
+            m,
             blocks,
             q,
             d,
             bsums,
+            sums32,
         }
     }
 
@@ -394,7 +443,7 @@ impl Isa {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
+            Isa::Avx512 | Isa::Amx => {
                 // SAFETY: the CPU has AVX-512 F, BW, VL and VNNI, and AVX2, FMA and F16C
                 // (checked in `detect`); the kernels check the slices' lengths.
                 unsafe {
@@ -947,6 +996,258 @@ mod avx512 {
     }
 }
 
+/// Prompts on AMX (`crate::amx`): sixteen weight rows against sixteen activation rows at a
+/// time, one sub-block (32 weights of Q4_K, 16 of Q6_K: those with one integer scale) per
+/// `tdpbssd`.
+///
+/// Per super-block of 16 weight rows, each sub-block's codes become a tile in the order
+/// `tdpbssd` reads them (for each four columns, the sixteen rows' four codes: one gather of a
+/// dword from each row) and the rows' scales `d * scale` floats, once for all the activation
+/// rows. The codes are small enough to be int8 as they are (Q4_K's 0..16; Q6_K's, less 32,
+/// -32..32), so the integer sums are ggml's; the activations' Q8_K rows are the other tile as
+/// quantized. Each sub-block's 16 x 16 sums take the weight rows' scales times the activation
+/// rows' ones; Q4_K's minimums come in once per super-block through the activations' sums of
+/// 32, as in the other kernels.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use super::*;
+    use crate::amx::{pipeline, Scale, Sums, Tiles};
+    use std::arch::x86_64::*;
+
+    /// Weight rows, and activation rows, of one tile.
+    pub(super) const ROWS: usize = 16;
+
+    /// A thread's weight tiles and scales for 16 weight rows.
+    #[derive(Default)]
+    pub(super) struct Scratch {
+        tiles: Vec<i8>,
+        /// `d * scale` per sub-block, 16 rows each.
+        scales: Vec<f32>,
+        /// Q4_K: `dmin * min` per sub-block, 16 rows each.
+        mins: Vec<f32>,
+    }
+
+    /// Weight rows `j0..j0 + 16` of `w` against activation rows `0..m`: `out[16r + j]` is the
+    /// dot of weight row `j0 + j` with activation row `r`.
+    ///
+    /// # Safety
+    /// AMX is usable (`crate::amx::usable`) and the CPU has AVX-512 F, BW and VL, and F16C.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    pub(super) unsafe fn tile(
+        w: &KMatrix,
+        j0: usize,
+        act: &Activations,
+        m: usize,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        let (blocks, cols) = (w.cols / QK_K, w.cols);
+        let padded = m.next_multiple_of(ROWS);
+        assert!(j0 + ROWS <= w.rows && out.len() >= m * ROWS);
+        assert!(act.q.len() >= padded * cols && act.d.len() >= padded * blocks);
+        assert!(act.sums32.len() >= padded * blocks * 8);
+        let sub = match w.kind {
+            KQuant::Q4K => 32,
+            KQuant::Q6K => 16,
+        };
+        let units = cols / sub;
+        scratch.tiles.resize(units * ROWS * sub, 0);
+        scratch.scales.resize(units * ROWS, 0.0);
+        scratch.mins.resize(blocks * 8 * ROWS, 0.0);
+        let bytes = w.kind.block_bytes();
+        let row_bytes = blocks * bytes;
+        let base = w.row(j0).as_ptr();
+        assert!(w.data.len() >= (j0 + ROWS) * row_bytes);
+        for k in 0..blocks {
+            // SAFETY: super-block `k` of rows `j0..j0 + 16` is in bounds (the asserts), and
+            // the scratch holds its tiles and scales (resized above); the CPU has the features.
+            unsafe {
+                let b = base.add(k * bytes);
+                match w.kind {
+                    KQuant::Q4K => q4k_tiles(b, row_bytes, k, scratch),
+                    KQuant::Q6K => q6k_tiles(b, row_bytes, k, scratch),
+                }
+            }
+        }
+        // SAFETY: AMX is usable (the caller's promise).
+        let tiles = unsafe { Tiles::new(sub) };
+        for r0 in (0..m).step_by(ROWS) {
+            let scale = Scaling {
+                weights: scratch.scales.as_ptr(),
+                acts: act.d[r0 * blocks..].as_ptr(),
+                blocks,
+                per_block: QK_K / sub,
+            };
+            // SAFETY: activation rows `r0..r0 + 16` exist, padded with zeros (the asserts),
+            // each `cols` int8; the weight tiles and scales of every unit were made above; the
+            // CPU has AVX-512 F.
+            let mut acc = unsafe {
+                let a = act.q[r0 * cols..].as_ptr();
+                let wt = scratch.tiles.as_ptr();
+                match w.kind {
+                    KQuant::Q4K => pipeline::<32, _>(&tiles, a, cols, wt, units, &scale),
+                    KQuant::Q6K => pipeline::<16, _>(&tiles, a, cols, wt, units, &scale),
+                }
+            };
+            if w.kind == KQuant::Q4K {
+                let sums = &act.sums32[r0 * blocks * 8..];
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    for (u, &y) in sums[i * blocks * 8..][..blocks * 8].iter().enumerate() {
+                        // SAFETY: the minimums of unit `u` were made above; AVX-512 F.
+                        unsafe {
+                            let mins = _mm512_loadu_ps(scratch.mins.as_ptr().add(u * ROWS));
+                            *acc = _mm512_fnmadd_ps(mins, _mm512_set1_ps(y), *acc);
+                        }
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(m - r0) {
+                // SAFETY: row `r0 + i < m` of `out` holds 16 values (the assert).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((r0 + i) * ROWS), *acc) };
+            }
+        }
+    }
+
+    /// A sub-block's sums times the weight rows' scales and the activation rows'.
+    struct Scaling {
+        /// 16 per sub-block.
+        weights: *const f32,
+        /// The first activation row's, `blocks` a row.
+        acts: *const f32,
+        blocks: usize,
+        /// Sub-blocks per super-block.
+        per_block: usize,
+    }
+
+    impl Scale for Scaling {
+        #[inline(always)]
+        unsafe fn scale(&self, acc: &mut [__m512; ROWS], u: usize, sums: &Sums) {
+            // SAFETY: unit `u`'s weight scales and the 16 rows' scales exist (`tile`'s
+            // asserts); AVX-512 F as the caller promises.
+            unsafe {
+                let dw = _mm512_loadu_ps(self.weights.add(u * ROWS));
+                let k = u / self.per_block;
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let s = _mm512_load_si512(sums.0.as_ptr().add(ROWS * i) as *const __m512i);
+                    let dy = _mm512_set1_ps(*self.acts.add(i * self.blocks + k));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), *acc);
+                }
+            }
+        }
+    }
+
+    /// The dwords at `at` of 16 rows, `stride` bytes apart from `b`.
+    #[inline(always)]
+    unsafe fn gather(b: *const u8, stride: __m512i, at: usize) -> __m512i {
+        // SAFETY: the callers bound the 16 rows' blocks; AVX-512 F as they run with.
+        unsafe { _mm512_i32gather_epi32::<1>(stride, b.add(at) as *const i32) }
+    }
+
+    /// The two bits of each byte of `qh` at `SHIFT`, at bits 4 and 5.
+    #[inline(always)]
+    unsafe fn high<const SHIFT: u32>(qh: __m512i, two: __m512i) -> __m512i {
+        // SAFETY: AVX-512 F and BW as the callers run with.
+        unsafe { _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srli_epi16::<SHIFT>(qh), two)) }
+    }
+
+    /// Row offsets `0, stride, .., 15 stride`.
+    #[inline(always)]
+    unsafe fn offsets(stride: usize) -> __m512i {
+        let s = stride as i32;
+        // SAFETY: AVX-512 F as the callers run with.
+        unsafe {
+            let n = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            _mm512_mullo_epi32(n, _mm512_set1_epi32(s))
+        }
+    }
+
+    /// Super-block `k` of the 16 Q4_K rows at `b` (`stride` bytes apart): its eight 512-byte
+    /// tiles (sub-block `2i` from the low nibbles of code bytes `32i..32i + 32`, `2i + 1` from
+    /// their high nibbles), scales and minimums into `scratch`.
+    ///
+    /// # Safety
+    /// 16 blocks of 144 bytes at `b + n * stride`; `scratch` sized for super-block `k`; the CPU
+    /// has AVX-512 F and BW and F16C.
+    #[inline(always)]
+    unsafe fn q4k_tiles(b: *const u8, stride: usize, k: usize, scratch: &mut Scratch) {
+        // SAFETY: as the caller promises.
+        unsafe {
+            let rows = offsets(stride);
+            let low = _mm512_set1_epi8(0x0F);
+            let tiles = scratch.tiles.as_mut_ptr().add(k * 8 * 512);
+            for i in 0..4 {
+                for r in 0..8 {
+                    let v = gather(b, rows, 16 + 32 * i + 4 * r);
+                    let lo = _mm512_and_si512(v, low);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+                    _mm512_storeu_si512(tiles.add(512 * 2 * i + 64 * r) as *mut __m512i, lo);
+                    _mm512_storeu_si512(tiles.add(512 * (2 * i + 1) + 64 * r) as *mut __m512i, hi);
+                }
+            }
+            for n in 0..ROWS {
+                let block = b.add(n * stride);
+                let (d, dmin) = avx2::two_f16(block);
+                let sm: [u8; 16] = std::mem::transmute(avx2::q4k_unpack(block.add(4)));
+                for j in 0..8 {
+                    let u = k * 8 + j;
+                    *scratch.scales.get_unchecked_mut(u * ROWS + n) = d * sm[j] as f32;
+                    *scratch.mins.get_unchecked_mut(u * ROWS + n) = dmin * sm[8 + j] as f32;
+                }
+            }
+        }
+    }
+
+    /// Super-block `k` of the 16 Q6_K rows at `b`: its sixteen 256-byte tiles (codes less 32,
+    /// put together from the low four bits in bytes 0..128 and the high two in 128..192, as
+    /// `scalar::q6k_codes` does) and scales into `scratch`.
+    ///
+    /// # Safety
+    /// 16 blocks of 210 bytes at `b + n * stride`; `scratch` sized for super-block `k`; the CPU
+    /// has AVX-512 F and BW and F16C.
+    #[inline(always)]
+    unsafe fn q6k_tiles(b: *const u8, stride: usize, k: usize, scratch: &mut Scratch) {
+        // SAFETY: as the caller promises.
+        unsafe {
+            let rows = offsets(stride);
+            let low = _mm512_set1_epi8(0x0F);
+            let two = _mm512_set1_epi8(0x03);
+            let offset = _mm512_set1_epi8(32);
+            let tiles = scratch.tiles.as_mut_ptr().add(k * 16 * 256);
+            // Codes `128h + 32q + 4l..` (q = 0..4, l = 0..8) are tile row `l % 4` of
+            // sub-block `8h + 2q + l / 4`.
+            for h in 0..2 {
+                for l in 0..8 {
+                    let ql0 = gather(b, rows, 64 * h + 4 * l);
+                    let ql1 = gather(b, rows, 64 * h + 32 + 4 * l);
+                    let qh = gather(b, rows, 128 + 32 * h + 4 * l);
+                    let ql0_high = _mm512_and_si512(_mm512_srli_epi16::<4>(ql0), low);
+                    let ql1_high = _mm512_and_si512(_mm512_srli_epi16::<4>(ql1), low);
+                    let codes = [
+                        _mm512_or_si512(_mm512_and_si512(ql0, low), high::<0>(qh, two)),
+                        _mm512_or_si512(_mm512_and_si512(ql1, low), high::<2>(qh, two)),
+                        _mm512_or_si512(ql0_high, high::<4>(qh, two)),
+                        _mm512_or_si512(ql1_high, high::<6>(qh, two)),
+                    ];
+                    for (q, v) in codes.into_iter().enumerate() {
+                        let code = 128 * h + 32 * q + 4 * l;
+                        let (s, r) = (code / 16, code % 16 / 4);
+                        let at = tiles.add(256 * s + 64 * r) as *mut __m512i;
+                        _mm512_storeu_si512(at, _mm512_sub_epi8(v, offset));
+                    }
+                }
+            }
+            for n in 0..ROWS {
+                let block = b.add(n * stride);
+                let d = f16::from_bits((block.add(208) as *const u16).read_unaligned()).to_f32();
+                for j in 0..16 {
+                    let sc = *block.add(192 + j) as i8 as f32;
+                    *scratch.scales.get_unchecked_mut((k * 16 + j) * ROWS + n) = d * sc;
+                }
+            }
+        }
+    }
+}
+
 impl CustomOp1 for KMatrix {
     fn name(&self) -> &'static str {
         "k-quant-matmul"
@@ -1038,7 +1339,7 @@ mod tests {
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let act = Activations::quantize(&x, 1024);
+            let act = Activations::quantize(&x, 1024, Isa::Scalar);
             for j in 0..3 {
                 for (r, n) in [(0, 8), (1, 8), (0, 4), (2, 7), (3, 2), (5, 1)] {
                     let rows: Vec<_> = (r..r + n).map(|r| act.row(r)).collect();

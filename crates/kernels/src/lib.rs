@@ -14,11 +14,13 @@
 //!
 //! Each kernel has an AVX2/FMA path and a scalar one it is tested against; the quantized
 //! products ([`q8`], [`kquant`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run time
-//! ([`isa`]; `TERCUMAN_ISA=avx2` or `scalar` asks for less).
+//! ([`isa`]; `TERCUMAN_ISA=avx512`, `avx2` or `scalar` asks for less). Where the CPU has Intel's
+//! AMX, prompts' quantized products run on its tiles ([`q8`]).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod act;
+mod amx;
 pub mod attention;
 pub mod f16w;
 pub mod int8;
@@ -69,6 +71,7 @@ pub(crate) fn test_isas() -> Vec<Isa> {
     let mut isas = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
     match Isa::best() {
+        Isa::Amx => isas.extend([Isa::Avx2, Isa::Avx512, Isa::Amx]),
         Isa::Avx512 => isas.extend([Isa::Avx2, Isa::Avx512]),
         Isa::Avx2 => isas.push(Isa::Avx2),
         Isa::Scalar => {}

@@ -266,7 +266,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 and FMA are present (`detect`); the slices' lengths are checked in
             // the kernel.
-            Isa::Avx2 | Isa::Avx512 => unsafe {
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe {
                 match acc.len() {
                     1 => avx2::rows::<1>(panel, x, stride, acc, prefetch),
                     2 => avx2::rows::<2>(panel, x, stride, acc, prefetch),

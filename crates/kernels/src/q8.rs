@@ -380,6 +380,29 @@ impl Q8Matrix {
                 }
             }
         };
+        #[cfg(target_arch = "x86_64")]
+        if kernel.on_tiles(m) {
+            // Whole tiles of 16 weight rows on AMX, the groups after the last on AVX-512.
+            let tiles = n_groups / (amx::ROWS / GROUP);
+            let on_tiles = |range: std::ops::Range<usize>| {
+                let mut scratch = amx::Scratch::default();
+                let mut out = vec![0f32; m * amx::ROWS];
+                for t in range {
+                    // SAFETY: `Isa::Amx` is only detected where AMX is usable, on a CPU with
+                    // AVX-512 F, BW, VL and VNNI and F16C; the activations are padded for it
+                    // (`Activations::quantize` with the same `on_tiles`).
+                    unsafe { amx::tile(self, t, act, m, &mut scratch, &mut out) };
+                    for (r, out) in out.chunks_exact(amx::ROWS).enumerate() {
+                        // SAFETY: each (row, tile) cell of `dst` is written by exactly one
+                        // work item.
+                        unsafe { dst_ptr.write(r * rows + t * amx::ROWS, out) }
+                    }
+                }
+            };
+            candle_core::utils::barrier_pool().execute_chunked(tiles, on_tiles);
+            run(tiles * amx::ROWS / GROUP..n_groups);
+            return;
+        }
         if n_groups * m * blocks < 4096 {
             run(0..n_groups);
         } else {
@@ -402,12 +425,21 @@ struct Activations {
 impl Activations {
     /// As candle's `BlockQ8_0::from_float` (and ggml's `quantize_row_q8_0`): scale
     /// `amax / 127`, values rounded half away from zero, the scale kept as f16.
+    ///
+    /// For AMX (`Isa::on_tiles`) the rows are padded with zeros to a multiple of 16, whole
+    /// tiles.
     fn quantize(x: &[f32], cols: usize, format: Format, isa: Isa) -> Self {
         let share = isa.offset_share(format);
         let blocks = cols / QK;
-        let mut q = vec![0i8; x.len()];
-        let mut d = vec![0f32; x.len() / QK];
-        let mut c = vec![0f32; x.len() / QK];
+        let m = x.len() / cols.max(1);
+        let rows = if isa.on_tiles(m) {
+            m.next_multiple_of(16)
+        } else {
+            m
+        };
+        let mut q = vec![0i8; rows * cols];
+        let mut d = vec![0f32; rows * blocks];
+        let mut c = vec![0f32; rows * blocks];
         let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK));
         for ((xs, qs), (d, c)) in blocks_of.zip(d.iter_mut().zip(&mut c)) {
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -438,7 +470,7 @@ impl Isa {
     fn rows_at_once(self, format: Format) -> usize {
         match (self, format) {
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => MAX_TAKE,
+            (Isa::Avx512 | Isa::Amx, _) => MAX_TAKE,
             (Isa::Scalar, _) => MAX_TAKE,
             (_, Format::Int8) => 2,
             _ => 4,
@@ -455,7 +487,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => format.offset() as f32 / 2.0,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => match format {
+            Isa::Avx512 | Isa::Amx => match format {
                 Format::Int8 => 128.0 / 4.0,
                 _ => format.offset() as f32 / 4.0,
             },
@@ -492,7 +524,7 @@ impl Isa {
             // SAFETY: `Isa::Avx512` is only detected on a CPU with AVX-512 F, BW, VL and VNNI,
             // and AVX2, FMA and F16C.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { avx512::dots(format, group, act, r, take, out) },
+            Isa::Avx512 | Isa::Amx => unsafe { avx512::dots(format, group, act, r, take, out) },
         }
     }
 }
@@ -911,6 +943,177 @@ mod avx512 {
     }
 }
 
+/// Prompts on AMX (`crate::amx`): sixteen weight rows (four groups) against sixteen
+/// activation rows at a time, one block of 32 columns per `tdpbssd`.
+///
+/// Per block, the four groups' chunks become one 8 x 64 tile of int8 weight values in the
+/// order `tdpbssd` reads them (for each four columns, the sixteen rows' four values), Q4_0's
+/// nibbles and Q5_0's codes shifted to their signed values on the way; this is done once per
+/// block and weight tile, for all the activation rows. The activations' int8 rows are the
+/// other tile, loaded as quantized (16 rows, the matrix's columns apart), so the integer sums
+/// are ggml's. Each block's 16 x 16 sums then take the weight rows' scales times the
+/// activation rows' ones into sixteen 512-bit accumulators, one per activation row.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use super::*;
+    use crate::amx::{pipeline, Scale, Sums, Tiles};
+    use std::arch::x86_64::*;
+
+    /// Weight rows, and activation rows, of one tile.
+    pub(super) const ROWS: usize = 16;
+    /// Bytes of one block's weight tile.
+    const TILE: usize = ROWS * QK;
+
+    /// A thread's weight tiles and scales, made once per block of a tile of 16 weight rows.
+    #[derive(Default)]
+    pub(super) struct Scratch {
+        tiles: Vec<i8>,
+        scales: Vec<f32>,
+    }
+
+    /// Weight rows `16t..16t + 16` against activation rows `0..m`: `out[16r + j]` is the dot of
+    /// weight row `16t + j` with activation row `r`.
+    ///
+    /// # Safety
+    /// AMX is usable (`crate::amx::usable`) and the CPU has AVX-512 F, BW and VL, and F16C.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    pub(super) unsafe fn tile(
+        w: &Q8Matrix,
+        t: usize,
+        act: &Activations,
+        m: usize,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) {
+        let (blocks, cols) = (w.blocks(), w.cols);
+        let padded = m.next_multiple_of(ROWS);
+        assert!((t + 1) * ROWS <= w.rows && out.len() >= m * ROWS);
+        assert!(act.q.len() >= padded * cols && act.d.len() >= padded * blocks);
+        scratch.tiles.resize(blocks * TILE, 0);
+        scratch.scales.resize(blocks * ROWS, 0.0);
+        for b in 0..blocks {
+            // SAFETY: the CPU has the features (the caller's promise); `weight_tile` reads
+            // block `b` of groups `4t..4t + 4` (in bounds: the assert) and writes `TILE` bytes
+            // and `ROWS` scales at block `b`'s place (resized above).
+            unsafe {
+                weight_tile(
+                    w,
+                    t,
+                    b,
+                    scratch.tiles.as_mut_ptr().add(b * TILE),
+                    scratch.scales.as_mut_ptr().add(b * ROWS),
+                )
+            };
+        }
+        // SAFETY: AMX is usable (the caller's promise).
+        let tiles = unsafe { Tiles::new(QK) };
+        for r0 in (0..m).step_by(ROWS) {
+            let scale = Scaling {
+                weights: scratch.scales.as_ptr(),
+                acts: act.d[r0 * blocks..].as_ptr(),
+                blocks,
+            };
+            // SAFETY: activation rows `r0..r0 + 16` exist, padded with zeros (the assert), each
+            // `cols` int8; the weight tiles and scales of every block were made above; the
+            // activation scales of rows `r0..r0 + 16` exist (the assert); the CPU has AVX-512 F.
+            let acc = unsafe {
+                let a = act.q[r0 * cols..].as_ptr();
+                pipeline::<QK, _>(&tiles, a, cols, scratch.tiles.as_ptr(), blocks, &scale)
+            };
+            for (i, acc) in acc.iter().enumerate().take(m - r0) {
+                // SAFETY: row `r0 + i < m` of `out` holds 16 values (the assert).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((r0 + i) * ROWS), *acc) };
+            }
+        }
+    }
+
+    /// A block's sums times the weight rows' scales and the activation rows'.
+    struct Scaling {
+        /// 16 per block.
+        weights: *const f32,
+        /// The first activation row's, `blocks` a row.
+        acts: *const f32,
+        blocks: usize,
+    }
+
+    impl Scale for Scaling {
+        #[inline(always)]
+        unsafe fn scale(&self, acc: &mut [__m512; ROWS], b: usize, sums: &Sums) {
+            // SAFETY: block `b`'s weight scales and the 16 rows' scales exist (`tile`'s
+            // assert); AVX-512 F as the caller promises.
+            unsafe {
+                let dw = _mm512_loadu_ps(self.weights.add(b * ROWS));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let s = _mm512_load_si512(sums.0.as_ptr().add(ROWS * i) as *const __m512i);
+                    let dy = _mm512_set1_ps(*self.acts.add(i * self.blocks + b));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), *acc);
+                }
+            }
+        }
+    }
+
+    /// Block `b` of weight rows `16t..16t + 16` as a `tdpbssd` tile at `tile` (row `k` holds,
+    /// for each weight row `j`, its values `4k..4k + 4`) and their scales at `scales`.
+    ///
+    /// A group's chunk holds its values as `Format::place` lays them: Q8_0's and Q5_0's as two
+    /// 64-byte loads, Q4_0's low nibbles as one and its high nibbles as another, all with the
+    /// same layout (value `j` of row `r` at byte `j / 8 * 32 + 8r + j % 8`). Tile row `k` takes
+    /// from each group the four rows' dwords `2r + k % 2` of the 32-byte run `k / 2`: two
+    /// two-source permutes (groups 0 and 1, 2 and 3) and a blend.
+    #[inline(always)]
+    unsafe fn weight_tile(w: &Q8Matrix, t: usize, b: usize, tile: *mut i8, scales: *mut f32) {
+        let format = w.format;
+        let chunk = format.chunk();
+        // SAFETY: the caller bounds block `b` of groups `4t..4t + 4`, and `tile` (512 bytes)
+        // and `scales` (16 f32); the CPU has AVX-512 F and BW and F16C (it runs with them).
+        unsafe {
+            let low = _mm512_set1_epi8(0x0F);
+            let mut values = [[_mm512_setzero_si512(); 2]; GROUP];
+            let mut d = [0u64; GROUP];
+            for (g, (values, d)) in values.iter_mut().zip(&mut d).enumerate() {
+                let c = w.group(GROUP * t + g)[b * chunk..].as_ptr();
+                *d = (c as *const u64).read_unaligned();
+                let q = c.add(2 * GROUP) as *const __m512i;
+                *values = match format {
+                    Format::Int8 => [_mm512_loadu_si512(q), _mm512_loadu_si512(q.add(1))],
+                    Format::Int4 => {
+                        let v = _mm512_loadu_si512(q);
+                        let eight = _mm512_set1_epi8(8);
+                        let high = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+                        [
+                            _mm512_sub_epi8(_mm512_and_si512(v, low), eight),
+                            _mm512_sub_epi8(high, eight),
+                        ]
+                    }
+                    Format::Int5 => {
+                        let sixteen = _mm512_set1_epi8(16);
+                        [
+                            _mm512_sub_epi8(_mm512_loadu_si512(q), sixteen),
+                            _mm512_sub_epi8(_mm512_loadu_si512(q.add(1)), sixteen),
+                        ]
+                    }
+                };
+            }
+            let d = _mm256_loadu_si256(d.as_ptr() as *const __m256i);
+            _mm512_storeu_ps(scales, _mm512_cvtph_ps(d));
+            // Rows 0..4 from the first source's dwords, 4..8 from the second's (16 on).
+            let first = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 0, 0, 0, 0, 0, 0, 0, 0);
+            let second = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 4, 6, 16, 18, 20, 22);
+            for k in 0..QK / 4 {
+                let run = k / 2;
+                let at = _mm512_set1_epi32(((run % 2) * 8 + k % 2) as i32);
+                let half = run / 2;
+                let (a, b) = (values[0][half], values[1][half]);
+                let lo = _mm512_permutex2var_epi32(a, _mm512_add_epi32(first, at), b);
+                let (a, b) = (values[2][half], values[3][half]);
+                let hi = _mm512_permutex2var_epi32(a, _mm512_add_epi32(second, at), b);
+                let row = _mm512_mask_blend_epi32(0xFF00, lo, hi);
+                _mm512_storeu_si512(tile.add(64 * k) as *mut __m512i, row);
+            }
+        }
+    }
+}
+
 impl CustomOp1 for Q8Matrix {
     fn name(&self) -> &'static str {
         "q8-matmul"
@@ -1049,19 +1252,21 @@ mod tests {
     #[test]
     fn every_kernels_products_match_candles() {
         for dtype in TYPES {
-            // 20 rows: five groups; 192 columns: six blocks.
-            let w = QTensor::quantize(&weights(20, 192), dtype).unwrap();
+            // 36 rows: nine groups (for AMX two tiles of 16 rows and a group left over); 192
+            // columns: six blocks. From 16 activation rows AMX takes them, 16 at a time: one
+            // tile, one and a part, two.
+            let w = QTensor::quantize(&weights(36, 192), dtype).unwrap();
             let mine = q8(&w);
             let reference = QMatMul::from_qtensor(w).unwrap();
-            for m in [1, 3, 8, 11, 19] {
+            for m in [1, 3, 8, 11, 16, 19, 32] {
                 let x = input(m, 192);
                 let want = reference.forward(&x).unwrap();
                 let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 for isa in crate::test_isas() {
                     let act = Activations::quantize(&x, 192, mine.format, isa);
-                    let mut got = vec![0f32; m * 20];
+                    let mut got = vec![0f32; m * 36];
                     mine.matmul(isa, m, &act, &mut got);
-                    let got = Tensor::from_vec(got, (m, 20), &Device::Cpu).unwrap();
+                    let got = Tensor::from_vec(got, (m, 36), &Device::Cpu).unwrap();
                     assert_close(&got, &want);
                 }
             }

@@ -229,8 +229,17 @@ fn cache_agrees_with_one_pass(dtype: candle_core::DType) {
     let last = forward(net, &ids[599..], 599);
     let d = worst_diff(&last, &top);
     eprintln!("{dtype:?} cache: the last token decoded alone differs by {d}");
+    // The exact bound holds where the prompt's rows and the lone token go through kernels that
+    // add the same integer sums in the same order. On a CPU with AMX they do not: the prompt's
+    // products run on the tiles (per block, all 16 weight rows at once) and the lone token's on
+    // AVX-512 (per row, in lanes), and the 8-bit rounding of the next layer's activations turns
+    // those last-bit differences into the noise above (measured: 0.22 on a Xeon with AMX, 0
+    // with TERCUMAN_ISA=avx512 on the same machine). There the noise bound is what holds.
+    let same_order = !tercuman_kernels::Isa::detect().uses_tiles();
     match dtype {
-        candle_core::DType::F32 => assert!(d < 0.01, "the last token decoded alone differs by {d}"),
+        candle_core::DType::F32 if same_order => {
+            assert!(d < 0.01, "the last token decoded alone differs by {d}")
+        }
         _ => check(&last, "the last token decoded alone".to_string()),
     }
 }

@@ -77,11 +77,16 @@ impl Isa {
     /// from 16 rows (a tile's; fewer would leave most of one empty, and decode's one row takes
     /// the AVX-512 kernels).
     pub(crate) fn on_tiles(self, m: usize) -> bool {
+        self.uses_tiles() && m >= 16
+    }
+
+    /// Whether prompts' quantized products run on AMX's tiles (and so add their integer sums
+    /// in another order than decoding's one row does).
+    pub fn uses_tiles(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         if self == Isa::Amx {
-            return m >= 16;
+            return true;
         }
-        let _ = m;
         false
     }
 }

@@ -56,6 +56,38 @@ impl SharedOut {
     }
 }
 
+/// A slice several threads write, each to its own chunks (as [`SharedOut`], for any type).
+pub struct SharedSlice<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: as for `SharedOut`: written only through `chunk_mut`, whose callers promise disjoint
+// chunks; the `&mut [T]` it came from outlives the threads.
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
+// SAFETY: as for `Sync`.
+unsafe impl<T: Send> Send for SharedSlice<T> {}
+
+impl<T> SharedSlice<T> {
+    pub fn new(data: &mut [T]) -> SharedSlice<T> {
+        SharedSlice {
+            ptr: data.as_mut_ptr(),
+            len: data.len(),
+        }
+    }
+
+    /// Chunk `i` of `width` elements; panics if it lies outside the slice.
+    ///
+    /// # Safety
+    /// No other thread reads or writes that chunk while the returned slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn chunk_mut(&self, i: usize, width: usize) -> &mut [T] {
+        assert!((i + 1) * width <= self.len, "chunk past the shared slice");
+        // SAFETY: in bounds (checked above), and unaliased (the caller's promise).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * width), width) }
+    }
+}
+
 /// `f(&mut scratch, i, chunk)` for each chunk `i` of `width` values of `data`, the chunks
 /// shared among candle's pool threads; `scratch` is made by `scratch()` once per run of chunks
 /// a thread takes.

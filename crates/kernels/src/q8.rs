@@ -34,7 +34,7 @@ use std::io::{Read, Seek, SeekFrom};
 use candle_core::quantized::{gguf_file, GgmlDType};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use crate::par::SharedOut;
+use crate::par::{SharedOut, SharedSlice};
 use crate::Isa;
 use half::f16;
 
@@ -440,8 +440,7 @@ impl Activations {
         let mut q = vec![0i8; rows * cols];
         let mut d = vec![0f32; rows * blocks];
         let mut c = vec![0f32; rows * blocks];
-        let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK));
-        for ((xs, qs), (d, c)) in blocks_of.zip(d.iter_mut().zip(&mut c)) {
+        let quantize = |xs: &[f32], qs: &mut [i8], d: &mut f32, c: &mut f32| {
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -450,6 +449,39 @@ impl Activations {
             }
             *d = f16::from_f32(scale).to_f32();
             *c = *d * share * qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
+        };
+        let n = x.len() / QK;
+        // A prompt's rows are quantized by the threads, rows of blocks at a time; a decoding
+        // step's row by this one.
+        if m >= 16 {
+            let (qv, dv, cv) = (
+                SharedSlice::new(&mut q),
+                SharedSlice::new(&mut d),
+                SharedSlice::new(&mut c),
+            );
+            candle_core::utils::barrier_pool().execute_chunked(m, |range| {
+                for r in range {
+                    // SAFETY: row `r`'s values and scales are this item's alone.
+                    let (qs, ds, cs) = unsafe {
+                        (
+                            qv.chunk_mut(r, cols),
+                            dv.chunk_mut(r, blocks),
+                            cv.chunk_mut(r, blocks),
+                        )
+                    };
+                    let xs = x[r * cols..(r + 1) * cols].chunks_exact(QK);
+                    for ((xs, qs), (d, c)) in
+                        xs.zip(qs.chunks_exact_mut(QK)).zip(ds.iter_mut().zip(cs))
+                    {
+                        quantize(xs, qs, d, c);
+                    }
+                }
+            });
+        } else {
+            let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).take(n);
+            for ((xs, qs), (d, c)) in blocks_of.zip(d.iter_mut().zip(&mut c)) {
+                quantize(xs, qs, d, c);
+            }
         }
         Self { blocks, q, d, c }
     }

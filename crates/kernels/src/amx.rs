@@ -87,9 +87,16 @@ impl Config {
 
 /// The tile registers configured for one kernel's run on this thread, for products over `k`
 /// columns at a time (32 or 16): tiles 0 and 3 hold 16 x 16 int32 sums, 1 and 4 sixteen rows
-/// of `k` int8 activations, 2 and 5 `k / 4` rows of 64 int8 weights. Released on drop (so that
-/// a context switch does not save 8 KB of tiles for a thread that no longer uses them).
-pub(crate) struct Tiles(());
+/// of `k` int8 activations, 2 and 5 `k / 4` rows of 64 int8 weights.
+///
+/// The configuration the thread had before is put back on drop (released, if it had none).
+/// Other code may keep its own in a thread between calls: candle's AMX kernels (its x86 Q4_K
+/// path) load theirs once per thread and count on it staying; releasing the tiles under them
+/// made their next `tdpbssd` an illegal instruction (the kernel bench, which runs candle's
+/// product and ours in turn on the same threads, died of SIGILL).
+pub(crate) struct Tiles {
+    before: Config,
+}
 
 #[cfg(target_arch = "x86_64")]
 impl Tiles {
@@ -101,13 +108,16 @@ impl Tiles {
         assert!(k.is_multiple_of(16) && (16..=64).contains(&k));
         let set = [(16, 64), (16, k as u16), ((k / 4) as u8, 64)];
         let config = Config::new(&[set[0], set[1], set[2], set[0], set[1], set[2]]);
-        // SAFETY: the CPU has AMX and the process may use it (the caller's promise); `config`
-        // is a valid 64-byte palette-1 configuration (`Config::new`, shapes within 16 rows of
-        // 64 bytes).
+        let mut before = Config::new(&[]);
+        // SAFETY: the CPU has AMX and the process may use it (the caller's promise);
+        // `sttilecfg` writes the current configuration's 64 bytes (zeros if none) into
+        // `before`; `config` is a valid 64-byte palette-1 configuration (`Config::new`, shapes
+        // within 16 rows of 64 bytes).
         unsafe {
+            std::arch::asm!("sttilecfg [{}]", in(reg) &mut before, options(nostack));
             std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
         }
-        Tiles(())
+        Tiles { before }
     }
 
     /// `c = a x b` on tile set `SET` (0: tiles 0, 1, 2; 1: tiles 3, 4, 5): the sums tile from
@@ -161,9 +171,16 @@ impl Tiles {
 #[cfg(target_arch = "x86_64")]
 impl Drop for Tiles {
     fn drop(&mut self) {
-        // SAFETY: `tilerelease` returns the tiles to their initial state; AMX is usable (it
-        // was to make `self`).
-        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+        // SAFETY: AMX is usable (it was to make `self`). `before` is what `sttilecfg` stored:
+        // a configuration the CPU took, loaded back as it was; or, if the tiles had none,
+        // palette 0, for which `tilerelease` is the way back to the initial state.
+        unsafe {
+            if self.before.palette == 0 {
+                std::arch::asm!("tilerelease", options(nostack, nomem));
+            } else {
+                std::arch::asm!("ldtilecfg [{}]", in(reg) &self.before, options(nostack, readonly));
+            }
+        }
     }
 }
 

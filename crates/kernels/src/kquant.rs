@@ -1327,6 +1327,28 @@ mod tests {
         }
     }
 
+    /// Our tile kernels and candle's (its x86 Q4_K product runs on AMX where the CPU has it,
+    /// with a tile configuration it loads once per thread) take turns on the same threads:
+    /// each gives its own products every time. Before our kernels put back the configuration
+    /// they found, candle's next product here died of an illegal instruction.
+    #[test]
+    fn products_alternating_with_candles_own_tile_kernels_stay_right() {
+        let w = QTensor::quantize(&weights(256, 1024, 5), GgmlDType::Q4K).unwrap();
+        let k = mine(&w);
+        let reference = QMatMul::from_qtensor(w).unwrap();
+        let x = input(128, 1024);
+        let first = reference.forward(&x).unwrap();
+        for _ in 0..3 {
+            let ours = k.forward(&x).unwrap();
+            let theirs = reference.forward(&x).unwrap();
+            assert_close(&ours, &first);
+            assert_eq!(
+                theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                first.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
+        }
+    }
+
     /// Matrices of both types applied to one input in one call give each one's own product,
     /// for one row, a prompt's rows, leading dimensions, and enough work for the threads.
     #[test]

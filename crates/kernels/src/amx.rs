@@ -188,19 +188,9 @@ impl Drop for Tiles {
 #[repr(C, align(64))]
 pub(crate) struct Sums(pub [i32; 256]);
 
-/// What a kernel does with each unit's sums (a unit: `k` columns of the product with one
-/// scale per weight row, a Q4_0 block or a Q4_K sub-block): adds them, scaled, to the 16
-/// accumulators, one per activation row, each lane a weight row.
-#[cfg(target_arch = "x86_64")]
-pub(crate) trait Scale {
-    /// # Safety
-    /// The CPU has AVX-512 F; unit `u` is one of the kernel's.
-    unsafe fn scale(&self, acc: &mut [std::arch::x86_64::__m512; 16], u: usize, sums: &Sums);
-}
-
 /// 16 activation rows (`a`, `a + stride`, ...) against 16 weight rows over `units` units of
 /// `K` columns: unit `u` is activation columns `u * K..` and the weight tile at `w + 16 * K *
-/// u`; each unit's sums go to `s.scale`, which adds them to the accumulators returned.
+/// u`; each unit's sums, scaled (`UnitScales::scale`), are added to the accumulators returned.
 ///
 /// Two tile sets each take a unit of a pair, and the sums of the pair after are made while the
 /// vector units scale these (as llama.cpp's AMX kernels do): the tile registers are not
@@ -208,16 +198,16 @@ pub(crate) trait Scale {
 ///
 /// # Safety
 /// `tiles` was configured for `K`; `a + i * stride` has `units * K` readable bytes for `i <
-/// 16`, `w` `16 * K * units`; the CPU has AVX-512 F; `s.scale` may be called for each unit.
+/// 16`, `w` `16 * K * units`; the CPU has AVX-512 F; `s` holds the scales of every unit.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn pipeline<const K: usize, S: Scale>(
+pub(crate) unsafe fn pipeline<const K: usize>(
     tiles: &Tiles,
     a: *const i8,
     stride: usize,
     w: *const i8,
     units: usize,
-    s: &S,
+    s: &UnitScales,
 ) -> [std::arch::x86_64::__m512; 16] {
     use std::arch::x86_64::_mm512_setzero_ps;
     // SAFETY: the caller's promises bound every tile load; `sums` has four buffers of 16 x 16
@@ -253,5 +243,43 @@ pub(crate) unsafe fn pipeline<const K: usize, S: Scale>(
             }
         }
         acc
+    }
+}
+
+/// The scales of a product's units (a unit: `K` columns with one scale per weight row, a
+/// Q4_0 block or a Q4_K sub-block): unit `u`'s sums times the 16 weight rows' scales of the unit and the
+/// activation rows' scale of its block (`per_block` units to an activation block: 1 for Q4_0's
+/// blocks against Q8_0 activations, 8 or 16 for k-quant sub-blocks against Q8_K).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct UnitScales {
+    /// 16 per unit.
+    pub weights: *const f32,
+    /// The first activation row's, `blocks` a row.
+    pub acts: *const f32,
+    pub blocks: usize,
+    pub per_block: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl UnitScales {
+    /// Adds unit `u`'s sums, scaled, to the 16 accumulators (one per activation row, a lane
+    /// per weight row).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; unit `u` is one of the product's.
+    #[inline(always)]
+    unsafe fn scale(&self, acc: &mut [std::arch::x86_64::__m512; 16], u: usize, sums: &Sums) {
+        use std::arch::x86_64::*;
+        // SAFETY: unit `u`'s weight scales and the 16 rows' scales of its block exist (the
+        // kernel's asserts); AVX-512 F as the caller promises.
+        unsafe {
+            let dw = _mm512_loadu_ps(self.weights.add(u * 16));
+            let k = u / self.per_block;
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let s = _mm512_load_si512(sums.0.as_ptr().add(16 * i) as *const __m512i);
+                let dy = _mm512_set1_ps(*self.acts.add(i * self.blocks + k));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), *acc);
+            }
+        }
     }
 }

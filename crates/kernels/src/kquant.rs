@@ -1036,7 +1036,7 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod amx {
     use super::*;
-    use crate::amx::{pipeline, Scale, Sums, Tiles};
+    use crate::amx::{pipeline, Tiles, UnitScales};
     use std::arch::x86_64::*;
 
     /// Weight rows, and activation rows, of one tile.
@@ -1097,7 +1097,7 @@ mod amx {
         // SAFETY: AMX is usable (the caller's promise).
         let tiles = unsafe { Tiles::new(sub) };
         for r0 in (0..m).step_by(ROWS) {
-            let scale = Scaling {
+            let scale = UnitScales {
                 weights: scratch.scales.as_ptr(),
                 acts: act.d[r0 * blocks..].as_ptr(),
                 blocks,
@@ -1110,8 +1110,8 @@ mod amx {
                 let a = act.q[r0 * cols..].as_ptr();
                 let wt = scratch.tiles.as_ptr();
                 match w.kind {
-                    KQuant::Q4K => pipeline::<32, _>(&tiles, a, cols, wt, units, &scale),
-                    KQuant::Q6K => pipeline::<16, _>(&tiles, a, cols, wt, units, &scale),
+                    KQuant::Q4K => pipeline::<32>(&tiles, a, cols, wt, units, &scale),
+                    KQuant::Q6K => pipeline::<16>(&tiles, a, cols, wt, units, &scale),
                 }
             };
             if w.kind == KQuant::Q4K {
@@ -1130,34 +1130,6 @@ mod amx {
             for (i, acc) in acc.iter().enumerate().take(m - r0) {
                 // SAFETY: row `r0 + i < m` of `out` holds 16 values (the assert).
                 unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((r0 + i) * ROWS), *acc) };
-            }
-        }
-    }
-
-    /// A sub-block's sums times the weight rows' scales and the activation rows'.
-    struct Scaling {
-        /// 16 per sub-block.
-        weights: *const f32,
-        /// The first activation row's, `blocks` a row.
-        acts: *const f32,
-        blocks: usize,
-        /// Sub-blocks per super-block.
-        per_block: usize,
-    }
-
-    impl Scale for Scaling {
-        #[inline(always)]
-        unsafe fn scale(&self, acc: &mut [__m512; ROWS], u: usize, sums: &Sums) {
-            // SAFETY: unit `u`'s weight scales and the 16 rows' scales exist (`tile`'s
-            // asserts); AVX-512 F as the caller promises.
-            unsafe {
-                let dw = _mm512_loadu_ps(self.weights.add(u * ROWS));
-                let k = u / self.per_block;
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let s = _mm512_load_si512(sums.0.as_ptr().add(ROWS * i) as *const __m512i);
-                    let dy = _mm512_set1_ps(*self.acts.add(i * self.blocks + k));
-                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), *acc);
-                }
             }
         }
     }

@@ -988,7 +988,7 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod amx {
     use super::*;
-    use crate::amx::{pipeline, Scale, Sums, Tiles};
+    use crate::amx::{pipeline, Tiles, UnitScales};
     use std::arch::x86_64::*;
 
     /// Weight rows, and activation rows, of one tile.
@@ -1040,46 +1040,22 @@ mod amx {
         // SAFETY: AMX is usable (the caller's promise).
         let tiles = unsafe { Tiles::new(QK) };
         for r0 in (0..m).step_by(ROWS) {
-            let scale = Scaling {
+            let scale = UnitScales {
                 weights: scratch.scales.as_ptr(),
                 acts: act.d[r0 * blocks..].as_ptr(),
                 blocks,
+                per_block: 1,
             };
             // SAFETY: activation rows `r0..r0 + 16` exist, padded with zeros (the assert), each
             // `cols` int8; the weight tiles and scales of every block were made above; the
             // activation scales of rows `r0..r0 + 16` exist (the assert); the CPU has AVX-512 F.
             let acc = unsafe {
                 let a = act.q[r0 * cols..].as_ptr();
-                pipeline::<QK, _>(&tiles, a, cols, scratch.tiles.as_ptr(), blocks, &scale)
+                pipeline::<QK>(&tiles, a, cols, scratch.tiles.as_ptr(), blocks, &scale)
             };
             for (i, acc) in acc.iter().enumerate().take(m - r0) {
                 // SAFETY: row `r0 + i < m` of `out` holds 16 values (the assert).
                 unsafe { _mm512_storeu_ps(out.as_mut_ptr().add((r0 + i) * ROWS), *acc) };
-            }
-        }
-    }
-
-    /// A block's sums times the weight rows' scales and the activation rows'.
-    struct Scaling {
-        /// 16 per block.
-        weights: *const f32,
-        /// The first activation row's, `blocks` a row.
-        acts: *const f32,
-        blocks: usize,
-    }
-
-    impl Scale for Scaling {
-        #[inline(always)]
-        unsafe fn scale(&self, acc: &mut [__m512; ROWS], b: usize, sums: &Sums) {
-            // SAFETY: block `b`'s weight scales and the 16 rows' scales exist (`tile`'s
-            // assert); AVX-512 F as the caller promises.
-            unsafe {
-                let dw = _mm512_loadu_ps(self.weights.add(b * ROWS));
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let s = _mm512_load_si512(sums.0.as_ptr().add(ROWS * i) as *const __m512i);
-                    let dy = _mm512_set1_ps(*self.acts.add(i * self.blocks + b));
-                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), *acc);
-                }
             }
         }
     }

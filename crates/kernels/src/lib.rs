@@ -15,7 +15,8 @@
 //! Each kernel has an AVX2/FMA path and a scalar one it is tested against; the quantized
 //! products ([`q8`], [`kquant`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run time
 //! ([`isa`]; `TERCUMAN_ISA=avx512`, `avx2` or `scalar` asks for less). Where the CPU has Intel's
-//! AMX, prompts' quantized products run on its tiles ([`q8`]).
+//! AMX, the quantized products of prompts (16 rows or more) run on its tiles (`amx`, used by
+//! [`q8`] and [`kquant`]).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 

@@ -394,12 +394,9 @@ impl Activations {
             }
         }
         let sums32 = if tiles {
-            let pairs = bsums.chunks_exact(2).map(|p| p[0] as f32 + p[1] as f32);
-            let per_block = pairs.collect::<Vec<_>>();
-            per_block
-                .chunks_exact(8)
-                .zip(&d)
-                .flat_map(|(s, &d)| s.iter().map(move |s| d * s))
+            let blocks_of = bsums.chunks_exact(QK_K / 16).zip(&d);
+            blocks_of
+                .flat_map(|(bs, &d)| bs.chunks_exact(2).map(move |p| d * (p[0] + p[1]) as f32))
                 .collect()
         } else {
             Vec::new()

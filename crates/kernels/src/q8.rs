@@ -450,7 +450,6 @@ impl Activations {
             *d = f16::from_f32(scale).to_f32();
             *c = *d * share * qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
         };
-        let n = x.len() / QK;
         // A prompt's rows are quantized by the threads, rows of blocks at a time; a decoding
         // step's row by this one.
         if m >= 16 {
@@ -478,7 +477,7 @@ impl Activations {
                 }
             });
         } else {
-            let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).take(n);
+            let blocks_of = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK));
             for ((xs, qs), (d, c)) in blocks_of.zip(d.iter_mut().zip(&mut c)) {
                 quantize(xs, qs, d, c);
             }

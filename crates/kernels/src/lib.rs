@@ -47,6 +47,36 @@ pub(crate) fn round_away(x: f32) -> i32 {
     t.saturating_add((f >= 0.5) as i32 - (f <= -0.5) as i32)
 }
 
+/// [`round_away`] in each of 16 lanes, clamped to `-128..=127` as the quantizers clamp, as
+/// int32; a NaN lane gives 0, as `NaN as i32` does. The same arithmetic: a truncation, the exact
+/// fraction left, and a step away from zero where it is at least a half.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn round_away_i8_avx512(
+    y: std::arch::x86_64::__m512,
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // SAFETY: AVX-512 F, as the caller promises.
+    unsafe {
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+        let f = _mm512_sub_ps(y, t);
+        let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(f, _mm512_set1_ps(0.5));
+        let down = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(f, _mm512_set1_ps(-0.5));
+        let t = _mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.0));
+        let t = _mm512_mask_sub_ps(t, down, t, _mm512_set1_ps(1.0));
+        let t = _mm512_min_ps(
+            _mm512_max_ps(t, _mm512_set1_ps(-128.0)),
+            _mm512_set1_ps(127.0),
+        );
+        // A NaN lane (unordered with itself) is 0.
+        let t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), t);
+        _mm512_cvtps_epi32(t)
+    }
+}
+
 /// Test data: a `rows x cols` weight matrix of values in about [-1.7, 1.7], varied by `seed`.
 #[cfg(test)]
 pub(crate) fn test_weights(rows: usize, cols: usize, seed: usize) -> candle_core::Tensor {
@@ -63,6 +93,59 @@ pub(crate) fn test_input(m: usize, cols: usize) -> candle_core::Tensor {
         .map(|i| (((i * 104729) % 997) as f32 - 498.0) / 250.0)
         .collect();
     candle_core::Tensor::from_vec(v, (m, cols), &candle_core::Device::Cpu).unwrap()
+}
+
+/// Test data for the activation quantizers, blocks of `len` values: pseudo-random ones of four
+/// magnitudes; ones that scale onto halves and next to them (largest magnitude 127 or 254, so
+/// the scale is 1 or 1/2 exactly); zeros; the largest magnitude twice with both signs, in both
+/// orders; a NaN; an infinity.
+#[cfg(test)]
+pub(crate) fn test_quantizer_blocks(len: usize) -> Vec<Vec<f32>> {
+    let mut state = 0x2545_f491_u64;
+    let mut random = |scale: f32| -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    };
+    let mut blocks = Vec::new();
+    for scale in [1e-3f32, 1.0, 37.0, 1e6] {
+        for _ in 0..8 {
+            blocks.push(random(scale));
+        }
+    }
+    for first in [127f32, -127.0, 254.0, -254.0] {
+        let mut b: Vec<f32> = (0..len)
+            .map(|i| {
+                let v = ((i * 37 % 200) as f32 - 100.0) * 0.5;
+                match i % 3 {
+                    0 => v,
+                    1 => f32::from_bits(v.to_bits() + 1),
+                    _ => f32::from_bits(v.to_bits().saturating_sub(1)),
+                }
+            })
+            .collect();
+        b[0] = first;
+        blocks.push(b);
+    }
+    blocks.push(vec![0.0; len]);
+    for sign in [1f32, -1.0] {
+        let mut b = random(1.0);
+        b[5] = 3.0 * sign;
+        b[len - 3] = -3.0 * sign;
+        blocks.push(b);
+    }
+    let mut b = random(2.0);
+    b[7] = f32::NAN;
+    blocks.push(b);
+    let mut b = random(2.0);
+    b[3] = f32::INFINITY;
+    blocks.push(b);
+    blocks
 }
 
 /// Test helper: every instruction set this CPU runs, the scalar one first, so that each

@@ -440,15 +440,12 @@ impl Activations {
         let mut q = vec![0i8; rows * cols];
         let mut d = vec![0f32; rows * blocks];
         let mut c = vec![0f32; rows * blocks];
-        let quantize = |xs: &[f32], qs: &mut [i8], d: &mut f32, c: &mut f32| {
-            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-            for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = crate::round_away(v * inv).clamp(-128, 127) as i8;
-            }
-            *d = f16::from_f32(scale).to_f32();
-            *c = *d * share * qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
+        let quantize = |xs: &[f32], qs: &mut [i8], d: &mut f32, c: &mut f32| match isa {
+            // SAFETY: `Avx512` and `Amx` are only detected on a CPU with AVX-512 F, BW and VL;
+            // the kernel checks the slices' lengths.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 | Isa::Amx => unsafe { avx512::quantize_q8_0(xs, qs, share, d, c) },
+            _ => scalar::quantize_q8_0(xs, qs, share, d, c),
         };
         // A prompt's rows are quantized by the threads, rows of blocks at a time; a decoding
         // step's row by this one.
@@ -562,6 +559,18 @@ impl Isa {
 
 mod scalar {
     use super::*;
+
+    /// One block of 32 activations to Q8_0 (see `Activations::quantize`), and its `c`.
+    pub fn quantize_q8_0(xs: &[f32], qs: &mut [i8], share: f32, d: &mut f32, c: &mut f32) {
+        let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        for (q, &v) in qs.iter_mut().zip(xs) {
+            *q = crate::round_away(v * inv).clamp(-128, 127) as i8;
+        }
+        *d = f16::from_f32(scale).to_f32();
+        *c = *d * share * qs.iter().map(|&q| q as i32).sum::<i32>() as f32;
+    }
 
     pub fn dots(format: Format, group: &[u8], yq: &[i8], yd: &[f32]) -> [f32; GROUP] {
         let mut out = [0f32; GROUP];
@@ -805,6 +814,44 @@ mod avx2 {
 mod avx512 {
     use super::*;
     use std::arch::x86_64::*;
+
+    /// `scalar::quantize_q8_0`, bit for bit, 16 values at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VL and F16C.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    pub(super) unsafe fn quantize_q8_0(
+        xs: &[f32],
+        qs: &mut [i8],
+        share: f32,
+        d: &mut f32,
+        c: &mut f32,
+    ) {
+        assert!(xs.len() == QK && qs.len() == QK && QK == 32);
+        // SAFETY: two loads and stores of 16 values within the slices (the assert); the CPU as
+        // the caller promises.
+        unsafe {
+            let (a, b) = (
+                _mm512_loadu_ps(xs.as_ptr()),
+                _mm512_loadu_ps(xs.as_ptr().add(16)),
+            );
+            // A NaN `|v|` leaves the other operand, as `f32::max` does.
+            let amax = _mm512_max_ps(_mm512_abs_ps(a), _mm512_setzero_ps());
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(b), amax));
+            let scale = amax / 127.0;
+            let inv = _mm512_set1_ps(if scale != 0.0 { 1.0 / scale } else { 0.0 });
+            let qa = crate::round_away_i8_avx512(_mm512_mul_ps(a, inv));
+            let qb = crate::round_away_i8_avx512(_mm512_mul_ps(b, inv));
+            _mm_storeu_si128(qs.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(qa));
+            _mm_storeu_si128(
+                qs.as_mut_ptr().add(16) as *mut __m128i,
+                _mm512_cvtepi32_epi8(qb),
+            );
+            *d = f16::from_f32(scale).to_f32();
+            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+            *c = *d * share * sum as f32;
+        }
+    }
 
     const INT8: u8 = 0;
     const INT4: u8 = 1;
@@ -1169,6 +1216,26 @@ mod tests {
             GgmlDType::Q5_0 => cols.div_ceil(2 * QK) * 2 * QK,
             _ => cols,
         }
+    }
+
+    /// The AVX-512 quantizer makes the scalar one's Q8_0 blocks and offsets bit for bit.
+    #[test]
+    fn vector_quantizer_makes_the_scalar_ones_blocks() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::test_isas().contains(&Isa::Avx512) {
+            for (n, xs) in crate::test_quantizer_blocks(QK).iter().enumerate() {
+                let (mut want, mut got) = ([0i8; QK], [0i8; QK]);
+                let (mut wd, mut wc, mut gd, mut gc) = (0f32, 0f32, 0f32, 0f32);
+                scalar::quantize_q8_0(xs, &mut want, 128.0 / 4.0, &mut wd, &mut wc);
+                // SAFETY: the CPU has AVX-512 (`test_isas`), and F16C with it.
+                unsafe { avx512::quantize_q8_0(xs, &mut got, 128.0 / 4.0, &mut gd, &mut gc) };
+                assert_eq!(got, want, "block {n}: values");
+                assert_eq!(gd.to_bits(), wd.to_bits(), "block {n}: scale");
+                assert_eq!(gc.to_bits(), wc.to_bits(), "block {n}: offset");
+            }
+            return;
+        }
+        eprintln!("skipped: this CPU has no AVX-512");
     }
 
     #[test]

@@ -680,14 +680,21 @@ fn attend(
     let (_, n_kv_head, kv_len, _) = k.dims4()?;
     let n_rep = n_head / n_kv_head;
     let q = q.reshape((b, n_kv_head, n_rep * seq_len, head_dim))?;
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
-    if let Some(mask) = mask {
-        scores = scores
-            .reshape((b, n_kv_head, n_rep, seq_len, kv_len))?
-            .broadcast_add(mask)?
-            .reshape((b, n_kv_head, n_rep * seq_len, kv_len))?;
-    }
-    let mut probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let scores = q.matmul(&k.t()?)?;
+    // Scaled, masked (row `i` of the scores is query row `i % seq_len`) and normalized in one
+    // pass over the scores.
+    let mut probs = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        tercuman_kernels::softmax::scaled_masked_softmax(&scores, scale as f32, mask)?
+    } else {
+        let mut scores = (scores * scale)?;
+        if let Some(mask) = mask {
+            scores = scores
+                .reshape((b, n_kv_head, n_rep, seq_len, kv_len))?
+                .broadcast_add(mask)?
+                .reshape((b, n_kv_head, n_rep * seq_len, kv_len))?;
+        }
+        candle_nn::ops::softmax_last_dim(&scores)?
+    };
     if half_weights {
         probs = probs.to_dtype(DType::F16)?.to_dtype(DType::F32)?;
     }

@@ -102,41 +102,11 @@ mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
-    /// `1 + exp(x)` in each lane, `exp` as Cephes' `expf`: `x = n ln 2 + r` with
-    /// `|r| <= ln 2 / 2`, `exp(r)` by its polynomial, `2^n` put in the exponent bits. Above
-    /// 88.376, where `exp` leaves f32, the result is infinite; below -87, where `exp(x)` is
-    /// under f32's epsilon next to the 1, `x` is taken as -87 (so `2^n` stays a normal number).
+    /// `1 + exp(x)` in each lane, `exp` as `crate::softmax`'s (Cephes' `expf`).
     #[inline(always)]
     unsafe fn one_plus_exp(x: __m256) -> __m256 {
         // SAFETY: AVX2 and FMA, as the caller runs with.
-        unsafe {
-            let max = _mm256_set1_ps(88.376_26);
-            let overflow = _mm256_cmp_ps::<_CMP_GT_OQ>(x, max);
-            let x = _mm256_max_ps(_mm256_min_ps(x, max), _mm256_set1_ps(-87.0));
-            let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-            );
-            // ln 2 = 0.693359375 - 2.12194440e-4, the first part exact in few bits.
-            let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-            let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-            let mut p = _mm256_set1_ps(1.987_569_1e-4);
-            for c in [
-                1.398_199_9e-3,
-                8.333_452e-3,
-                4.166_579_6e-2,
-                0.166_666_65,
-                0.5,
-            ] {
-                p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-            }
-            let one = _mm256_set1_ps(1.0);
-            let e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, one));
-            // 2^n with n in -126..=128: n + 127 in the exponent field (128 gives infinity).
-            let n = _mm256_cvtps_epi32(n);
-            let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127)));
-            let sum = _mm256_add_ps(one, _mm256_mul_ps(e, _mm256_castsi256_ps(two_n)));
-            _mm256_blendv_ps(sum, _mm256_set1_ps(f32::INFINITY), overflow)
-        }
+        unsafe { _mm256_add_ps(_mm256_set1_ps(1.0), crate::softmax::avx2::exp(x)) }
     }
 
     /// # Safety

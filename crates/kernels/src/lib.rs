@@ -10,6 +10,7 @@
 //!   `--quantize int8`);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
 //! - [`act`]: Gemma's gated activation, `gelu(gate) * up`;
+//! - [`softmax`]: a prompt's attention weights, scaled and masked in the same pass;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
 //!
 //! Each kernel has an AVX2/FMA path and a scalar one it is tested against; the quantized
@@ -31,6 +32,7 @@ pub mod packed;
 pub mod par;
 pub mod q8;
 pub mod requant;
+pub mod softmax;
 pub mod storage;
 
 pub use isa::Isa;

@@ -257,7 +257,13 @@ impl Model {
                 (layer.attention(&x, mask.as_ref(), index_pos, &self.rope, &self.config)? + &h)?;
             let y = layer.ffn_norm.forward(&x)?;
             let [gate, up]: [Tensor; 2] = layer.gate_up.forward(&y)?.try_into().unwrap();
-            let y = layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
+            // SiLU and the product in one pass, eight values at a time.
+            let hidden = if gate.device().is_cpu() {
+                tercuman_kernels::act::silu_mul(&gate, &up)?
+            } else {
+                (candle_nn::ops::silu(&gate)? * up)?
+            };
+            let y = layer.down.forward(&hidden)?;
             h = (y + x)?;
         }
         self.cached = kv_len;

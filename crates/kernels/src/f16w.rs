@@ -238,6 +238,7 @@ mod avx2 {
         unsafe {
             let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             for k in (0..body).step_by(16) {
+                crate::prefetch_ahead(w.as_ptr().add(k) as *const u8, 32);
                 a0 = _mm256_fmadd_ps(load8(w, k), _mm256_loadu_ps(x.as_ptr().add(k)), a0);
                 a1 = _mm256_fmadd_ps(load8(w, k + 8), _mm256_loadu_ps(x.as_ptr().add(k + 8)), a1);
             }

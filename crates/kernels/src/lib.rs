@@ -49,6 +49,26 @@ pub(crate) fn round_away(x: f32) -> i32 {
     t.saturating_add((f >= 0.5) as i32 - (f <= -0.5) as i32)
 }
 
+/// How far ahead of the weight block it is reading a product kernel asks for the cache lines:
+/// measured on a Qwen2.5 1.5B-shape decode (2 threads), 1 KB 1.0x, 2 KB 1.2x, 4 KB 1.35x, 8 KB
+/// the same as 4 KB, against no prefetch. The hardware prefetcher alone left each core
+/// streaming weights at a third of the copy bandwidth.
+pub(crate) const PREFETCH: usize = 4096;
+
+/// Asks for the cache lines of the `bytes` of a weight block `PREFETCH` bytes past `b`. The
+/// kernels read the weights in order, and a block past a row's end is the next row's (past the
+/// matrix's end, nothing: a prefetch never faults).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_ahead(b: *const u8, bytes: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let ahead = b.wrapping_add(PREFETCH) as *const i8;
+    for line in (0..bytes + 63).step_by(64) {
+        // SAFETY: a prefetch reads nothing into the program and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line)) };
+    }
+}
+
 /// [`round_away`] in each of 16 lanes, clamped to `-128..=127` as the quantizers clamp, as
 /// int32; a NaN lane gives 0, as `NaN as i32` does. The same arithmetic: a truncation, the exact
 /// fraction left, and a step away from zero where it is at least a half.

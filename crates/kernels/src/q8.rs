@@ -758,6 +758,7 @@ mod avx2 {
             let mut acc = [_mm256_setzero_ps(); N];
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * chunk);
+                crate::prefetch_ahead(c, chunk);
                 let q = c.add(2 * GROUP);
                 // Codes 8k..8k + 8 of the four rows in w[k].
                 // Written out, not `array::map`: a closure would not inherit the target
@@ -943,6 +944,7 @@ mod avx512 {
             let mut acc = [_mm512_setzero_ps(); N];
             for b in 0..blocks {
                 let c = group.as_ptr().add(b * chunk);
+                crate::prefetch_ahead(c, chunk);
                 let q = c.add(2 * GROUP);
                 let (first, second) = match F {
                     INT4 => {

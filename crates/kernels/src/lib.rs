@@ -9,7 +9,8 @@
 //! - [`int8`]: products with int8 weight rows and int8 input rows, summed in int32 (Marian's
 //!   `--quantize int8`);
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
-//! - [`act`]: Gemma's gated activation, `gelu(gate) * up`;
+//! - [`act`]: the gated feed-forward activations, Gemma's `gelu(gate) * up` and Qwen's
+//!   `silu(gate) * up`;
 //! - [`softmax`]: a prompt's attention weights, scaled and masked in the same pass;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
 //!
@@ -17,7 +18,8 @@
 //! products ([`q8`], [`kquant`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run time
 //! ([`isa`]; `TERCUMAN_ISA=avx512`, `avx2` or `scalar` asks for less). Where the CPU has Intel's
 //! AMX, the quantized products of prompts (16 rows or more) run on its tiles (`amx`, used by
-//! [`q8`] and [`kquant`]).
+//! [`q8`] and [`kquant`]). The one-row kernels of decoding ask for the weights a few KB ahead
+//! of where they read (`PREFETCH`).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 

@@ -695,6 +695,7 @@ mod avx2 {
             // sums, one scale) are in bounds (the assert); the CPU has AVX2, FMA and F16C.
             unsafe {
                 let b = w.as_ptr().add(k * 144);
+                crate::prefetch_ahead(b, 144);
                 let (d, dmin) = two_f16(b);
                 let sm = q4k_unpack(b.add(4));
                 let sm: [u8; 16] = std::mem::transmute(sm);
@@ -846,6 +847,7 @@ mod avx2 {
             // FMA and F16C.
             unsafe {
                 let b = w.as_ptr().add(k * 210);
+                crate::prefetch_ahead(b, 210);
                 let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
                     (b.add(208) as *const u16).read_unaligned() as i32,
                 )));

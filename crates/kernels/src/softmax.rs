@@ -90,21 +90,28 @@ mod scalar {
 
     pub fn softmax_row(s: &[f32], scale: f32, m: Option<&[f32]>, dst: &mut [f32]) {
         let max = logits(s, scale, m, dst);
-        normalize(dst, max, |x| x.exp(), 0.0);
-    }
-
-    /// `dst[i] = exp(dst[i] - max) / sum` with `exp` for the values past `sum_before`'s part
-    /// (the vector kernel's tail), or zeros where every logit is `-inf`.
-    pub fn normalize(dst: &mut [f32], max: f32, exp: impl Fn(f32) -> f32, sum_before: f32) {
         if max == f32::NEG_INFINITY {
             dst.fill(0.0);
             return;
         }
-        let mut sum = sum_before;
         for d in dst.iter_mut() {
-            *d = exp(*d - max);
-            sum += *d;
+            *d = (*d - max).exp();
         }
+        divide_by_sum(dst);
+    }
+
+    /// `dst[i] / sum(dst)`, the sum taken in order, one value after another, as candle's
+    /// softmax takes it. The order matters: a row's weights must not depend on where its keys
+    /// fall in the row. A prompt's row holds its masked keys (exact zeros, which change no sum)
+    /// before a sliding window's first visible key; the same query decoded alone does not, so
+    /// sums in vector lanes paired the values differently and differed in the last bit, which
+    /// the next layer's 8-bit activation rounding made visible (0.59 in the Gemma cache test
+    /// under AVX-512; exactly 0 with this sum). An exact order-free sum (fixed point in f64
+    /// lanes) was tried and left 0.31 under AVX2: it also counts values below f32's
+    /// precision of the sum, which this one drops as candle's does. This sum cost 5-15% of a
+    /// 1854-token prompt against the lane sums.
+    pub fn divide_by_sum(dst: &mut [f32]) {
+        let sum: f32 = dst.iter().sum();
         let inv = 1.0 / sum;
         for d in dst.iter_mut() {
             *d *= inv;
@@ -174,19 +181,7 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// The sum of eight lanes.
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        // SAFETY: AVX, as the caller runs with.
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
-            _mm_cvtss_f32(s)
-        }
-    }
-
-    /// `super::scalar::softmax_row`, eight values at a time (the last few as the scalar one).
+    /// `super::scalar::softmax_row`, eight values at a time, with the vector `exp`.
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; `s`, `dst` and `m` (if any) have one length.
@@ -216,28 +211,22 @@ pub(crate) mod avx2 {
                 dst.fill(0.0);
                 return;
             }
+            // Every value's `exp` is the vector one (the last few through a padded register),
+            // so that a key's weight does not depend on its place in the row.
             let vm = _mm256_set1_ps(max);
-            let mut vsum = _mm256_setzero_ps();
             for k in (0..body).step_by(8) {
                 let at = dst.as_mut_ptr().add(k);
-                let e = exp(_mm256_sub_ps(_mm256_loadu_ps(at), vm));
-                _mm256_storeu_ps(at, e);
-                vsum = _mm256_add_ps(vsum, e);
+                _mm256_storeu_ps(at, exp(_mm256_sub_ps(_mm256_loadu_ps(at), vm)));
             }
-            let mut sum = hsum(vsum);
-            for d in &mut dst[body..] {
-                *d = (*d - max).exp();
-                sum += *d;
-            }
-            let inv = _mm256_set1_ps(1.0 / sum);
-            for k in (0..body).step_by(8) {
-                let at = dst.as_mut_ptr().add(k);
-                _mm256_storeu_ps(at, _mm256_mul_ps(_mm256_loadu_ps(at), inv));
-            }
-            for d in &mut dst[body..] {
-                *d *= 1.0 / sum;
+            if body < n {
+                let mut tail = [f32::NEG_INFINITY; 8];
+                tail[..n - body].copy_from_slice(&dst[body..]);
+                let e = exp(_mm256_sub_ps(_mm256_loadu_ps(tail.as_ptr()), vm));
+                _mm256_storeu_ps(tail.as_mut_ptr(), e);
+                dst[body..].copy_from_slice(&tail[..n - body]);
             }
         }
+        super::scalar::divide_by_sum(dst);
     }
 }
 
@@ -362,6 +351,37 @@ mod tests {
         // A mask whose rows do not divide the score rows is an error, not a guess.
         let four = Tensor::from_vec(m[..4 * cols].to_vec(), (4, cols), &dev).unwrap();
         assert!(scaled_masked_softmax(&scores, scale, Some(&four)).is_err());
+    }
+
+    /// A key's weight does not depend on its place in the row: the visible keys of a row
+    /// whose first keys are masked (a prompt's row past a sliding window) get, bit for bit,
+    /// the weights they get in a row of only them (the same query decoded alone against a
+    /// cache that holds only the window), for every row length around the vector width.
+    #[test]
+    fn weights_do_not_depend_on_masked_keys_before_them() {
+        for isa in crate::test_isas() {
+            for visible in 1..40usize {
+                for hidden in 0..11usize {
+                    let s: Vec<f32> = (0..hidden + visible)
+                        .map(|i| ((i * 7919) % 613) as f32 / 20.0 - 15.0)
+                        .collect();
+                    let m: Vec<f32> = (0..hidden + visible)
+                        .map(|i| if i < hidden { f32::NEG_INFINITY } else { 0.0 })
+                        .collect();
+                    let mut long = vec![0f32; hidden + visible];
+                    isa.softmax_row(&s, 0.3, Some(&m), &mut long);
+                    let mut alone = vec![0f32; visible];
+                    isa.softmax_row(&s[hidden..], 0.3, None, &mut alone);
+                    assert!(long[..hidden].iter().all(|&w| w == 0.0));
+                    let bits = |v: &[f32]| v.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&long[hidden..]),
+                        bits(&alone),
+                        "{isa:?}: {hidden} masked keys before {visible}"
+                    );
+                }
+            }
+        }
     }
 
     /// The same in candle's passes: scale, mask (broadcast over heads), softmax.

@@ -250,8 +250,9 @@ pub struct BenchArgs {
     pub json: bool,
 
     /// GGUF chat models: also measure the memory bandwidth (a copy of 256 MiB by --threads
-    /// threads, after the model's run so that it does not count in its peak RSS), and report
-    /// decode speed as a share of its bound: bandwidth / weight bytes read per token.
+    /// threads, counted as STREAM counts it, reads plus writes, and a read-only scan of 256
+    /// MiB, after the model's run so that they do not count in its peak RSS), and report
+    /// decode speed as a share of each bound: bandwidth / weight bytes read per token.
     #[arg(long)]
     pub bandwidth: bool,
 

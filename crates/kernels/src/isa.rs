@@ -80,6 +80,15 @@ impl Isa {
         self.uses_tiles() && m >= 16
     }
 
+    /// Whether a decoding step's k-quant products run on the AVX-512 one-row kernels.
+    pub(crate) fn one_row_on_avx512(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self, Isa::Avx512 | Isa::Amx) {
+            return true;
+        }
+        false
+    }
+
     /// Whether prompts' quantized products run on AMX's tiles (and so add their integer sums
     /// in another order than decoding's one row does).
     pub fn uses_tiles(self) -> bool {

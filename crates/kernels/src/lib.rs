@@ -57,18 +57,37 @@ pub(crate) fn round_away(x: f32) -> i32 {
 /// streaming weights at a third of the copy bandwidth.
 pub(crate) const PREFETCH: usize = 4096;
 
-/// Asks for the cache lines of the `bytes` of a weight block `PREFETCH` bytes past `b`. The
-/// kernels read the weights in order, and a block past a row's end is the next row's (past the
-/// matrix's end, nothing: a prefetch never faults).
+/// Asks for the cache lines `PREFETCH` bytes past a weight block of `bytes` at `b`: one
+/// every 64 bytes from its start. The kernels read the weights in order, block after block
+/// with no gap, so the addresses asked for over a stream are never more than 64 bytes apart
+/// and every line is asked for at least once (a 144-byte Q4_K block asks three times, not the
+/// four a line for each of its bytes' lines would take). A block past a row's end is the next
+/// row's (past the matrix's end, nothing: a prefetch never faults).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn prefetch_ahead(b: *const u8, bytes: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     let ahead = b.wrapping_add(PREFETCH) as *const i8;
-    for line in (0..bytes + 63).step_by(64) {
+    for line in (0..bytes).step_by(64) {
         // SAFETY: a prefetch reads nothing into the program and cannot fault.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line)) };
     }
+}
+
+/// The wrapping sum of `xs`, read as the product kernels read weights: in order, eight values
+/// (a 64-byte line) at a time, each line asked for `PREFETCH` bytes ahead. For measuring the
+/// memory bandwidth a decoding step can reach (`tercuman bench --bandwidth`).
+pub fn read_sum(xs: &[u64]) -> u64 {
+    let mut lanes = [0u64; 8];
+    for (i, line) in xs.chunks_exact(8).enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        prefetch_ahead(xs.as_ptr().wrapping_add(8 * i) as *const u8, 64);
+        for (l, x) in lanes.iter_mut().zip(line) {
+            *l = l.wrapping_add(*x);
+        }
+    }
+    let tail = xs.chunks_exact(8).remainder().iter();
+    lanes.iter().chain(tail).fold(0, |a, &b| a.wrapping_add(b))
 }
 
 /// [`round_away`] in each of 16 lanes, clamped to `-128..=127` as the quantizers clamp, as
@@ -203,6 +222,17 @@ pub(crate) fn assert_close(a: &candle_core::Tensor, b: &candle_core::Tensor) {
 
 #[cfg(test)]
 mod round_tests {
+    #[test]
+    fn read_sum_is_the_wrapping_sum() {
+        for n in [0, 5, 8, 1000, 1003] {
+            let xs: Vec<u64> = (0..n as u64)
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect();
+            let want = xs.iter().fold(0u64, |a, &b| a.wrapping_add(b));
+            assert_eq!(super::read_sum(&xs), want, "{n} values");
+        }
+    }
+
     #[test]
     fn round_away_is_f32_round() {
         let mut xs: Vec<f32> = (-4000..4000).map(|i| i as f32 / 8.0).collect();

@@ -5,8 +5,8 @@
 //!
 //! Written by hand because no crate does it for x86 without VNNI: candle has no int8 matmul,
 //! and the `gemm` crate is floating-point only. Where the CPU has AVX-512 VNNI the same sums
-//! are one `vpdpwssd` per panel step (module `avx512`). Otherwise the product is AVX2's
-//! `vpmaddwd` (16-bit pairs
+//! come from byte products, 64 multiply-adds an instruction (module `avx512`). Otherwise the
+//! product is AVX2's `vpmaddwd` (16-bit pairs
 //! multiplied and summed into 32 bits): weights are stored as int8 and widened as they are
 //! loaded, inputs are stored widened. Two multiply-adds cover 16 outputs x 2 columns, as many
 //! instructions as one f32 FMA does for 8 x 1, on a quarter of the bytes; the sum is exact
@@ -41,7 +41,8 @@ thread_local! {
     /// Each thread's int32 sums for one work item, kept between products.
     static ACC: std::cell::RefCell<Vec<[i32; PANEL]>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Each thread's quantized input rows, kept between products.
-    static XQ: std::cell::RefCell<(Vec<i16>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// With AVX-512 VNNI also the values plus 128, as bytes.
+    static XQ: std::cell::RefCell<(Vec<i16>, Vec<f32>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// 1.5 x 2^23: added to a float of magnitude below 2^22, leaves it rounded to an integer.
@@ -196,14 +197,18 @@ impl Int8Linear {
         );
         let m = x.len() / self.k;
         let mut dst = Vec::with_capacity(m * self.n);
-        XQ.with_borrow_mut(|(xq, sx)| {
+        XQ.with_borrow_mut(|(xq, sx, xu)| {
             xq.clear();
             xq.resize(m * self.kp, 0);
             sx.clear();
             for (row, q) in x.chunks_exact(self.k).zip(xq.chunks_exact_mut(self.kp)) {
                 sx.push(quantize_row(row, &mut q[..self.k]));
             }
-            self.matmul(xq, sx, m, dst.spare_capacity_mut());
+            xu.clear();
+            if Isa::detect().int8_on_bytes() {
+                xu.extend(xq.iter().map(|&v| (v + 128) as u8));
+            }
+            self.matmul(xq, xu, sx, m, dst.spare_capacity_mut());
         });
         // SAFETY: `matmul` writes all `m * n` cells.
         unsafe { dst.set_len(m * self.n) };
@@ -211,9 +216,18 @@ impl Int8Linear {
     }
 
     /// `dst = (xq W^T) * sx * scales + b` for the `m` quantized rows `xq` (`kp` values each)
-    /// with their scales `sx`: `packed`'s blocking, on int32 sums.
-    fn matmul(&self, xq: &[i16], sx: &[f32], m: usize, dst: &mut [std::mem::MaybeUninit<f32>]) {
+    /// with their scales `sx`: `packed`'s blocking, on int32 sums. `xu`: `xq` plus 128 as
+    /// bytes where the kernel reads those (`Isa::int8_on_bytes`), else empty.
+    fn matmul(
+        &self,
+        xq: &[i16],
+        xu: &[u8],
+        sx: &[f32],
+        m: usize,
+        dst: &mut [std::mem::MaybeUninit<f32>],
+    ) {
         assert!(xq.len() >= m * self.kp && sx.len() >= m && dst.len() >= m * self.n);
+        assert!(xu.is_empty() || xu.len() == xq.len());
         let (kp, n) = (self.kp, self.n);
         let n_panels = n.div_ceil(PANEL);
         let block = if m <= SINGLE_BLOCK {
@@ -252,8 +266,9 @@ impl Int8Linear {
                             let acc = &mut acc[i * block..i * block + rows];
                             for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
                                 let r = start + t * ROWS;
-                                let x = &xq[r * kp + kc..(r + acc.len() - 1) * kp + kc + kl];
-                                kernel.run_int8(chunk, x, kp, acc);
+                                let xs = r * kp + kc..(r + acc.len() - 1) * kp + kc + kl;
+                                let bytes = xu.get(xs.clone()).unwrap_or(&[]);
+                                kernel.run_int8(chunk, &xq[xs], bytes, kp, acc);
                             }
                         }
                     }
@@ -291,15 +306,38 @@ impl Int8Linear {
 }
 
 impl Isa {
+    /// Whether the int8 kernel reads the inputs as bytes (the values plus 128): with AVX-512
+    /// VNNI's unsigned-by-signed byte products.
+    fn int8_on_bytes(self) -> bool {
+        matches!(self, Isa::Avx512 | Isa::Amx)
+    }
+
     /// `acc[i] += x[i] . panel` for the 1..=6 rows of `x` (`stride` apart), over the panel
-    /// chunk's `panel.len() / 16` columns.
-    fn run_int8(self, panel: &[i8], x: &[i16], stride: usize, acc: &mut [[i32; PANEL]]) {
+    /// chunk's `panel.len() / 16` columns. `xu`: the same rows plus 128 as bytes, or empty
+    /// (where `int8_on_bytes`, the kernel reads those).
+    fn run_int8(self, panel: &[i8], x: &[i16], xu: &[u8], stride: usize, acc: &mut [[i32; PANEL]]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.int8_on_bytes() && !xu.is_empty() {
+            // SAFETY: AVX-512 F, BW and VNNI are present (`detect`); the slices' lengths are
+            // checked in the kernel.
+            unsafe {
+                match acc.len() {
+                    1 => avx512::rows::<1>(panel, xu, stride, acc),
+                    2 => avx512::rows::<2>(panel, xu, stride, acc),
+                    3 => avx512::rows::<3>(panel, xu, stride, acc),
+                    4 => avx512::rows::<4>(panel, xu, stride, acc),
+                    5 => avx512::rows::<5>(panel, xu, stride, acc),
+                    _ => avx512::rows::<6>(panel, xu, stride, acc),
+                }
+            }
+            return;
+        }
         match self {
             Isa::Scalar => scalar(panel, x, stride, acc),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 is present (`detect`); the slices' lengths are checked in the
             // kernel.
-            Isa::Avx2 => unsafe {
+            Isa::Avx2 | Isa::Avx512 | Isa::Amx => unsafe {
                 match acc.len() {
                     1 => avx2::rows::<1>(panel, x, stride, acc),
                     2 => avx2::rows::<2>(panel, x, stride, acc),
@@ -307,19 +345,6 @@ impl Isa {
                     4 => avx2::rows::<4>(panel, x, stride, acc),
                     5 => avx2::rows::<5>(panel, x, stride, acc),
                     _ => avx2::rows::<6>(panel, x, stride, acc),
-                }
-            },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512 F, BW and VNNI are present (`detect`); the slices' lengths are
-            // checked in the kernel.
-            Isa::Avx512 | Isa::Amx => unsafe {
-                match acc.len() {
-                    1 => avx512::rows::<1>(panel, x, stride, acc),
-                    2 => avx512::rows::<2>(panel, x, stride, acc),
-                    3 => avx512::rows::<3>(panel, x, stride, acc),
-                    4 => avx512::rows::<4>(panel, x, stride, acc),
-                    5 => avx512::rows::<5>(panel, x, stride, acc),
-                    _ => avx512::rows::<6>(panel, x, stride, acc),
                 }
             },
         }
@@ -384,43 +409,69 @@ mod avx2 {
     }
 }
 
-/// With AVX-512 VNNI a panel step is one register: `vpdpwssd` multiplies the 32 int16 (16 rows
-/// x 2 columns, the weights widened as loaded) by the input's column pair broadcast and adds
-/// each row's two products into its int32 lane, where AVX2 takes two `vpmaddwd` and two adds
-/// for the same step. The sums are the same exact int32 sums.
+/// With AVX-512 VNNI, `vpdpbusd`: unsigned bytes times signed bytes, four products summed
+/// into each int32 lane, 64 multiply-adds an instruction where AVX2's `vpmaddwd` does 16. The
+/// inputs are read as bytes, each value plus 128 (1 to 255), and 128 times the sum of the
+/// weights taken away at the end, so that the sums are the same exact int32 sums. Two panel
+/// steps (one 64-byte load: 16 rows x 2 columns, twice) are put in the order the instruction
+/// wants, each row's four columns together, by one 16-bit permute; that permute and the
+/// weights' own sum (one more `vpdpbusd` against ones) are shared by the rows.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::*;
     use std::arch::x86_64::*;
 
-    /// `R` rows of `x` against one panel chunk, one accumulator of 16 int32 sums per row.
+    /// `R` rows of `x` (values plus 128) against one panel chunk, one accumulator of 16 int32
+    /// sums per row.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn rows<const R: usize>(
         panel: &[i8],
-        x: &[i16],
+        x: &[u8],
         stride: usize,
         acc: &mut [[i32; PANEL]],
     ) {
         let steps = panel.len() / STEP;
         assert!(R <= ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + 2 * steps);
-        // SAFETY: the assert above bounds every offset read or written, as in `avx2::rows`;
-        // the caller runs this on a CPU with AVX-512 F, BW and VNNI.
+        // Unit `2r` of the result is row r's columns (0, 1) (unit r of the first step), unit
+        // `2r + 1` its columns (2, 3) (unit r of the second).
+        let order: [i16; 32] = std::array::from_fn(|u| (u / 2 + 16 * (u % 2)) as i16);
+        // SAFETY: the assert above bounds every offset read or written: `panel` at
+        // `2q * STEP + 64 <= panel.len()` and `t * STEP + 32`, `x` at `r * stride + 4q + 4`
+        // and `r * stride + 2t + 2`, within `(R - 1) * stride + 2 * steps`; `acc[r]` for
+        // `r < R`; a 64-byte load of a 64-byte array; the caller runs this on a CPU with
+        // AVX-512 F, BW and VNNI.
         unsafe {
+            let order = _mm512_loadu_si512(order.as_ptr().cast());
+            let ones = _mm512_set1_epi8(1);
             let mut a = [_mm512_setzero_si512(); R];
-            for r in 0..R {
-                a[r] = _mm512_loadu_si512(acc[r].as_ptr().cast());
-            }
+            let mut weights = _mm512_setzero_si512();
             let w = panel.as_ptr();
             let xp = x.as_ptr();
-            for t in 0..steps {
-                let wt = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(t * STEP).cast()));
-                for r in 0..R {
-                    let pair = xp.add(r * stride + 2 * t).cast::<i32>().read_unaligned();
-                    a[r] = _mm512_dpwssd_epi32(a[r], wt, _mm512_set1_epi32(pair));
+            for q in 0..steps / 2 {
+                let wq = _mm512_loadu_si512(w.add(2 * q * STEP).cast());
+                let wq = _mm512_permutexvar_epi16(order, wq);
+                weights = _mm512_dpbusd_epi32(weights, ones, wq);
+                for (r, a) in a.iter_mut().enumerate() {
+                    let four = xp.add(r * stride + 4 * q).cast::<i32>().read_unaligned();
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(four), wq);
                 }
             }
-            for r in 0..R {
-                _mm512_storeu_si512(acc[r].as_mut_ptr().cast(), a[r]);
+            if steps % 2 == 1 {
+                // The last two columns: 16-bit pairs, as `avx2::rows` takes them.
+                let t = steps - 1;
+                let wt = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(t * STEP).cast()));
+                weights = _mm512_dpwssd_epi32(weights, wt, _mm512_set1_epi16(1));
+                for (r, a) in a.iter_mut().enumerate() {
+                    let at = xp.add(r * stride + 2 * t);
+                    let pair = *at as i32 | (*at.add(1) as i32) << 16;
+                    *a = _mm512_dpwssd_epi32(*a, wt, _mm512_set1_epi32(pair));
+                }
+            }
+            let offset = _mm512_slli_epi32::<7>(weights);
+            for (r, a) in a.iter().enumerate() {
+                let sums = _mm512_loadu_si512(acc[r].as_ptr().cast());
+                let sums = _mm512_add_epi32(sums, _mm512_sub_epi32(*a, offset));
+                _mm512_storeu_si512(acc[r].as_mut_ptr().cast(), sums);
             }
         }
     }
@@ -528,16 +579,22 @@ mod tests {
     /// number of rows, on inputs and weights up to ±127.
     #[test]
     fn every_kernel_agrees_with_the_scalar_one() {
-        let w = values(test_weights(16, 24, 7));
-        let lin = Int8Linear::from_rows(&w, 16, 24, None).unwrap();
-        let x: Vec<i16> = (0..6 * 24).map(|i| ((i * 37) % 255) as i16 - 127).collect();
-        for isa in crate::test_isas() {
-            for take in 1..=ROWS {
-                let start = [[5i32; PANEL]; ROWS];
-                let (mut fast, mut slow) = (start, start);
-                isa.run_int8(&lin.panels, &x, 24, &mut fast[..take]);
-                Isa::Scalar.run_int8(&lin.panels, &x, 24, &mut slow[..take]);
-                assert_eq!(fast, slow, "{isa:?}, {take} rows");
+        // 24 columns (six four-column steps) and 26 (a last pair alone); ±127 included.
+        for k in [24, 26] {
+            let w = values(test_weights(16, k, 7));
+            let lin = Int8Linear::from_rows(&w, 16, k, None).unwrap();
+            let mut x: Vec<i16> = (0..6 * k).map(|i| ((i * 37) % 255) as i16 - 127).collect();
+            x[..4].copy_from_slice(&[127, -127, 127, -127]);
+            let xu: Vec<u8> = x.iter().map(|&v| (v + 128) as u8).collect();
+            for isa in crate::test_isas() {
+                for take in 1..=ROWS {
+                    let start = [[5i32; PANEL]; ROWS];
+                    let (mut fast, mut slow) = (start, start);
+                    let bytes = if isa.int8_on_bytes() { &xu[..] } else { &[] };
+                    isa.run_int8(&lin.panels, &x, bytes, k, &mut fast[..take]);
+                    Isa::Scalar.run_int8(&lin.panels, &x, &[], k, &mut slow[..take]);
+                    assert_eq!(fast, slow, "{isa:?}, {k} columns, {take} rows");
+                }
             }
         }
     }

@@ -266,13 +266,10 @@ pub(super) fn argmax(xs: &[f32]) -> u32 {
     best as u32
 }
 
-/// `(x - max) - ln(sum(exp(x - max)))` in place, in the order torch computes it, so that
-/// rounding matches on near-ties.
+/// `(x - max) - ln(sum(exp(x - max)))` in place, the subtractions in the order torch makes
+/// them, so that rounding matches on near-ties.
 pub(super) fn log_softmax(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
-    let log_sum = sum.ln();
-    xs.iter_mut().for_each(|x| *x = (*x - max) - log_sum);
+    tercuman_kernels::softmax::log_softmax(xs);
 }
 
 #[cfg(test)]

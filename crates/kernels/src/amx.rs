@@ -168,6 +168,137 @@ impl Tiles {
     }
 }
 
+/// Tile registers configured for whole int32 sums over many columns (`int8_block`): all eight
+/// 16 rows x 64 bytes; 0–3 sums, 4–5 activations, 6–7 weights.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct SquareTiles {
+    _restore: Tiles,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SquareTiles {
+    /// # Safety
+    /// [`usable`] returned true.
+    pub(crate) unsafe fn new() -> SquareTiles {
+        let config = Config::new(&[(16, 64); 8]);
+        let mut before = Config::new(&[]);
+        // SAFETY: as in `Tiles::new`: the CPU has AMX and the process may use it (the
+        // caller's promise); `config` is a valid palette-1 configuration.
+        unsafe {
+            std::arch::asm!("sttilecfg [{}]", in(reg) &mut before, options(nostack));
+            std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
+        }
+        SquareTiles {
+            _restore: Tiles { before },
+        }
+    }
+}
+
+/// Loads tile `$t` from `$p`, rows `$s` bytes apart.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_load {
+    ($t:literal, $p:expr, $s:expr) => {
+        std::arch::asm!(
+            concat!("tileloadd tmm", $t, ", [{p} + {s} * 1]"),
+            p = in(reg) $p,
+            s = in(reg) $s,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// `tmm$c += tmm$a . tmm$b` (signed bytes by signed bytes).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_dot {
+    ($c:literal, $a:literal, $b:literal) => {
+        std::arch::asm!(
+            concat!("tdpbssd tmm", $c, ", tmm", $a, ", tmm", $b),
+            options(nostack, nomem),
+        )
+    };
+}
+
+/// Stores tile `$t` (16 x 16 int32) to `$p`, rows 64 bytes apart.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_store {
+    ($t:literal, $p:expr) => {
+        std::arch::asm!(
+            concat!("tilestored [{p} + {s} * 1], tmm", $t),
+            p = in(reg) $p,
+            s = in(reg) 64usize,
+            options(nostack),
+        )
+    };
+}
+
+/// The exact int32 sums of `A` tiles of 16 activation rows (int8; tile `i`'s rows at `a + 16 i
+/// stride + j stride`) by `B` tiles of 16 weight rows (tile `j` at `b + j * b_next`), over
+/// `units` of 64 columns: unit `u` is activation bytes `64u..64u + 64` of each row and the
+/// weight tile's 1024 bytes at `1024u`, in `tdpbssd`'s order (row `r` of the tile holds, for
+/// each of the 16 weight rows, its four values `4r..4r + 4`). `c[B * i + j]` gets tile
+/// `(i, j)`'s sums, a row per activation row. Up to four sums tiles stay in the registers over
+/// all the columns: each weight tile loaded is used by `A` activation tiles and each of those by
+/// `B` weight tiles, and four independent chains of `tdpbssd` keep it busy.
+///
+/// # Safety
+/// `a + (16 i + r) * stride` has `64 units` readable bytes for `i < A`, `r < 16`; `b + j *
+/// b_next` has `1024 units` for `j < B`; `c` has `A * B` elements; `A` and `B` are 1 or 2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn int8_block<const A: usize, const B: usize>(
+    _tiles: &SquareTiles,
+    a: *const i8,
+    stride: usize,
+    b: *const i8,
+    b_next: usize,
+    units: usize,
+    c: &mut [Sums],
+) {
+    assert!((1..=2).contains(&A) && (1..=2).contains(&B) && c.len() >= A * B);
+    // SAFETY: the tiles are configured (`_tiles` exists); every load is within what the
+    // caller promises readable, every store within `c` (1024 bytes a tile, asserted above).
+    unsafe {
+        std::arch::asm!("tilezero tmm0", options(nostack, nomem));
+        if B == 2 {
+            std::arch::asm!("tilezero tmm1", options(nostack, nomem));
+        }
+        if A == 2 {
+            std::arch::asm!("tilezero tmm2", options(nostack, nomem));
+            if B == 2 {
+                std::arch::asm!("tilezero tmm3", options(nostack, nomem));
+            }
+        }
+        let a1 = a.add(16 * stride);
+        let b1 = b.add(b_next);
+        for u in 0..units {
+            tile_load!("4", a.add(64 * u), stride);
+            tile_load!("6", b.add(1024 * u), 64usize);
+            tile_dot!("0", "4", "6");
+            if B == 2 {
+                tile_load!("7", b1.add(1024 * u), 64usize);
+                tile_dot!("1", "4", "7");
+            }
+            if A == 2 {
+                tile_load!("5", a1.add(64 * u), stride);
+                tile_dot!("2", "5", "6");
+                if B == 2 {
+                    tile_dot!("3", "5", "7");
+                }
+            }
+        }
+        tile_store!("0", c[0].0.as_mut_ptr());
+        if B == 2 {
+            tile_store!("1", c[1].0.as_mut_ptr());
+        }
+        if A == 2 {
+            tile_store!("2", c[B].0.as_mut_ptr());
+            if B == 2 {
+                tile_store!("3", c[3].0.as_mut_ptr());
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 impl Drop for Tiles {
     fn drop(&mut self) {

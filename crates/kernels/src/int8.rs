@@ -13,17 +13,22 @@
 //! (no saturation, unlike `vpmaddubsw` on unsigned x signed bytes), so the AVX2 and scalar
 //! paths agree bit for bit.
 //!
-//! Layout: panels of 16 output rows, as `packed`; panel step `t` is 32 bytes, columns `2t` and
-//! `2t + 1` of each of the 16 rows in row order, so rows 0–7 widen into one register and rows
-//! 8–15 into another, each 32-bit lane a row.
+//! Layout: panels of 16 output rows, as `packed`. For AVX2 and the scalar kernel panel step
+//! `t` is 32 bytes, columns `2t` and `2t + 1` of each of the 16 rows in row order, so rows 0–7
+//! widen into one register and rows 8–15 into another, each 32-bit lane a row. For VNNI
+//! (chosen when the layer is built, on a CPU that has it) step `t` is 64 bytes, columns `4t`
+//! to `4t + 3` of each row in row order, the order `vpdpbusd` sums: each step is one load
+//! and one instruction per input row, nothing rearranged as the product runs.
 
 use crate::par::SharedOut;
 use crate::Isa;
 
 /// Output rows per panel.
 const PANEL: usize = 16;
-/// Bytes per panel step: 16 rows x 2 columns.
+/// Bytes per panel step: 16 rows x 2 columns (x 4 in the VNNI layout).
 const STEP: usize = 2 * PANEL;
+/// Bytes per panel step in the VNNI layout: 16 rows x 4 columns.
+const QUAD: usize = 4 * PANEL;
 /// Input rows per kernel call: 2 x 6 accumulators, two weight registers and a broadcast.
 const ROWS: usize = 6;
 /// Rows per work item for products of many rows (the encoder's); up to `SINGLE_BLOCK` rows
@@ -73,10 +78,17 @@ fn quantize_row<T: From<i8>>(row: &[f32], dst: &mut [T]) -> f32 {
 pub struct Int8Linear {
     n: usize,
     k: usize,
-    /// `k` rounded up to a whole number of column pairs.
+    /// `k` rounded up to a whole number of four columns.
     kp: usize,
-    /// `ceil(n / 16)` panels of `kp / 2` steps; zero past row `n` and column `k`.
+    /// The kernel the layer is laid out for.
+    isa: Isa,
+    /// The VNNI layout (steps of four columns), for `isa.int8_on_bytes()`.
+    quads: bool,
+    /// `ceil(n / 16)` panels of `kp` columns; zero past row `n` and column `k`.
     panels: Vec<i8>,
+    /// Per output row, the sum of its int8 values (`ceil(n / 16) * 16`, zero past `n`): the
+    /// VNNI kernel's sums take the input plus 128, and 128 times this back.
+    sums: Vec<i32>,
     /// Per output row, `ceil(n / 16) * 16` of them, zero past `n`: `W[j] ≈ q[j] * scales[j]`.
     scales: Vec<f32>,
     /// `ceil(n / 16) * 16` values, zero past `n`.
@@ -94,16 +106,25 @@ pub struct Int8Builder {
 }
 
 impl Int8Builder {
-    /// A `(n, k)` weight matrix to come.
+    /// A `(n, k)` weight matrix to come, laid out for this CPU's kernel.
     pub fn new(n: usize, k: usize) -> Int8Builder {
-        let kp = k.next_multiple_of(2);
+        Int8Builder::for_isa(n, k, Isa::detect())
+    }
+
+    /// A `(n, k)` weight matrix to come, laid out for `isa`'s kernel (one the CPU has).
+    fn for_isa(n: usize, k: usize, isa: Isa) -> Int8Builder {
+        // AMX's tiles take 64 columns at a time.
+        let kp = k.next_multiple_of(if isa.uses_tiles() { 64 } else { 4 });
         let padded = n.div_ceil(PANEL) * PANEL;
         Int8Builder {
             lin: Int8Linear {
                 n,
                 k,
                 kp,
+                isa,
+                quads: isa.int8_on_bytes(),
                 panels: vec![0; padded * kp],
+                sums: vec![0; padded],
                 scales: vec![0.0; padded],
                 bias: vec![0.0; padded],
             },
@@ -122,18 +143,19 @@ impl Int8Builder {
                 self.rows
             )
         }
+        let (width, step) = self.lin.step();
         for row in rows.chunks_exact(k) {
             let j = self.rows;
             self.lin.scales[j] = quantize_row(row, &mut self.q);
+            self.lin.sums[j] = self.q.iter().map(|&v| v as i32).sum();
             let panel = &mut self.lin.panels[(j / PANEL) * PANEL * kp..][..PANEL * kp];
-            // The row's pairs of columns go one to each step, at the row's place in it.
-            // (Byte by byte: `copy_from_slice` of a pair is a call to memmove, which made
+            // The row's pairs (fours) of columns go one to each step, at the row's place in
+            // it. (Byte by byte: `copy_from_slice` of a pair is a call to memmove, which made
             // quantizing tc-big take a second.)
-            let steps = panel[(j % PANEL) * 2..].chunks_mut(STEP);
-            for (dst, pair) in steps.zip(self.q.chunks(2)) {
-                dst[0] = pair[0];
-                if let Some(&v) = pair.get(1) {
-                    dst[1] = v;
+            let steps = panel[(j % PANEL) * width..].chunks_mut(step);
+            for (dst, cols) in steps.zip(self.q.chunks(width)) {
+                for (d, &v) in dst.iter_mut().zip(cols) {
+                    *d = v;
                 }
             }
             self.rows += 1;
@@ -177,13 +199,23 @@ impl Int8Linear {
         self.n
     }
 
+    /// Columns of a row per panel step, and the step's bytes.
+    fn step(&self) -> (usize, usize) {
+        if self.quads {
+            (4, QUAD)
+        } else {
+            (2, STEP)
+        }
+    }
+
     /// Row `id` of `W` as the layer holds it (its int8 values times its scale) into `dst`
     /// (`k` values); `id < n`. The embedding table of a model whose output layer shares it.
     pub fn row_into(&self, id: usize, dst: &mut [f32]) {
         let panel = &self.panels[(id / PANEL) * PANEL * self.kp..][..PANEL * self.kp];
         let scale = self.scales[id];
+        let (width, step) = self.step();
         for (c, v) in dst[..self.k].iter_mut().enumerate() {
-            *v = panel[(c / 2) * STEP + (id % PANEL) * 2 + c % 2] as f32 * scale;
+            *v = panel[(c / width) * step + (id % PANEL) * width + c % width] as f32 * scale;
         }
     }
 
@@ -205,10 +237,15 @@ impl Int8Linear {
                 sx.push(quantize_row(row, &mut q[..self.k]));
             }
             xu.clear();
-            if Isa::detect().int8_on_bytes() {
+            let tiles = self.isa.on_tiles(m);
+            if tiles {
+                // The int8 values as they are, and rows of zeros up to a whole tile.
+                xu.extend(xq.iter().map(|&v| v as i8 as u8));
+                xu.resize(m.next_multiple_of(16) * self.kp, 0);
+            } else if self.quads {
                 xu.extend(xq.iter().map(|&v| (v + 128) as u8));
             }
-            self.matmul(xq, xu, sx, m, dst.spare_capacity_mut());
+            self.matmul(xq, xu, tiles, sx, m, dst.spare_capacity_mut());
         });
         // SAFETY: `matmul` writes all `m * n` cells.
         unsafe { dst.set_len(m * self.n) };
@@ -216,18 +253,25 @@ impl Int8Linear {
     }
 
     /// `dst = (xq W^T) * sx * scales + b` for the `m` quantized rows `xq` (`kp` values each)
-    /// with their scales `sx`: `packed`'s blocking, on int32 sums. `xu`: `xq` plus 128 as
-    /// bytes where the kernel reads those (`Isa::int8_on_bytes`), else empty.
+    /// with their scales `sx`: `packed`'s blocking, on int32 sums. `xu`: in the VNNI layout,
+    /// `xq` as bytes: on AMX's tiles (`tiles`) the int8 values, padded with zero rows to a
+    /// multiple of 16; otherwise the values plus 128. Else empty.
     fn matmul(
         &self,
         xq: &[i16],
         xu: &[u8],
+        tiles: bool,
         sx: &[f32],
         m: usize,
         dst: &mut [std::mem::MaybeUninit<f32>],
     ) {
         assert!(xq.len() >= m * self.kp && sx.len() >= m && dst.len() >= m * self.n);
-        assert!(xu.is_empty() || xu.len() == xq.len());
+        let want = match (tiles, self.quads) {
+            (true, _) => m.next_multiple_of(16) * self.kp,
+            (false, true) => xq.len(),
+            (false, false) => 0,
+        };
+        assert!(xu.len() == want && (!tiles || self.isa.on_tiles(m)));
         let (kp, n) = (self.kp, self.n);
         let n_panels = n.div_ceil(PANEL);
         let block = if m <= SINGLE_BLOCK {
@@ -242,15 +286,90 @@ impl Int8Linear {
             GROUP / 2
         };
         let groups = n_panels.div_ceil(group);
-        let kernel = Isa::detect();
+        let kernel = self.isa;
         let dst_ptr = SharedOut::uninit(dst);
+        // The VNNI kernel's sums are of the input plus 128.
+        let shift = if self.quads && !tiles { 128 } else { 0 };
+        // Row `row`'s outputs of panel `p` from their int32 sums.
+        let finish = |p: usize, row: usize, sums: &[i32]| {
+            let cols = PANEL.min(n - p * PANEL);
+            let scales = &self.scales[p * PANEL..][..PANEL];
+            let bias = &self.bias[p * PANEL..][..PANEL];
+            let wsums = &self.sums[p * PANEL..][..PANEL];
+            let sums = &sums[..PANEL];
+            let s = sx[row];
+            let mut out = [0f32; PANEL];
+            for c in 0..PANEL {
+                let sum = sums[c].wrapping_sub(shift * wsums[c]);
+                out[c] = sum as f32 * (s * scales[c]) + bias[c];
+            }
+            let at = row * n + p * PANEL;
+            // SAFETY: every (row, panel) cell of `dst` is written by exactly one work item. A
+            // whole panel is a copy of constant length (moves, not a call to memmove: 3% of a
+            // beam-4 run on the output layer).
+            unsafe {
+                match cols {
+                    PANEL => dst_ptr.write(at, &out),
+                    _ => dst_ptr.write(at, &out[..cols]),
+                }
+            }
+        };
         let run = |items: std::ops::Range<usize>| {
+            #[cfg(target_arch = "x86_64")]
+            if tiles {
+                // SAFETY: `on_tiles` holds only under `Isa::Amx`, detected only where AMX is
+                // usable.
+                let square = unsafe { crate::amx::SquareTiles::new() };
+                let mut c = [const { crate::amx::Sums([0; 256]) }; 4];
+                let units = kp / 64;
+                for item in items {
+                    let (rb, g) = (item / groups, item % groups);
+                    let panels = g * group..n_panels.min((g + 1) * group);
+                    let (start, end) = (rb * block, m.min((rb + 1) * block));
+                    for p in panels.clone().step_by(2) {
+                        let bn = if p + 1 < panels.end { 2 } else { 1 };
+                        let b = self.panels[p * PANEL * kp..].as_ptr();
+                        for r0 in (start..end).step_by(32) {
+                            let an = if r0 + 16 < end { 2 } else { 1 };
+                            let a = xu[r0 * kp..].as_ptr().cast::<i8>();
+                            let next = PANEL * kp;
+                            // SAFETY: `start` is a multiple of 16 (`block` is `m`, one block,
+                            // or 48), so the activation tiles' rows `r0..r0 + 16 an` are within
+                            // `xu`'s zero-padded rows, `kp` bytes each (asserted above); panels
+                            // `p..p + bn` exist, `kp / 64` tiles of 1024 bytes each.
+                            unsafe {
+                                use crate::amx::int8_block;
+                                match (an, bn) {
+                                    (1, 1) => {
+                                        int8_block::<1, 1>(&square, a, kp, b, next, units, &mut c)
+                                    }
+                                    (1, _) => {
+                                        int8_block::<1, 2>(&square, a, kp, b, next, units, &mut c)
+                                    }
+                                    (_, 1) => {
+                                        int8_block::<2, 1>(&square, a, kp, b, next, units, &mut c)
+                                    }
+                                    _ => int8_block::<2, 2>(&square, a, kp, b, next, units, &mut c),
+                                }
+                            }
+                            for ai in 0..an {
+                                let r = r0 + 16 * ai;
+                                for bi in 0..bn {
+                                    let sums = &c[bn * ai + bi].0;
+                                    for i in 0..16.min(end.saturating_sub(r)) {
+                                        finish(p + bi, r + i, &sums[16 * i..]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                return;
+            }
             ACC.with_borrow_mut(|acc| {
-                let dst_ptr = &dst_ptr;
                 if acc.len() < block * group {
                     acc.resize(block * group, [0; PANEL]);
                 }
-                let mut out = [0f32; PANEL];
                 for item in items {
                     let (rb, g) = (item / groups, item % groups);
                     let panels = g * group..n_panels.min((g + 1) * group);
@@ -267,30 +386,16 @@ impl Int8Linear {
                             for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
                                 let r = start + t * ROWS;
                                 let xs = r * kp + kc..(r + acc.len() - 1) * kp + kc + kl;
-                                let bytes = xu.get(xs.clone()).unwrap_or(&[]);
-                                kernel.run_int8(chunk, &xq[xs], bytes, kp, acc);
+                                match self.quads {
+                                    true => kernel.run_int8_bytes(chunk, &xu[xs], kp, acc),
+                                    false => kernel.run_int8(chunk, &xq[xs], kp, acc),
+                                }
                             }
                         }
                     }
                     for (i, p) in panels.enumerate() {
-                        let cols = PANEL.min(n - p * PANEL);
-                        let scales = &self.scales[p * PANEL..][..PANEL];
-                        let bias = &self.bias[p * PANEL..][..PANEL];
                         for (j, sums) in acc[i * block..i * block + rows].iter().enumerate() {
-                            let s = sx[start + j];
-                            for c in 0..PANEL {
-                                out[c] = sums[c] as f32 * (s * scales[c]) + bias[c];
-                            }
-                            let at = (start + j) * n + p * PANEL;
-                            // SAFETY: every (row, panel) cell of `dst` is written by exactly
-                            // one work item. A whole panel is a copy of constant length (moves,
-                            // not a call to memmove: 3% of a beam-4 run on the output layer).
-                            unsafe {
-                                match cols {
-                                    PANEL => dst_ptr.write(at, &out),
-                                    _ => dst_ptr.write(at, &out[..cols]),
-                                }
-                            }
+                            finish(p, start + j, sums);
                         }
                     }
                 }
@@ -312,26 +417,28 @@ impl Isa {
         matches!(self, Isa::Avx512 | Isa::Amx)
     }
 
-    /// `acc[i] += x[i] . panel` for the 1..=6 rows of `x` (`stride` apart), over the panel
-    /// chunk's `panel.len() / 16` columns. `xu`: the same rows plus 128 as bytes, or empty
-    /// (where `int8_on_bytes`, the kernel reads those).
-    fn run_int8(self, panel: &[i8], x: &[i16], xu: &[u8], stride: usize, acc: &mut [[i32; PANEL]]) {
+    /// `acc[i] += (x[i] + 128) . panel` for the 1..=6 rows of `x` (values plus 128, `stride`
+    /// apart), over the VNNI-layout panel chunk's `panel.len() / 16` columns.
+    fn run_int8_bytes(self, panel: &[i8], x: &[u8], stride: usize, acc: &mut [[i32; PANEL]]) {
+        assert!(self.int8_on_bytes(), "int8: the VNNI layout on {self:?}");
         #[cfg(target_arch = "x86_64")]
-        if self.int8_on_bytes() && !xu.is_empty() {
-            // SAFETY: AVX-512 F, BW and VNNI are present (`detect`); the slices' lengths are
-            // checked in the kernel.
-            unsafe {
-                match acc.len() {
-                    1 => avx512::rows::<1>(panel, xu, stride, acc),
-                    2 => avx512::rows::<2>(panel, xu, stride, acc),
-                    3 => avx512::rows::<3>(panel, xu, stride, acc),
-                    4 => avx512::rows::<4>(panel, xu, stride, acc),
-                    5 => avx512::rows::<5>(panel, xu, stride, acc),
-                    _ => avx512::rows::<6>(panel, xu, stride, acc),
-                }
+        // SAFETY: AVX-512 F, BW and VNNI are present (`detect`, `int8_on_bytes`); the slices'
+        // lengths are checked in the kernel.
+        unsafe {
+            match acc.len() {
+                1 => avx512::rows::<1>(panel, x, stride, acc),
+                2 => avx512::rows::<2>(panel, x, stride, acc),
+                3 => avx512::rows::<3>(panel, x, stride, acc),
+                4 => avx512::rows::<4>(panel, x, stride, acc),
+                5 => avx512::rows::<5>(panel, x, stride, acc),
+                _ => avx512::rows::<6>(panel, x, stride, acc),
             }
-            return;
         }
+    }
+
+    /// `acc[i] += x[i] . panel` for the 1..=6 rows of `x` (`stride` apart), over the panel
+    /// chunk's `panel.len() / 16` columns, in the pair layout.
+    fn run_int8(self, panel: &[i8], x: &[i16], stride: usize, acc: &mut [[i32; PANEL]]) {
         match self {
             Isa::Scalar => scalar(panel, x, stride, acc),
             #[cfg(target_arch = "x86_64")]
@@ -411,18 +518,17 @@ mod avx2 {
 
 /// With AVX-512 VNNI, `vpdpbusd`: unsigned bytes times signed bytes, four products summed
 /// into each int32 lane, 64 multiply-adds an instruction where AVX2's `vpmaddwd` does 16. The
-/// inputs are read as bytes, each value plus 128 (1 to 255), and 128 times the sum of the
-/// weights taken away at the end, so that the sums are the same exact int32 sums. Two panel
-/// steps (one 64-byte load: 16 rows x 2 columns, twice) are put in the order the instruction
-/// wants, each row's four columns together, by one 16-bit permute; that permute and the
-/// weights' own sum (one more `vpdpbusd` against ones) are shared by the rows.
+/// inputs are read as bytes, each value plus 128 (1 to 255); the caller takes 128 times each
+/// weight row's sum (made at load) away, so that the sums are the same exact int32 sums. A
+/// panel step in the VNNI layout is one 64-byte load, each row's four columns together, as
+/// the instruction sums them, shared by the rows.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::*;
     use std::arch::x86_64::*;
 
-    /// `R` rows of `x` (values plus 128) against one panel chunk, one accumulator of 16 int32
-    /// sums per row.
+    /// `R` rows of `x` (values plus 128) against one panel chunk in the VNNI layout, one
+    /// accumulator of 16 int32 sums per row.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn rows<const R: usize>(
         panel: &[i8],
@@ -430,48 +536,28 @@ mod avx512 {
         stride: usize,
         acc: &mut [[i32; PANEL]],
     ) {
-        let steps = panel.len() / STEP;
-        assert!(R <= ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + 2 * steps);
-        // Unit `2r` of the result is row r's columns (0, 1) (unit r of the first step), unit
-        // `2r + 1` its columns (2, 3) (unit r of the second).
-        let order: [i16; 32] = std::array::from_fn(|u| (u / 2 + 16 * (u % 2)) as i16);
+        let steps = panel.len() / QUAD;
+        assert!(R <= ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + 4 * steps);
         // SAFETY: the assert above bounds every offset read or written: `panel` at
-        // `2q * STEP + 64 <= panel.len()` and `t * STEP + 32`, `x` at `r * stride + 4q + 4`
-        // and `r * stride + 2t + 2`, within `(R - 1) * stride + 2 * steps`; `acc[r]` for
-        // `r < R`; a 64-byte load of a 64-byte array; the caller runs this on a CPU with
-        // AVX-512 F, BW and VNNI.
+        // `t * QUAD + 64 <= panel.len()`, `x` at `r * stride + 4t + 4`, within
+        // `(R - 1) * stride + 4 * steps`; `acc[r]` for `r < R`; the caller runs this on a CPU
+        // with AVX-512 F, BW and VNNI.
         unsafe {
-            let order = _mm512_loadu_si512(order.as_ptr().cast());
-            let ones = _mm512_set1_epi8(1);
             let mut a = [_mm512_setzero_si512(); R];
-            let mut weights = _mm512_setzero_si512();
+            for (r, a) in a.iter_mut().enumerate() {
+                *a = _mm512_loadu_si512(acc[r].as_ptr().cast());
+            }
             let w = panel.as_ptr();
             let xp = x.as_ptr();
-            for q in 0..steps / 2 {
-                let wq = _mm512_loadu_si512(w.add(2 * q * STEP).cast());
-                let wq = _mm512_permutexvar_epi16(order, wq);
-                weights = _mm512_dpbusd_epi32(weights, ones, wq);
+            for t in 0..steps {
+                let wt = _mm512_loadu_si512(w.add(t * QUAD).cast());
                 for (r, a) in a.iter_mut().enumerate() {
-                    let four = xp.add(r * stride + 4 * q).cast::<i32>().read_unaligned();
-                    *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(four), wq);
+                    let four = xp.add(r * stride + 4 * t).cast::<i32>().read_unaligned();
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(four), wt);
                 }
             }
-            if steps % 2 == 1 {
-                // The last two columns: 16-bit pairs, as `avx2::rows` takes them.
-                let t = steps - 1;
-                let wt = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(t * STEP).cast()));
-                weights = _mm512_dpwssd_epi32(weights, wt, _mm512_set1_epi16(1));
-                for (r, a) in a.iter_mut().enumerate() {
-                    let at = xp.add(r * stride + 2 * t);
-                    let pair = *at as i32 | (*at.add(1) as i32) << 16;
-                    *a = _mm512_dpwssd_epi32(*a, wt, _mm512_set1_epi32(pair));
-                }
-            }
-            let offset = _mm512_slli_epi32::<7>(weights);
             for (r, a) in a.iter().enumerate() {
-                let sums = _mm512_loadu_si512(acc[r].as_ptr().cast());
-                let sums = _mm512_add_epi32(sums, _mm512_sub_epi32(*a, offset));
-                _mm512_storeu_si512(acc[r].as_mut_ptr().cast(), sums);
+                _mm512_storeu_si512(acc[r].as_mut_ptr().cast(), *a);
             }
         }
     }
@@ -575,25 +661,45 @@ mod tests {
         }
     }
 
-    /// Every kernel this CPU can run gives the scalar one's int32 sums exactly, for every
-    /// number of rows, on inputs and weights up to ±127.
+    /// Every kernel this CPU can run, each with its own layout, gives the scalar kernel's
+    /// products bit for bit (the same exact int32 sums), for every number of rows up to 13 and
+    /// AMX's partial and paired tiles of rows, one panel or a pair, over two column chunks, on inputs and weights at ±127 (rows of ±1 in runs, so that every value
+    /// quantizes to an edge) and random ones.
     #[test]
     fn every_kernel_agrees_with_the_scalar_one() {
-        // 24 columns (six four-column steps) and 26 (a last pair alone); ±127 included.
-        for k in [24, 26] {
-            let w = values(test_weights(16, k, 7));
-            let lin = Int8Linear::from_rows(&w, 16, k, None).unwrap();
-            let mut x: Vec<i16> = (0..6 * k).map(|i| ((i * 37) % 255) as i16 - 127).collect();
-            x[..4].copy_from_slice(&[127, -127, 127, -127]);
-            let xu: Vec<u8> = x.iter().map(|&v| (v + 128) as u8).collect();
+        for (n, k) in [(16, 24), (37, 26), (20, 1100)] {
+            let mut w = values(test_weights(n, k, 7));
+            for v in &mut w[..3 * k] {
+                *v = if (v.to_bits() >> 3) % 2 == 0 {
+                    1.0
+                } else {
+                    -1.0
+                };
+            }
+            // Up to three AMX tiles of rows (two at once, then one), partial ones.
+            let m = 40;
+            let mut x = values(test_input(m, k));
+            for (i, v) in x[..2 * k].iter_mut().enumerate() {
+                *v = if (i / 4) % 2 == 0 { 3.0 } else { -3.0 };
+            }
+            let want = Int8Builder::for_isa(n, k, Isa::Scalar);
+            let want = {
+                let mut b = want;
+                b.push(&w).unwrap();
+                b.finish(None).unwrap()
+            };
             for isa in crate::test_isas() {
-                for take in 1..=ROWS {
-                    let start = [[5i32; PANEL]; ROWS];
-                    let (mut fast, mut slow) = (start, start);
-                    let bytes = if isa.int8_on_bytes() { &xu[..] } else { &[] };
-                    isa.run_int8(&lin.panels, &x, bytes, k, &mut fast[..take]);
-                    Isa::Scalar.run_int8(&lin.panels, &x, &[], k, &mut slow[..take]);
-                    assert_eq!(fast, slow, "{isa:?}, {k} columns, {take} rows");
+                let mut b = Int8Builder::for_isa(n, k, isa);
+                b.push(&w).unwrap();
+                let lin = b.finish(None).unwrap();
+                assert_eq!(lin.quads, isa.int8_on_bytes());
+                for rows in (1..=2 * ROWS + 1).chain([16, 17, 31, 32, 33, 40]) {
+                    let x = &x[..rows * k];
+                    assert_eq!(
+                        lin.apply(x),
+                        want.apply(x),
+                        "{isa:?}, {n} x {k}, {rows} rows"
+                    );
                 }
             }
         }

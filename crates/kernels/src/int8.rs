@@ -34,6 +34,9 @@ const STEP: usize = 2 * PANEL;
 const QUAD: usize = 4 * PANEL;
 /// Input rows per kernel call: 2 x 6 accumulators, two weight registers and a broadcast.
 const ROWS: usize = 6;
+/// Input rows per VNNI kernel call: an accumulator each of AVX-512's 32 registers, the
+/// weights' 64-byte step loaded once for all of them.
+const VNNI_ROWS: usize = 16;
 /// Rows per work item for products of many rows (the encoder's); up to `SINGLE_BLOCK` rows
 /// (a decoding step: sentences times beams) are one block, so that each weight is read from
 /// memory once per product.
@@ -418,8 +421,9 @@ impl Int8Linear {
                         for (i, p) in panels.clone().enumerate() {
                             let chunk = &self.panels[p * PANEL * kp + kc * PANEL..][..kl * PANEL];
                             let acc = &mut acc[i * block..i * block + rows];
-                            for (t, acc) in acc.chunks_mut(ROWS).enumerate() {
-                                let r = start + t * ROWS;
+                            let per_call = if self.quads { VNNI_ROWS } else { ROWS };
+                            for (t, acc) in acc.chunks_mut(per_call).enumerate() {
+                                let r = start + t * per_call;
                                 let xs = r * kp + kc..(r + acc.len() - 1) * kp + kc + kl;
                                 match self.quads {
                                     true => kernel.run_int8_bytes(chunk, &xu[xs], kp, acc),
@@ -452,7 +456,7 @@ impl Isa {
         matches!(self, Isa::Avx512 | Isa::Amx)
     }
 
-    /// `acc[i] += (x[i] + 128) . panel` for the 1..=6 rows of `x` (values plus 128, `stride`
+    /// `acc[i] += (x[i] + 128) . panel` for the 1..=16 rows of `x` (values plus 128, `stride`
     /// apart), over the VNNI-layout panel chunk's `panel.len() / 16` columns.
     fn run_int8_bytes(self, panel: &[i8], x: &[u8], stride: usize, acc: &mut [[i32; PANEL]]) {
         assert!(self.int8_on_bytes(), "int8: the VNNI layout on {self:?}");
@@ -460,14 +464,15 @@ impl Isa {
         // SAFETY: AVX-512 F, BW and VNNI are present (`detect`, `int8_on_bytes`); the slices'
         // lengths are checked in the kernel.
         unsafe {
-            match acc.len() {
-                1 => avx512::rows::<1>(panel, x, stride, acc),
-                2 => avx512::rows::<2>(panel, x, stride, acc),
-                3 => avx512::rows::<3>(panel, x, stride, acc),
-                4 => avx512::rows::<4>(panel, x, stride, acc),
-                5 => avx512::rows::<5>(panel, x, stride, acc),
-                _ => avx512::rows::<6>(panel, x, stride, acc),
+            macro_rules! rows {
+                ($($r:literal)*) => {
+                    match acc.len() {
+                        $($r => avx512::rows::<$r>(panel, x, stride, acc),)*
+                        _ => avx512::rows::<16>(panel, x, stride, acc),
+                    }
+                };
             }
+            rows!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
         }
     }
 
@@ -572,7 +577,7 @@ mod avx512 {
         acc: &mut [[i32; PANEL]],
     ) {
         let steps = panel.len() / QUAD;
-        assert!(R <= ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + 4 * steps);
+        assert!(R <= VNNI_ROWS && acc.len() >= R && x.len() >= (R - 1) * stride + 4 * steps);
         // SAFETY: the assert above bounds every offset read or written: `panel` at
         // `t * QUAD + 64 <= panel.len()`, `x` at `r * stride + 4t + 4`, within
         // `(R - 1) * stride + 4 * steps`; `acc[r]` for `r < R`; the caller runs this on a CPU
@@ -728,7 +733,7 @@ mod tests {
                 b.push(&w).unwrap();
                 let lin = b.finish(None).unwrap();
                 assert_eq!(lin.quads, isa.int8_on_bytes());
-                for rows in (1..=2 * ROWS + 1).chain([16, 17, 31, 32, 33, 40]) {
+                for rows in (1..=17).chain([31, 32, 33, 40]) {
                     let x = &x[..rows * k];
                     assert_eq!(
                         lin.apply(x),

@@ -11,14 +11,15 @@
 //! - [`attention`]: the dot/axpy core of multi-head attention (Marian);
 //! - [`act`]: the gated feed-forward activations, Gemma's `gelu(gate) * up` and Qwen's
 //!   `silu(gate) * up`;
-//! - [`softmax`]: a prompt's attention weights, scaled and masked in the same pass;
+//! - [`softmax`]: a prompt's attention weights, scaled and masked in the same pass, and a beam
+//!   search's log-probabilities;
 //! - [`isa`], [`par`], [`storage`]: what they share (CPU detection, threads, candle's storage).
 //!
 //! Each kernel has an AVX2/FMA path and a scalar one it is tested against; the quantized
-//! products ([`q8`], [`kquant`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run time
-//! ([`isa`]; `TERCUMAN_ISA=avx512`, `avx2` or `scalar` asks for less). Where the CPU has Intel's
-//! AMX, the quantized products of prompts (16 rows or more) run on its tiles (`amx`, used by
-//! [`q8`] and [`kquant`]). The one-row kernels of decoding ask for the weights a few KB ahead
+//! products ([`q8`], [`kquant`], [`int8`]) also an AVX-512 one (F, BW, VL, VNNI), chosen at run
+//! time ([`isa`]; `TERCUMAN_ISA=avx512`, `avx2` or `scalar` asks for less). Where the CPU has
+//! Intel's AMX, the quantized products of prompts (16 rows or more) run on its tiles (`amx`,
+//! used by [`q8`] and [`kquant`]), and all of [`int8`]'s. The one-row kernels of decoding ask for the weights a few KB ahead
 //! of where they read (`PREFETCH`).
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]

@@ -23,7 +23,7 @@
 //! and one instruction per input row, nothing rearranged as the product runs; and 16 steps
 //! are one `tdpbssd` weight tile as it is.
 
-use crate::par::SharedOut;
+use crate::par::{SharedOut, SharedSlice};
 use crate::Isa;
 
 /// Output rows per panel.
@@ -128,8 +128,6 @@ pub struct Int8Builder {
     lin: Int8Linear,
     /// Rows added so far.
     rows: usize,
-    /// One row's int8 values.
-    q: Vec<i8>,
 }
 
 impl Int8Builder {
@@ -156,7 +154,6 @@ impl Int8Builder {
                 bias: vec![0.0; padded],
             },
             rows: 0,
-            q: vec![0; k],
         }
     }
 
@@ -170,31 +167,61 @@ impl Int8Builder {
                 self.rows
             )
         }
+        let (first, count) = (self.rows, rows.len() / k);
+        if count == 0 {
+            return Ok(());
+        }
+        // The panels these rows fall in, each quantized by one thread (a panel's rows share
+        // its steps' bytes): tc-big's load was a third this loop, on one thread.
+        let (p0, p1) = (first / PANEL, (first + count).div_ceil(PANEL));
+        let bytes = PANEL * kp;
         let (width, step) = self.lin.step();
-        for row in rows.chunks_exact(k) {
-            let j = self.rows;
-            self.lin.scales[j] = quantize_row(row, &mut self.q);
-            self.lin.sums[j] = self.q.iter().map(|&v| v as i32).sum();
-            let panel = &mut self.lin.panels[(j / PANEL) * PANEL * kp..][..PANEL * kp];
-            // The row's pairs (fours) of columns go one to each step, at the row's place in
-            // it. (Byte by byte: `copy_from_slice` of a pair is a call to memmove, which made
-            // quantizing tc-big take a second.)
-            let steps = panel[(j % PANEL) * width..].chunks_mut(step);
-            let whole = k / width * width;
-            match width {
-                // Copies of constant length: moves of 2 or 4 bytes.
-                2 => put::<2>(steps, &self.q),
-                _ => put::<4>(steps, &self.q),
-            }
-            // The last few columns of a step, if `k` ends in one.
-            if whole < k {
-                let last = panel[(j % PANEL) * width + whole / width * step..].iter_mut();
-                for (d, &v) in last.zip(&self.q[whole..]) {
-                    *d = v;
+        let panels = SharedSlice::new(&mut self.lin.panels[p0 * bytes..p1 * bytes]);
+        let scales = SharedSlice::new(&mut self.lin.scales[p0 * PANEL..p1 * PANEL]);
+        let sums = SharedSlice::new(&mut self.lin.sums[p0 * PANEL..p1 * PANEL]);
+        let run = |items: std::ops::Range<usize>| {
+            let mut q = vec![0i8; k];
+            for i in items {
+                // SAFETY: item `i` is the only one given panel `p0 + i`'s bytes, scales and
+                // sums (each item once, `execute_chunked`).
+                let (panel, scales, sums) = unsafe {
+                    (
+                        panels.chunk_mut(i, bytes),
+                        scales.chunk_mut(i, PANEL),
+                        sums.chunk_mut(i, PANEL),
+                    )
+                };
+                let p = p0 + i;
+                for j in (p * PANEL).max(first)..((p + 1) * PANEL).min(first + count) {
+                    let r = j % PANEL;
+                    scales[r] = quantize_row(&rows[(j - first) * k..][..k], &mut q);
+                    sums[r] = q.iter().map(|&v| v as i32).sum();
+                    // The row's pairs (fours) of columns go one to each step, at the row's
+                    // place in it. (Byte by byte: `copy_from_slice` of a pair is a call to
+                    // memmove, which made quantizing tc-big take a second.)
+                    let steps = panel[r * width..].chunks_mut(step);
+                    let whole = k / width * width;
+                    match width {
+                        // Copies of constant length: moves of 2 or 4 bytes.
+                        2 => put::<2>(steps, &q),
+                        _ => put::<4>(steps, &q),
+                    }
+                    // The last few columns of a step, if `k` ends in one.
+                    if whole < k {
+                        let last = panel[r * width + whole / width * step..].iter_mut();
+                        for (d, &v) in last.zip(&q[whole..]) {
+                            *d = v;
+                        }
+                    }
                 }
             }
-            self.rows += 1;
+        };
+        if count * k < 1 << 16 {
+            run(0..p1 - p0);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(p1 - p0, run);
         }
+        self.rows += count;
         Ok(())
     }
 
@@ -780,6 +807,25 @@ mod tests {
         let pieces = b.finish(None).unwrap();
         assert_eq!(whole.panels, pieces.panels);
         assert_eq!(whole.scales, pieces.scales);
+        // Pieces large enough to be quantized on the threads, a panel each, starting and ending
+        // inside panels, against a row at a time, in every layout.
+        let (n, k) = (100, 1100);
+        let w = values(test_weights(n, k, 5));
+        for isa in crate::test_isas() {
+            let mut big = Int8Builder::for_isa(n, k, isa);
+            for piece in w.chunks(70 * k) {
+                assert!(piece.len() >= 1 << 16 || piece.len() < 70 * k);
+                big.push(piece).unwrap();
+            }
+            let mut one = Int8Builder::for_isa(n, k, isa);
+            for row in w.chunks(k) {
+                one.push(row).unwrap();
+            }
+            let (big, one) = (big.finish(None).unwrap(), one.finish(None).unwrap());
+            assert_eq!(big.panels, one.panels, "{isa:?}");
+            assert_eq!(big.scales, one.scales, "{isa:?}");
+            assert_eq!(big.sums, one.sums, "{isa:?}");
+        }
         // Too many rows, too few, a bias of the wrong length: errors.
         let mut b = Int8Builder::new(2, 30);
         assert!(b.push(&w[..90]).is_err());

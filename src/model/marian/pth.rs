@@ -140,36 +140,43 @@ impl Dtype {
 /// Little-endian `bytes` of `dtype` as f32 (exact for f16 and bf16), `None` for a type that
 /// is not floating point.
 pub(super) fn to_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
+    let mut out = Vec::new();
+    to_f32_into(bytes, dtype, &mut out).then_some(out)
+}
+
+/// [`to_f32`] into `out` (its values replaced, its allocation kept): false for a type that
+/// is not floating point.
+pub(super) fn to_f32_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f32>) -> bool {
     use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
-    let n = bytes.len() / dtype.size();
-    let mut out = vec![0f32; n];
+    out.clear();
     match dtype {
-        Dtype::F32 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-            }
-        }
-        Dtype::F64 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-                *o = f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32;
-            }
-        }
+        Dtype::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        ),
+        Dtype::F64 => out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32),
+        ),
         Dtype::F16 | Dtype::BF16 => {
             let bits: Vec<u16> = bytes
                 .chunks_exact(2)
                 .map(|b| u16::from_le_bytes([b[0], b[1]]))
                 .collect();
+            out.resize(bits.len(), 0.0);
             if dtype == Dtype::F16 {
                 bits.reinterpret_cast::<half::f16>()
-                    .convert_to_f32_slice(&mut out);
+                    .convert_to_f32_slice(out);
             } else {
                 bits.reinterpret_cast::<half::bf16>()
-                    .convert_to_f32_slice(&mut out);
+                    .convert_to_f32_slice(out);
             }
         }
-        Dtype::Other(_) => return None,
+        Dtype::Other(_) => return false,
     }
-    Some(out)
+    true
 }
 
 /// One tensor of the main pickle: where its values lie in which storage.

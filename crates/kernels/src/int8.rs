@@ -62,6 +62,12 @@ const ROUND: f32 = 12582912.0;
 /// The int8 values of `row` into `dst` (`row.len()` values) and the scale that maps them back:
 /// `row[i] ≈ dst[i] * scale`, the largest magnitude going to ±127.
 fn quantize_row<T: From<i8>>(row: &[f32], dst: &mut [T]) -> f32 {
+    quantize_row_as(row, dst, |q| T::from(q as i8))
+}
+
+/// [`quantize_row`], each value stored as `f` makes it from the int8 value (-127..=127).
+#[inline(always)]
+fn quantize_row_as<T>(row: &[f32], dst: &mut [T], f: impl Fn(i32) -> T) -> f32 {
     let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
     // Whether any value is NaN or infinite (`max` passes NaNs over): all exponent bits set.
     // (Bits, so that the loop vectorizes, as an f32 sum in order does not.)
@@ -73,7 +79,7 @@ fn quantize_row<T: From<i8>>(row: &[f32], dst: &mut [T]) -> f32 {
     if max == 0.0 || !max.is_finite() || non_finite {
         // All zero, or a non-finite input whose product is meaningless anyway: zeros, and a
         // scale that keeps a NaN or infinity visible in the output.
-        dst.iter_mut().for_each(|d| *d = T::from(0));
+        dst.iter_mut().for_each(|d| *d = f(0));
         return if max == 0.0 && !non_finite {
             0.0
         } else {
@@ -88,9 +94,39 @@ fn quantize_row<T: From<i8>>(row: &[f32], dst: &mut [T]) -> f32 {
         // by value; this loop is integer operations the compiler vectorizes (quantizing
         // tc-big at load: 1.3 s with the cast).
         let q = ((v * inv).clamp(-127.0, 127.0) + ROUND).to_bits() as i32 - ROUND.to_bits() as i32;
-        *d = T::from(q as i8);
+        *d = f(q);
     }
     max / 127.0
+}
+
+/// Input rows `x` (`k` values each) quantized into `dst` (`kp` values a row, the first `k`
+/// written, each as `f` makes it from its int8 value) with their scales into `sx` (one a row):
+/// on the pool threads for many rows. On one thread this was 8% of a tc-big beam-4 step
+/// (64 rows into every layer) while the other thread waited.
+fn quantize_rows<T: Send>(
+    x: &[f32],
+    k: usize,
+    kp: usize,
+    dst: &mut [T],
+    sx: &mut [f32],
+    f: impl Fn(i32) -> T + Sync,
+) {
+    let m = sx.len();
+    assert!(x.len() == m * k && dst.len() >= m * kp && k <= kp);
+    if m < 2 || m * k < 1 << 15 {
+        for ((row, d), s) in x.chunks_exact(k).zip(dst.chunks_mut(kp)).zip(sx.iter_mut()) {
+            *s = quantize_row_as(row, &mut d[..k], &f);
+        }
+        return;
+    }
+    let (d, s) = (SharedSlice::new(&mut dst[..m * kp]), SharedSlice::new(sx));
+    candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+        for i in rows {
+            // SAFETY: row `i` of `dst` and of `sx` is handed to this one call only.
+            let (d, s) = unsafe { (d.chunk_mut(i, kp), s.chunk_mut(i, 1)) };
+            s[0] = quantize_row_as(&x[i * k..][..k], &mut d[..k], &f);
+        }
+    });
 }
 
 /// The whole groups of `W` values of `q` to the first `W` bytes of each step.
@@ -291,24 +327,27 @@ impl Int8Linear {
         );
         let m = x.len() / self.k;
         let mut dst = Vec::with_capacity(m * self.n);
+        let (k, kp) = (self.k, self.kp);
         XQ.with_borrow_mut(|(xq, sx, xu)| {
             xq.clear();
-            xq.resize(m * self.kp, 0);
             sx.clear();
-            for (row, q) in x.chunks_exact(self.k).zip(xq.chunks_exact_mut(self.kp)) {
-                sx.push(quantize_row(row, &mut q[..self.k]));
-            }
             xu.clear();
+            sx.resize(m, 0.0);
             // On AMX every product takes the tiles, a single row too (padded to 16 rows of
             // zeros): tc-big greedy, batch 8, 2 threads, with tiles from 16 rows 143/172
             // words/s, from one row 257/223; one sentence at a time 48/54 against 59/60.
             let tiles = self.isa.uses_tiles();
             if tiles {
                 // The int8 values as they are, and rows of zeros up to a whole tile.
-                xu.extend(xq.iter().map(|&v| v as i8 as u8));
-                xu.resize(m.next_multiple_of(16) * self.kp, 0);
+                xu.resize(m.next_multiple_of(16) * kp, 0);
+                quantize_rows(x, k, kp, xu, sx, |q| q as i8 as u8);
             } else if self.quads {
-                xu.extend(xq.iter().map(|&v| (v + 128) as u8));
+                // The values plus 128 (128 in the padding: a value of 0).
+                xu.resize(m * kp, 128);
+                quantize_rows(x, k, kp, xu, sx, |q| (q + 128) as u8);
+            } else {
+                xq.resize(m * kp, 0);
+                quantize_rows(x, k, kp, xq, sx, |q| q as i16);
             }
             self.matmul(xq, xu, tiles, sx, m, dst.spare_capacity_mut());
         });
@@ -317,10 +356,11 @@ impl Int8Linear {
         dst
     }
 
-    /// `dst = (xq W^T) * sx * scales + b` for the `m` quantized rows `xq` (`kp` values each)
-    /// with their scales `sx`: `packed`'s blocking, on int32 sums. `xu`: in the VNNI layout,
-    /// `xq` as bytes: on AMX's tiles (`tiles`) the int8 values, padded with zero rows to a
-    /// multiple of 16; otherwise the values plus 128. Else empty.
+    /// `dst = (x W^T) * sx * scales + b` for the `m` quantized input rows (`kp` values each)
+    /// with their scales `sx`: `packed`'s blocking, on int32 sums. In the pair layout the rows
+    /// are `xq` (16-bit) and `xu` is empty; in the VNNI layout they are `xu`, bytes: on AMX's
+    /// tiles (`tiles`) the int8 values, padded with zero rows to a multiple of 16, otherwise the
+    /// values plus 128; `xq` is then unused.
     fn matmul(
         &self,
         xq: &[i16],
@@ -330,10 +370,11 @@ impl Int8Linear {
         m: usize,
         dst: &mut [std::mem::MaybeUninit<f32>],
     ) {
-        assert!(xq.len() >= m * self.kp && sx.len() >= m && dst.len() >= m * self.n);
+        assert!(sx.len() >= m && dst.len() >= m * self.n);
+        assert!(xq.len() >= if self.quads { 0 } else { m * self.kp });
         let want = match (tiles, self.quads) {
             (true, _) => m.next_multiple_of(16) * self.kp,
-            (false, true) => xq.len(),
+            (false, true) => m * self.kp,
             (false, false) => 0,
         };
         assert!(xu.len() == want && (!tiles || self.isa.uses_tiles()));

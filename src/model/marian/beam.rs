@@ -88,12 +88,30 @@ impl Marian {
                     (s.running[0].tokens.len(), s.max_length)
                 })
                 .collect();
+            // And each row's best 2k continuations (the whole step's best 2k are among
+            // them), so that the sentences' searches read 2k candidates a beam, not the
+            // vocabulary: the scan on one thread was 5% of a tc-big beam-4 run.
+            let bases: Vec<f32> = active
+                .iter()
+                .flat_map(|&i| searches[i].running.iter().map(|h| h.score))
+                .collect();
+            let tops: Vec<std::sync::OnceLock<Vec<(f32, usize)>>> = (0..bases.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect();
             tercuman_kernels::par::par_chunks(
                 &mut logits,
                 vocab,
                 || (),
-                |_, r, row| self.scores(row, limits[r].0, limits[r].1, true),
+                |_, r, row| {
+                    self.scores(row, limits[r].0, limits[r].1, true);
+                    let top = best_of_row(row, bases[r], 2 * beams);
+                    tops[r].set(top).expect("each row once");
+                },
             );
+            let mut tops: Vec<Vec<(f32, usize)>> = tops
+                .into_iter()
+                .map(|t| t.into_inner().expect("every row"))
+                .collect();
             let mut next_rows = Vec::new();
             let mut next_sentence = Vec::new();
             let mut still = Vec::new();
@@ -101,10 +119,8 @@ impl Marian {
             for &i in &active {
                 let search = &mut searches[i];
                 let n = search.running.len();
-                let scores: Vec<&[f32]> = logits[base * vocab..(base + n) * vocab]
-                    .chunks_exact(vocab)
-                    .collect();
-                let sources = search.advance(&scores, g.eos);
+                let rows: Vec<Vec<(f32, usize)>> = tops.drain(..n).collect();
+                let sources = search.advance_among(&rows, vocab, g.eos);
                 if !search.done {
                     next_rows.extend(sources.iter().map(|&b| (base + b) as u32));
                     next_sentence.extend(sources.iter().map(|_| i));
@@ -165,35 +181,28 @@ impl BeamSearch {
     /// Long (~80 lines) on purpose: it is transformers' `_beam_search` step (top-2k candidates,
     /// finished hypotheses, the early-stop test) in the same order, so that the two can be
     /// read side by side; parity with it is exact (tests/it/marian_parity.rs).
+    #[cfg(test)]
     fn advance<S: AsRef<[f32]>>(&mut self, scores: &[S], eos: u32) -> Vec<usize> {
         let vocab = scores[0].as_ref().len();
+        let rows: Vec<Vec<(f32, usize)>> = scores
+            .iter()
+            .enumerate()
+            .map(|(b, s)| best_of_row(s.as_ref(), self.running[b].score, 2 * self.beams))
+            .collect();
+        self.advance_among(&rows, vocab, eos)
+    }
+
+    /// [`BeamSearch::advance`] given each running beam's best 2k continuations
+    /// ([`best_of_row`]): the step's best 2k are among them.
+    fn advance_among(&mut self, rows: &[Vec<(f32, usize)>], vocab: usize, eos: u32) -> Vec<usize> {
         let k = 2 * self.beams;
         let cur_len = self.running[0].tokens.len();
         // The top 2k continuations over all beams, best first (ties: lower beam, then lower
-        // token, as torch.topk on the flattened scores). One pass that keeps the 2k best
-        // seen so far: nearly every candidate is rejected by one comparison with the worst
-        // kept, where collecting and partially sorting all beams x vocab candidates was 6%
-        // of a beam-4 run.
-        let by_score = |a: &(f32, usize), b: &(f32, usize)| {
-            b.0.partial_cmp(&a.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.1.cmp(&b.1))
-        };
+        // token, as torch.topk on the flattened scores), from each beam's own best 2k.
         let mut cands: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-        for (b, s) in scores.iter().enumerate() {
-            let base = self.running[b].score;
-            for (t, &lp) in s.as_ref().iter().enumerate() {
-                let c = (lp + base, b * vocab + t);
-                // Candidates come in increasing index order, so one that only ties the
-                // worst kept ranks after it.
-                let beats_worst = c.0.partial_cmp(&cands.last().map_or(f32::NAN, |w| w.0))
-                    == Some(std::cmp::Ordering::Greater);
-                if cands.len() == k && !beats_worst {
-                    continue;
-                }
-                let at = cands.partition_point(|x| by_score(x, &c) == std::cmp::Ordering::Less);
-                cands.insert(at, c);
-                cands.truncate(k);
+        for (b, row) in rows.iter().enumerate() {
+            for &(score, t) in row {
+                keep_best(&mut cands, (score, b * vocab + t), k);
             }
         }
         let hits = |token: u32| token == eos || cur_len + 1 >= self.max_length;
@@ -255,6 +264,40 @@ impl BeamSearch {
     }
 }
 
+/// Adds candidate `c` (score, index) to `cands` (the best so far, best first, at most `k`),
+/// candidates coming in increasing index order: ties rank by lower index, as `torch.topk`
+/// ranks them. Nearly every candidate is rejected by one comparison with the worst kept,
+/// where collecting and partially sorting all beams x vocab candidates was 6% of a beam-4 run.
+fn keep_best(cands: &mut Vec<(f32, usize)>, c: (f32, usize), k: usize) {
+    // One that only ties the worst kept ranks after it.
+    let beats_worst = c.0.partial_cmp(&cands.last().map_or(f32::NAN, |w| w.0))
+        == Some(std::cmp::Ordering::Greater);
+    if cands.len() == k && !beats_worst {
+        return;
+    }
+    let by_score = |a: &(f32, usize), b: &(f32, usize)| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    };
+    let at = cands.partition_point(|x| by_score(x, &c) == std::cmp::Ordering::Less);
+    cands.insert(at, c);
+    cands.truncate(k);
+}
+
+/// A beam's best `k` continuations: (its score plus the token's log-probability, token), best
+/// first, equals by token. Ranked as the whole step ranks them (`keep_best`), so that any of
+/// the step's best `k` continuing this beam is among them; and equal scores stay in token
+/// order, so that passed to `keep_best` beam after beam they still come in index order
+/// wherever it matters.
+fn best_of_row(lp: &[f32], base: f32, k: usize) -> Vec<(f32, usize)> {
+    let mut best = Vec::with_capacity(k + 1);
+    for (t, &l) in lp.iter().enumerate() {
+        keep_best(&mut best, (l + base, t), k);
+    }
+    best
+}
+
 /// Index of the largest value, the first of equals (as `torch.argmax`).
 pub(super) fn argmax(xs: &[f32]) -> u32 {
     let mut best = 0;
@@ -275,6 +318,58 @@ pub(super) fn log_softmax(xs: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The step's best 2k continuations from each beam's own best 2k equal those of one scan
+    /// over all beams' scores (the former way), ties and all: scores drawn from a few values,
+    /// so that many tie, before and after the beams' own scores are added.
+    #[test]
+    fn the_best_continuations_per_beam_hold_the_steps_best() {
+        let (vocab, beams) = (300usize, 4usize);
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for round in 0..50 {
+            let scores: Vec<Vec<f32>> = (0..beams)
+                .map(|_| {
+                    (0..vocab)
+                        .map(|_| -((next() % 6) as f32) * 0.37 - 1.0)
+                        .collect()
+                })
+                .collect();
+            let base: Vec<f32> = (0..beams).map(|_| -((next() % 3) as f32) * 0.37).collect();
+            let mut want: Vec<(f32, usize)> = Vec::new();
+            for (b, s) in scores.iter().enumerate() {
+                for (t, &lp) in s.iter().enumerate() {
+                    keep_best(&mut want, (lp + base[b], b * vocab + t), 2 * beams);
+                }
+            }
+            let mut got: Vec<(f32, usize)> = Vec::new();
+            for (b, s) in scores.iter().enumerate() {
+                for (score, t) in best_of_row(s, base[b], 2 * beams) {
+                    keep_best(&mut got, (score, b * vocab + t), 2 * beams);
+                }
+            }
+            assert_eq!(got, want, "round {round}");
+            // And the scan itself against sorting every candidate (score down, index up).
+            let mut all: Vec<(f32, usize)> = scores
+                .iter()
+                .enumerate()
+                .flat_map(|(b, s)| {
+                    let base = base[b];
+                    s.iter()
+                        .enumerate()
+                        .map(move |(t, &lp)| (lp + base, b * vocab + t))
+                })
+                .collect();
+            all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            all.truncate(2 * beams);
+            assert_eq!(want, all, "round {round}");
+        }
+    }
 
     #[test]
     fn beam_search_keeps_finished_hypotheses_length_normalised() {

@@ -108,14 +108,23 @@ impl Tiles {
         assert!(k.is_multiple_of(16) && (16..=64).contains(&k));
         let set = [(16, 64), (16, k as u16), ((k / 4) as u8, 64)];
         let config = Config::new(&[set[0], set[1], set[2], set[0], set[1], set[2]]);
+        // SAFETY: the caller's promise.
+        unsafe { Tiles::load(&config) }
+    }
+
+    /// Keeps the thread's configuration and loads `config` (shapes within 16 rows of 64
+    /// bytes, as `Config::new` makes them).
+    ///
+    /// # Safety
+    /// [`usable`] returned true.
+    unsafe fn load(config: &Config) -> Tiles {
         let mut before = Config::new(&[]);
         // SAFETY: the CPU has AMX and the process may use it (the caller's promise);
         // `sttilecfg` writes the current configuration's 64 bytes (zeros if none) into
-        // `before`; `config` is a valid 64-byte palette-1 configuration (`Config::new`, shapes
-        // within 16 rows of 64 bytes).
+        // `before`; `config` is a valid 64-byte palette-1 configuration.
         unsafe {
             std::arch::asm!("sttilecfg [{}]", in(reg) &mut before, options(nostack));
-            std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
+            std::arch::asm!("ldtilecfg [{}]", in(reg) config, options(nostack, readonly));
         }
         Tiles { before }
     }
@@ -180,16 +189,9 @@ impl SquareTiles {
     /// # Safety
     /// [`usable`] returned true.
     pub(crate) unsafe fn new() -> SquareTiles {
-        let config = Config::new(&[(16, 64); 8]);
-        let mut before = Config::new(&[]);
-        // SAFETY: as in `Tiles::new`: the CPU has AMX and the process may use it (the
-        // caller's promise); `config` is a valid palette-1 configuration.
-        unsafe {
-            std::arch::asm!("sttilecfg [{}]", in(reg) &mut before, options(nostack));
-            std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
-        }
         SquareTiles {
-            _restore: Tiles { before },
+            // SAFETY: the caller's promise.
+            _restore: unsafe { Tiles::load(&Config::new(&[(16, 64); 8])) },
         }
     }
 }

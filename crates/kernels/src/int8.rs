@@ -41,6 +41,8 @@ const VNNI_ROWS: usize = 16;
 /// (a decoding step: sentences times beams) are one block, so that each weight is read from
 /// memory once per product.
 const ROW_BLOCK: usize = 8 * ROWS;
+// AMX's tiles of 16 rows start at a block's start (`Int8Linear::matmul`).
+const _: () = assert!(ROW_BLOCK.is_multiple_of(16));
 const SINGLE_BLOCK: usize = 128;
 /// Input columns per pass: a panel's chunk (16 KB) stays in L1 while the block's rows pass
 /// over it, the rows' chunk in L2 while the group's panels pass.

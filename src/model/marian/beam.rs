@@ -176,11 +176,8 @@ impl BeamSearch {
     }
 
     /// One step: `scores[b]` are the processed log-probabilities after running beam `b`.
-    /// Returns, for each new running beam, the running beam it continues.
-    ///
-    /// Long (~80 lines) on purpose: it is transformers' `_beam_search` step (top-2k candidates,
-    /// finished hypotheses, the early-stop test) in the same order, so that the two can be
-    /// read side by side; parity with it is exact (tests/it/marian_parity.rs).
+    /// Returns, for each new running beam, the running beam it continues. (Decoding picks
+    /// each row's best continuations on the threads and calls `advance_among`.)
     #[cfg(test)]
     fn advance<S: AsRef<[f32]>>(&mut self, scores: &[S], eos: u32) -> Vec<usize> {
         let vocab = scores[0].as_ref().len();
@@ -192,8 +189,13 @@ impl BeamSearch {
         self.advance_among(&rows, vocab, eos)
     }
 
-    /// [`BeamSearch::advance`] given each running beam's best 2k continuations
-    /// ([`best_of_row`]): the step's best 2k are among them.
+    /// One step given each running beam's best 2k continuations ([`best_of_row`]; the step's
+    /// best 2k are among them). Returns, for each new running beam, the running beam it
+    /// continues.
+    ///
+    /// Long (~80 lines) on purpose: it is transformers' `_beam_search` step (top-2k candidates,
+    /// finished hypotheses, the early-stop test) in the same order, so that the two can be
+    /// read side by side; parity with it is exact (tests/it/marian_parity.rs).
     fn advance_among(&mut self, rows: &[Vec<(f32, usize)>], vocab: usize, eos: u32) -> Vec<usize> {
         let k = 2 * self.beams;
         let cur_len = self.running[0].tokens.len();

@@ -147,8 +147,6 @@ pub struct Int8Linear {
     kp: usize,
     /// The kernel the layer is laid out for.
     isa: Isa,
-    /// The VNNI layout (steps of four columns), for `isa.int8_on_bytes()`.
-    quads: bool,
     /// `ceil(n / 16)` panels of `kp` columns; zero past row `n` and column `k`.
     panels: Vec<i8>,
     /// Per output row, the sum of its int8 values (`ceil(n / 16) * 16`, zero past `n`): the
@@ -185,7 +183,6 @@ impl Int8Builder {
                 k,
                 kp,
                 isa,
-                quads: isa.int8_on_bytes(),
                 panels: vec![0; padded * kp],
                 sums: vec![0; padded],
                 scales: vec![0.0; padded],
@@ -299,9 +296,15 @@ impl Int8Linear {
         self.n
     }
 
+    /// Whether the layer is in the VNNI layout (steps of four columns), which its kernel
+    /// reads: with `int8_on_bytes`.
+    fn quads(&self) -> bool {
+        self.isa.int8_on_bytes()
+    }
+
     /// Columns of a row per panel step, and the step's bytes.
     fn step(&self) -> (usize, usize) {
-        if self.quads {
+        if self.quads() {
             (4, QUAD)
         } else {
             (2, STEP)
@@ -343,7 +346,7 @@ impl Int8Linear {
                 // The int8 values as they are, and rows of zeros up to a whole tile.
                 xu.resize(m.next_multiple_of(16) * kp, 0);
                 quantize_rows(x, k, kp, xu, sx, |q| q as i8 as u8);
-            } else if self.quads {
+            } else if self.quads() {
                 // The values plus 128 (128 in the padding: a value of 0).
                 xu.resize(m * kp, 128);
                 quantize_rows(x, k, kp, xu, sx, |q| (q + 128) as u8);
@@ -351,7 +354,7 @@ impl Int8Linear {
                 xq.resize(m * kp, 0);
                 quantize_rows(x, k, kp, xq, sx, |q| q as i16);
             }
-            self.matmul(xq, xu, tiles, sx, m, dst.spare_capacity_mut());
+            self.matmul(xq, xu, sx, m, dst.spare_capacity_mut());
         });
         // SAFETY: `matmul` writes all `m * n` cells.
         unsafe { dst.set_len(m * self.n) };
@@ -361,25 +364,25 @@ impl Int8Linear {
     /// `dst = (x W^T) * sx * scales + b` for the `m` quantized input rows (`kp` values each)
     /// with their scales `sx`: `packed`'s blocking, on int32 sums. In the pair layout the rows
     /// are `xq` (16-bit) and `xu` is empty; in the VNNI layout they are `xu`, bytes: on AMX's
-    /// tiles (`tiles`) the int8 values, padded with zero rows to a multiple of 16, otherwise the
-    /// values plus 128; `xq` is then unused.
+    /// tiles (`Isa::uses_tiles`) the int8 values, padded with zero rows to a multiple of 16,
+    /// otherwise the values plus 128; `xq` is then unused.
     fn matmul(
         &self,
         xq: &[i16],
         xu: &[u8],
-        tiles: bool,
         sx: &[f32],
         m: usize,
         dst: &mut [std::mem::MaybeUninit<f32>],
     ) {
         assert!(sx.len() >= m && dst.len() >= m * self.n);
-        assert!(xq.len() >= if self.quads { 0 } else { m * self.kp });
-        let want = match (tiles, self.quads) {
+        assert!(xq.len() >= if self.quads() { 0 } else { m * self.kp });
+        let tiles = self.isa.uses_tiles();
+        let want = match (tiles, self.quads()) {
             (true, _) => m.next_multiple_of(16) * self.kp,
             (false, true) => m * self.kp,
             (false, false) => 0,
         };
-        assert!(xu.len() == want && (!tiles || self.isa.uses_tiles()));
+        assert!(xu.len() == want);
         let (kp, n) = (self.kp, self.n);
         let n_panels = n.div_ceil(PANEL);
         let block = if m <= SINGLE_BLOCK {
@@ -397,7 +400,7 @@ impl Int8Linear {
         let kernel = self.isa;
         let dst_ptr = SharedOut::uninit(dst);
         // The VNNI kernel's sums are of the input plus 128.
-        let shift = if self.quads && !tiles { 128 } else { 0 };
+        let shift = if self.quads() && !tiles { 128 } else { 0 };
         // Row `row`'s outputs of panel `p` from their int32 sums.
         let finish = |p: usize, row: usize, sums: &[i32]| {
             let cols = PANEL.min(n - p * PANEL);
@@ -491,11 +494,11 @@ impl Int8Linear {
                         for (i, p) in panels.clone().enumerate() {
                             let chunk = &self.panels[p * PANEL * kp + kc * PANEL..][..kl * PANEL];
                             let acc = &mut acc[i * block..i * block + rows];
-                            let per_call = if self.quads { VNNI_ROWS } else { ROWS };
+                            let per_call = if self.quads() { VNNI_ROWS } else { ROWS };
                             for (t, acc) in acc.chunks_mut(per_call).enumerate() {
                                 let r = start + t * per_call;
                                 let xs = r * kp + kc..(r + acc.len() - 1) * kp + kc + kl;
-                                match self.quads {
+                                match self.quads() {
                                     true => kernel.run_int8_bytes(chunk, &xu[xs], kp, acc),
                                     false => kernel.run_int8(chunk, &xq[xs], kp, acc),
                                 }
@@ -802,7 +805,7 @@ mod tests {
                 let mut b = Int8Builder::for_isa(n, k, isa);
                 b.push(&w).unwrap();
                 let lin = b.finish(None).unwrap();
-                assert_eq!(lin.quads, isa.int8_on_bytes());
+                assert_eq!(lin.quads(), isa.int8_on_bytes());
                 for rows in (1..=17).chain([31, 32, 33, 40]) {
                     let x = &x[..rows * k];
                     assert_eq!(
